@@ -1,0 +1,37 @@
+"""trainwise: train PyTorch models the way the tutorials do, done right and fast.
+
+result = trainwise.fit(model, (X, y), loss="mse", optimizer="sgd", lr=1e-2, epochs=5000)
+"""
+
+from trainwise.callbacks import Callback, EarlyStopping, GradientClipping, History, LRScheduler, ProgressBar
+from trainwise.config import load_config
+from trainwise.datasets import Dataset, load_dataset
+from trainwise.errors import ConfigError, DataError, TrainingError, TrainwiseError
+from trainwise.loop import FitResult, evaluate, fit, predict
+from trainwise.metrics import Metric
+from trainwise.models import build_model
+from trainwise.recipes import run_recipe
+
+__all__ = [
+    "Callback",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "EarlyStopping",
+    "FitResult",
+    "GradientClipping",
+    "History",
+    "LRScheduler",
+    "Metric",
+    "ProgressBar",
+    "TrainingError",
+    "TrainwiseError",
+    "build_model",
+    "evaluate",
+    "fit",
+    "load_config",
+    "load_dataset",
+    "predict",
+    "run_recipe",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,390 @@
+"""Callbacks: code that runs at fixed points of the training loop (see trainwise.loop for the order).
+
+A callback subclasses `Callback` and overrides the hooks it needs; `self.state` is the loop's
+`TrainState` (model, optimizer, epoch, step, history, and the `stop_training` flag). History,
+progress display, early stopping, LR scheduling and gradient clipping are all callbacks.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwise.errors import ConfigError
+from trainwise.losses import LossFn
+from trainwise.metrics import Metric
+
+Logs = dict[str, Any]
+HOOKS = (
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_batch_begin",
+    "on_before_step",
+    "on_batch_end",
+    "on_validation_end",
+    "on_epoch_end",
+    "on_train_end",
+)
+
+
+@dataclass
+class TrainState:
+    """What the loop knows, shared with every callback."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFn
+    metrics: list[Metric]
+    epochs: int
+    steps_per_epoch: int
+    device: torch.device
+    epoch: int = 0  # the current epoch, counted from 0
+    step: int = 0  # optimizer steps taken so far
+    stop_training: bool = False
+    history: dict[str, list[float]] = field(default_factory=dict)
+    status: str = "running"
+
+
+class Callback:
+    """Base class: every hook does nothing. Override the ones you need."""
+
+    state: TrainState
+
+    def on_train_begin(self, logs: Logs) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: Logs) -> None: ...
+    def on_batch_begin(self, batch: int, logs: Logs) -> None: ...
+    def on_before_step(self, batch: int, logs: Logs) -> None: ...
+    def on_batch_end(self, batch: int, logs: Logs) -> None: ...
+    def on_validation_end(self, epoch: int, logs: Logs) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None: ...
+    def on_train_end(self, logs: Logs) -> None: ...
+
+
+class CallbackList:
+    """Calls each hook on the callbacks that override it (so unused per-batch hooks cost nothing)."""
+
+    def __init__(self, callbacks: Iterable[Callback], state: TrainState) -> None:
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.state = state
+        self._active: dict[str, list[Any]] = {
+            hook: [
+                getattr(cb, hook)
+                for cb in self.callbacks
+                if getattr(type(cb), hook) is not getattr(Callback, hook)
+            ]
+            for hook in HOOKS
+        }
+        self.has_batch_hooks = any(self._active[h] for h in ("on_batch_begin", "on_batch_end"))
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for method in self._active[hook]:
+            method(*args)
+
+    def on_train_begin(self, logs: Logs) -> None:
+        self._call("on_train_begin", logs)
+
+    def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_batch_begin(self, batch: int, logs: Logs) -> None:
+        self._call("on_batch_begin", batch, logs)
+
+    def on_before_step(self, batch: int, logs: Logs) -> None:
+        self._call("on_before_step", batch, logs)
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        self._call("on_batch_end", batch, logs)
+
+    def on_validation_end(self, epoch: int, logs: Logs) -> None:
+        self._call("on_validation_end", epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_train_end(self, logs: Logs) -> None:
+        self._call("on_train_end", logs)
+
+
+class History(Callback):
+    """Appends every epoch's logs to `state.history` (one list per key)."""
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        for key, value in logs.items():
+            self.state.history.setdefault(key, []).append(float(value))
+
+
+def _better(mode: str, value: float, best: float, min_delta: float) -> bool:
+    if mode == "min":
+        return value < best - min_delta
+    return value > best + min_delta
+
+
+def best_epoch(history: dict[str, list[float]]) -> dict[str, float]:
+    """The epoch (1-based) with the lowest finite val_loss (or loss), with all its logged values."""
+    key = "val_loss" if history.get("val_loss") else "loss"
+    values = history.get(key, [])
+    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
+    if not finite:
+        return {}
+    index = min(finite)[1]
+    return {"epoch": index + 1, **{k: v[index] for k, v in history.items() if len(v) > index}}
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
+
+    monitor=None watches val_loss when there is validation data, else loss. With `restore_best`,
+    the model ends with the weights of its best epoch.
+    """
+
+    def __init__(
+        self,
+        monitor: str | None = None,
+        *,
+        patience: int = 10,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best: bool = True,
+    ) -> None:
+        if patience < 1:
+            raise ConfigError(f"early_stopping.patience: must be at least 1, got {patience}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode, self.restore_best = mode, restore_best
+        self.best_epoch = -1
+        self.stopped_epoch: int | None = None
+
+    def on_train_begin(self, logs: Logs) -> None:
+        self.best = math.inf
+        self.wait = 0
+        self._best_weights: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        monitor = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
+        if monitor not in logs:
+            raise ConfigError(f"early_stopping.monitor: {monitor!r} is not logged; logged: {', '.join(logs)}")
+        mode = (
+            self.mode
+            if self.mode != "auto"
+            else ("max" if "acc" in monitor or monitor.endswith("r2") else "min")
+        )
+        value = float(logs[monitor])
+        value = value if mode == "min" else -value
+        if not math.isfinite(value):
+            value = math.inf
+        if self.best_epoch < 0 or _better("min", value, self.best, self.min_delta):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self._best_weights = {k: v.detach().clone() for k, v in self.state.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.state.stop_training = True
+            self.stopped_epoch = epoch
+
+    def on_train_end(self, logs: Logs) -> None:
+        if self.stopped_epoch is not None and self._best_weights is not None:
+            self.state.model.load_state_dict(self._best_weights)
+
+
+SCHEDULER_ALIASES = {
+    "step": "StepLR",
+    "multistep": "MultiStepLR",
+    "exponential": "ExponentialLR",
+    "cosine": "CosineAnnealingLR",
+    "cosine_warm_restarts": "CosineAnnealingWarmRestarts",
+    "onecycle": "OneCycleLR",
+    "one_cycle": "OneCycleLR",
+    "plateau": "ReduceLROnPlateau",
+    "linear": "LinearLR",
+    "constant": "ConstantLR",
+    "polynomial": "PolynomialLR",
+}
+
+
+def scheduler_class(name: str) -> type:
+    """A torch.optim.lr_scheduler class by its name (any case) or a short alias ('cosine', 'onecycle')."""
+    import torch.optim.lr_scheduler as schedulers
+
+    classes = {
+        n.lower(): getattr(schedulers, n)
+        for n in dir(schedulers)
+        if isinstance(getattr(schedulers, n), type)
+        and issubclass(getattr(schedulers, n), schedulers.LRScheduler)
+    }
+    classes[schedulers.ReduceLROnPlateau.__name__.lower()] = schedulers.ReduceLROnPlateau
+    key = SCHEDULER_ALIASES.get(name.lower(), name).lower()
+    if key not in classes or key in (
+        "lrscheduler",
+        "sequentiallr",
+        "chainedscheduler",
+        "lambdalr",
+        "multiplicativelr",
+    ):
+        raise ConfigError(
+            f"scheduler.name: unknown scheduler {name!r}; choose one of {', '.join(sorted(SCHEDULER_ALIASES))} "
+            "or a torch.optim.lr_scheduler class name"
+        )
+    return classes[key]
+
+
+class LRScheduler(Callback):
+    """Steps a torch LR scheduler once per epoch (or per step for OneCycleLR or interval='step').
+
+    Sensible defaults fill what torch requires: T_max = the run's length for cosine annealing,
+    max_lr = the optimizer's lr and total_steps = the run's steps for one-cycle. ReduceLROnPlateau
+    steps on `monitor` (val_loss when there is validation data, else loss).
+    """
+
+    def __init__(self, name: str, *, interval: str | None = None, monitor: str | None = None, **kwargs: Any):
+        self.cls = scheduler_class(name)
+        if interval not in (None, "epoch", "step"):
+            raise ConfigError(f"scheduler.interval: {interval!r} is not allowed; use 'epoch' or 'step'")
+        self.interval = interval or ("step" if self.cls.__name__ == "OneCycleLR" else "epoch")
+        self.monitor = monitor
+        self.kwargs = kwargs
+        self.scheduler: Any = None
+
+    def on_train_begin(self, logs: Logs) -> None:
+        state = self.state
+        periods = state.epochs * (state.steps_per_epoch if self.interval == "step" else 1)
+        kwargs = dict(self.kwargs)
+        name = self.cls.__name__
+        if name == "CosineAnnealingLR":
+            kwargs.setdefault("T_max", periods)
+        elif name == "OneCycleLR":
+            kwargs.setdefault("max_lr", [g["lr"] for g in state.optimizer.param_groups])
+            kwargs.setdefault("total_steps", periods)
+        elif name == "PolynomialLR":
+            kwargs.setdefault("total_iters", periods)
+        try:
+            self.scheduler = self.cls(state.optimizer, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"scheduler: {name} cannot be made with {kwargs}: {exc}") from None
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        if self.interval != "epoch":
+            return
+        if self.cls.__name__ == "ReduceLROnPlateau":
+            self.scheduler.step(float(logs[self.monitor or ("val_loss" if "val_loss" in logs else "loss")]))
+        else:
+            self.scheduler.step()
+
+
+class GradientClipping(Callback):
+    """Clips gradients after backward, before the optimizer step (by total norm and/or by value)."""
+
+    def __init__(self, max_norm: float | None = None, max_value: float | None = None) -> None:
+        if max_norm is None and max_value is None:
+            raise ConfigError("gradient clipping needs max_norm or max_value")
+        self.max_norm, self.max_value = max_norm, max_value
+
+    def on_before_step(self, batch: int, logs: Logs) -> None:
+        params = [p for p in self.state.model.parameters() if p.grad is not None]
+        if self.max_value is not None:
+            nn.utils.clip_grad_value_(params, self.max_value)
+        if self.max_norm is not None:
+            nn.utils.clip_grad_norm_(params, self.max_norm)
+
+
+def format_logs(logs: Logs, keys: Sequence[str] | None = None) -> str:
+    """'loss 0.1234  val_loss 0.2345  accuracy 0.9000' for the logged numbers worth showing."""
+    shown = []
+    for key in keys or logs:
+        if key in ("lr", "epoch_seconds") or key not in logs:
+            continue
+        value = logs[key]
+        if isinstance(value, float | int):
+            shown.append(f"{key} {value:.4g}")
+    return "  ".join(shown)
+
+
+class ProgressBar(Callback):
+    """Shows progress: a rich bar (epochs, batches, loss, val loss, metrics, ETA) in a terminal or
+    notebook; plain periodic lines when output goes to a file or pipe.
+
+    The running loss of the current epoch is read from the device at most `refresh_hz` times a
+    second, so the display adds no per-step synchronisation.
+    """
+
+    def __init__(self, *, mode: str = "auto", refresh_hz: float = 4.0, file: Any = None) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=file or sys.stderr)
+        if mode == "auto":
+            mode = "rich" if (self.console.is_terminal or self.console.is_jupyter) else "plain"
+        if mode not in ("rich", "plain"):
+            raise ConfigError(f"progress mode {mode!r}: use 'auto', 'rich' or 'plain'")
+        self.mode = mode
+        self.interval = 1.0 / refresh_hz
+        self._progress: Any = None
+
+    def on_train_begin(self, logs: Logs) -> None:
+        self._last_draw = 0.0
+        self._start = time.perf_counter()
+        self._plain_every = max(1, self.state.epochs // 10)
+        if self.mode == "rich":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]epoch"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+            self._epoch_task = self._progress.add_task("epochs", total=self.state.epochs, info="")
+            self._batch_task = None
+            if self.state.steps_per_epoch > 1:
+                self._batch_task = self._progress.add_task(
+                    "batches", total=self.state.steps_per_epoch, info="", visible=True
+                )
+
+    def print(self, message: str) -> None:
+        """Print a line above the bar (used for findings)."""
+        self.console.print(message, highlight=False)
+
+    def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
+        if self._progress is not None and self._batch_task is not None:
+            self._progress.reset(self._batch_task, total=self.state.steps_per_epoch)
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._seen = 0
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        if self._progress is None or self._batch_task is None:
+            return
+        now = time.perf_counter()
+        if now - self._last_draw < self.interval and batch + 1 < self.state.steps_per_epoch:
+            return
+        self._last_draw = now
+        loss = float(logs["loss"])  # the only host read, at a bounded rate
+        self._progress.update(self._batch_task, completed=batch + 1, info=f"loss {loss:.4g}")
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        info = format_logs(logs)
+        if self._progress is not None:
+            self._progress.update(self._epoch_task, completed=epoch + 1, info=info)
+            return
+        done = epoch + 1
+        if done == 1 or done % self._plain_every == 0 or done == self.state.epochs:
+            elapsed = time.perf_counter() - self._start
+            self.console.print(f"epoch {done}/{self.state.epochs}  {info}  ({elapsed:.1f}s)", highlight=False)
+
+    def on_train_end(self, logs: Logs) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,351 @@
+"""Turning user data into batches: splits, scaling, features, and the two batch sources.
+
+In-memory data (tensors or arrays) lives on the training device and each epoch slices one
+permuted copy, so a step costs one slice instead of a per-sample collation. Data that does not
+fit in memory comes as a torch Dataset or DataLoader and is moved to the device batch by batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, random_split
+from torch.utils.data import Dataset as TorchDataset
+
+from trainwise import datasets
+from trainwise.errors import DataError
+
+Normalize = Literal["none", "standard", "minmax"] | float | None
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise DataError(
+            f"device: {device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(
+            f"device: {device!r} asked for, but CUDA is not available here; use device 'auto' or 'cpu'"
+        )
+    return resolved
+
+
+def as_tensor(values: Any, name: str) -> torch.Tensor:
+    """A tensor from a tensor or array: float64 becomes float32 (torch's default), integers int64."""
+    tensor = values if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+    if tensor.is_complex():
+        raise DataError(f"{name}: complex values are not supported")
+    if tensor.dtype == torch.float64:
+        return tensor.float()
+    if tensor.is_floating_point():
+        return tensor
+    return tensor.long()
+
+
+# ----------------------------------------------------------------------------- scaling
+
+
+@dataclass
+class AffineTransform:
+    """x * scale + shift, fitted on the training split only and applied everywhere after.
+
+    Standardization, min-max scaling and a constant factor (W1's t_un = 0.1 * t_u) are all this.
+    """
+
+    method: str
+    scale: torch.Tensor
+    shift: torch.Tensor
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        return X * self.scale.to(X.device) + self.shift.to(X.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "shape": list(self.scale.shape),
+            "scale": self.scale.flatten().tolist(),
+            "shift": self.shift.flatten().tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AffineTransform:
+        shape = tuple(data["shape"])
+        scale = torch.tensor(data["scale"], dtype=torch.float32).reshape(shape)
+        shift = torch.tensor(data["shift"], dtype=torch.float32).reshape(shape)
+        return cls(str(data["method"]), scale, shift)
+
+
+def fit_transform(X: torch.Tensor, method: Normalize) -> AffineTransform | None:
+    """Fit a scaling on X: 'standard' (zero mean, unit variance per feature; per channel for images),
+    'minmax' (to [0, 1] per feature), a number (multiply by it), or None/'none'."""
+    if method is None or method == "none":
+        return None
+    if isinstance(method, int | float) and not isinstance(method, bool):
+        if not math.isfinite(method) or method == 0:
+            raise DataError(f"data.normalize: a scale factor must be finite and non-zero, got {method}")
+        one = torch.ones(())
+        return AffineTransform("scale", one * float(method), torch.zeros(()))
+    if method not in ("standard", "minmax"):
+        raise DataError(
+            f"data.normalize: {method!r} is not allowed; use 'standard', 'minmax', 'none' or a number"
+        )
+    # images (N, C, H, W): statistics per channel; tabular (N, F): per feature
+    dims = (0, *range(2, X.ndim)) if X.ndim > 2 else (0,)
+    Xd = X.double()
+    if method == "standard":
+        center, spread = Xd.mean(dim=dims, keepdim=True), Xd.std(dim=dims, keepdim=True, correction=0)
+    else:
+        low, high = Xd.amin(dim=dims, keepdim=True), Xd.amax(dim=dims, keepdim=True)
+        center, spread = low, high - low
+    spread = torch.where(spread > 0, spread, torch.ones_like(spread))  # constant features stay as they are
+    scale = (1.0 / spread).float().squeeze(0)
+    return AffineTransform(method, scale, (-center / spread).float().squeeze(0))
+
+
+def poly_features(X: torch.Tensor, degree: int) -> torch.Tensor:
+    """[x, x^2, ..., x^degree] for every feature (no cross terms), as W4's (x, x^2, x^3)."""
+    if degree < 1:
+        raise DataError(f"data.poly_features: degree must be at least 1, got {degree}")
+    X = X.reshape(X.shape[0], -1)
+    return torch.cat([X.pow(k) for k in range(1, degree + 1)], dim=1)
+
+
+def one_hot(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(y.long().reshape(-1), n_classes).float()
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def split_indices(
+    y: torch.Tensor, val_fraction: float, *, seed: int, stratify: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded train/validation indices; stratified keeps each class's share in both parts."""
+    n = y.shape[0]
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_split: must be between 0 and 1 (exclusive), got {val_fraction}")
+    generator = torch.Generator().manual_seed(seed)
+    if not stratify:
+        n_val = round(n * val_fraction)
+        if n_val < 1 or n_val >= n:
+            raise DataError(
+                f"val_split: {val_fraction} of {n} samples leaves an empty train or validation set"
+            )
+        perm = torch.randperm(n, generator=generator)
+        return perm[n_val:].sort().values, perm[:n_val].sort().values
+    if y.is_floating_point() and y.ndim > 1:
+        raise DataError(
+            "data.stratify: needs class labels, but the targets are continuous; set stratify = false"
+        )
+    labels = y.reshape(n).cpu()
+    train_parts, val_parts = [], []
+    for label in labels.unique():
+        members = (labels == label).nonzero().reshape(-1)
+        members = members[torch.randperm(members.numel(), generator=generator)]
+        n_val = round(members.numel() * val_fraction)
+        val_parts.append(members[:n_val])
+        train_parts.append(members[n_val:])
+    train, val = torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
+    if val.numel() == 0 or train.numel() == 0:
+        raise DataError(f"val_split: {val_fraction} of {n} samples leaves an empty train or validation set")
+    return train, val
+
+
+# ----------------------------------------------------------------------------- batch sources
+
+
+class InMemoryBatches:
+    """Batches sliced from device-resident tensors, re-permuted each epoch when shuffling.
+
+    Full batch (batch_size None) takes the tensors as they are: the gradient does not depend on order.
+    """
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int | None,
+        *,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if X.shape[0] != y.shape[0]:
+            raise DataError(f"data: X has {X.shape[0]} samples but y has {y.shape[0]}; they must match")
+        if X.shape[0] == 0:
+            raise DataError("data: no samples")
+        self.X, self.y = X, y
+        self.n = X.shape[0]
+        self.batch_size = self.n if batch_size is None else min(batch_size, self.n)
+        self.shuffle = shuffle and self.batch_size < self.n
+        self.generator = generator or torch.Generator()
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        X, y = self.X, self.y
+        if self.shuffle:
+            perm = torch.randperm(self.n, generator=self.generator).to(X.device, non_blocking=True)
+            X, y = X[perm], y[perm]
+        for start in range(0, self.n, self.batch_size):
+            yield X[start : start + self.batch_size], y[start : start + self.batch_size]
+
+
+class LoaderBatches:
+    """Batches from a DataLoader, moved to the device (non-blocking from pinned memory on CUDA)."""
+
+    def __init__(self, loader: DataLoader, device: torch.device) -> None:
+        self.loader = loader
+        self.device = device
+        self.n = len(loader.dataset)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for batch in self.loader:
+            if not isinstance(batch, Sequence) or len(batch) != 2:
+                raise DataError("data: each batch of the Dataset/DataLoader must be a pair (inputs, targets)")
+            xb, yb = batch
+            yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+
+
+Batches = InMemoryBatches | LoaderBatches
+
+
+@dataclass
+class PreparedData:
+    """What fit needs: the batch sources, the fitted scaling, and the shapes for building models."""
+
+    train: Batches
+    val: Batches | None
+    transform: AffineTransform | None
+    sample_shape: tuple[int, ...]
+    target_shape: tuple[int, ...]
+
+
+def to_xy(data: Any, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """(X, y) tensors from a pair of tensors/arrays or a loaded datasets.Dataset."""
+    if isinstance(data, datasets.Dataset):
+        return data.X, data.y
+    if isinstance(data, tuple | list) and len(data) == 2:
+        X, y = as_tensor(data[0], f"{name} X"), as_tensor(data[1], f"{name} y")
+        if X.ndim == 1:  # a single feature given as a vector
+            X = X.unsqueeze(1)
+        if X.shape[0] != y.shape[0]:
+            raise DataError(f"{name}: X has {X.shape[0]} samples but y has {y.shape[0]}; they must match")
+        return X, y
+    raise DataError(
+        f"{name}: expected (X, y) tensors or arrays, a torch Dataset, a DataLoader or a dataset name, "
+        f"got {type(data).__name__}"
+    )
+
+
+def prepare_data(
+    data: Any,
+    *,
+    batch_size: int | None,
+    val_split: float = 0.0,
+    val_data: Any = None,
+    stratify: bool = False,
+    normalize: Normalize = None,
+    shuffle: bool = True,
+    seed: int = 0,
+    device: torch.device,
+) -> PreparedData:
+    """Split, scale (fitted on the training part only) and batch the data for training."""
+    if isinstance(data, str):
+        data = datasets.load_dataset(data)
+    if isinstance(data, datasets.Dataset) and val_data is None and not val_split and data.X_val is not None:
+        val_data = (data.X_val, data.y_val)
+    if isinstance(data, DataLoader | TorchDataset):
+        return _prepare_streamed(data, batch_size, val_split, val_data, normalize, shuffle, seed, device)
+    X, y = to_xy(data)
+    X_val = y_val = None
+    if val_split:
+        if val_data is not None:
+            raise DataError("give either val_split or val_data, not both")
+        train_idx, val_idx = split_indices(y, val_split, seed=seed, stratify=stratify)
+        X, y, X_val, y_val = X[train_idx], y[train_idx], X[val_idx], y[val_idx]
+    elif val_data is not None:
+        X_val, y_val = to_xy(val_data, "val_data")
+    transform = fit_transform(X, normalize)
+    if transform is not None:
+        X = transform(X)
+        X_val = transform(X_val) if X_val is not None else None
+    generator = torch.Generator().manual_seed(seed)
+    train = InMemoryBatches(X.to(device), y.to(device), batch_size, shuffle=shuffle, generator=generator)
+    val = None
+    if X_val is not None and y_val is not None:
+        val = InMemoryBatches(X_val.to(device), y_val.to(device), batch_size, shuffle=False)
+    return PreparedData(train, val, transform, tuple(X.shape[1:]), tuple(y.shape[1:]))
+
+
+def _prepare_streamed(
+    data: DataLoader | TorchDataset,
+    batch_size: int | None,
+    val_split: float,
+    val_data: Any,
+    normalize: Normalize,
+    shuffle: bool,
+    seed: int,
+    device: torch.device,
+) -> PreparedData:
+    if normalize not in (None, "none"):
+        raise DataError(
+            "data.normalize: scaling is fitted on in-memory data only; pass (X, y) tensors, "
+            "or normalize inside your Dataset"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    pin = device.type == "cuda"
+    val: Batches | None = None
+    if isinstance(data, DataLoader):
+        if val_split:
+            raise DataError("val_split: a DataLoader cannot be split; pass the Dataset, or val_data")
+        train_loader = data
+    else:
+        dataset: TorchDataset = data
+        if val_split:
+            n = len(dataset)  # type: ignore[arg-type]
+            n_val = round(n * val_split)
+            if not 0 < n_val < n:
+                raise DataError(
+                    f"val_split: {val_split} of {n} samples leaves an empty train or validation set"
+                )
+            dataset, held_out = random_split(dataset, [n - n_val, n_val], generator=generator)
+            val = LoaderBatches(DataLoader(held_out, batch_size=batch_size or n_val, pin_memory=pin), device)
+        size = batch_size or len(dataset)  # type: ignore[arg-type]
+        train_loader = DataLoader(
+            dataset, batch_size=size, shuffle=shuffle, generator=generator, pin_memory=pin
+        )
+    if val_data is not None:
+        if isinstance(val_data, DataLoader | TorchDataset):
+            loader = (
+                val_data
+                if isinstance(val_data, DataLoader)
+                else DataLoader(val_data, batch_size=batch_size or 1024)
+            )
+            val = LoaderBatches(loader, device)
+        else:
+            X_val, y_val = to_xy(val_data, "val_data")
+            val = InMemoryBatches(X_val.to(device), y_val.to(device), batch_size, shuffle=False)
+    train = LoaderBatches(train_loader, device)
+    first_x, first_y = next(iter(train_loader))
+    return PreparedData(train, val, None, tuple(first_x.shape[1:]), tuple(first_y.shape[1:]))

@@ -1,0 +1,21 @@
+"""Errors that trainwise raises for problems the user can fix.
+
+Every `TrainwiseError` carries one line that names the problem and the fix; the CLI prints it
+and exits with code 2, without a traceback.
+"""
+
+
+class TrainwiseError(Exception):
+    """A user mistake (bad config, bad data, bad argument): shown as one line, CLI exit code 2."""
+
+
+class ConfigError(TrainwiseError):
+    """A recipe or TOML config that does not validate."""
+
+
+class DataError(TrainwiseError):
+    """Data that cannot be read or does not fit the task (names the file and the problem)."""
+
+
+class TrainingError(TrainwiseError):
+    """Training cannot go on (raised by the doctor in mode="stop")."""

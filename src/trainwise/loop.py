@@ -1,0 +1,366 @@
+"""The training loop: fit() -> _train_epoch() -> _train_step(), and evaluate() / predict().
+
+Callback hooks fire in this order (see trainwise.callbacks):
+
+    on_train_begin
+      for each epoch:
+        on_epoch_begin
+          for each batch:
+            on_batch_begin      logs: size
+            forward, loss, zero_grad, backward
+            on_before_step      gradients are ready (clipping, the doctor)
+            optimizer.step
+            on_batch_end        logs: loss (a device tensor: no host sync), size, inputs, target
+        evaluate() on the validation data, if any
+        on_validation_end       logs gain val_loss and val_<metric> (only with validation data)
+        on_epoch_end            logs: loss, <metric>, val_*, lr, epoch_seconds
+    on_train_end                always, also after an error; logs: status
+
+Losses and metrics are summed on the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwise import data as data_lib
+from trainwise.callbacks import (
+    Callback,
+    CallbackList,
+    GradientClipping,
+    History,
+    Logs,
+    LRScheduler,
+    ProgressBar,
+    TrainState,
+    best_epoch,
+)
+from trainwise.errors import ConfigError
+from trainwise.losses import LossFn, loss_reduction, make_loss
+from trainwise.metrics import Metric, compute_all, make_metrics
+from trainwise.optim import make_optimizer
+
+
+@dataclass
+class FitResult:
+    """What fit returns: the trained model, per-epoch history, the best epoch and where records went."""
+
+    model: nn.Module
+    history: dict[str, list[float]]
+    best: dict[str, float]
+    run: Path | None = None
+    findings: list[Any] = field(default_factory=list)
+    transform: data_lib.AffineTransform | None = None
+    status: str = "completed"
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history.get("loss", []))
+
+    def final(self) -> dict[str, float]:
+        """The last epoch's logged values."""
+        return {k: v[-1] for k, v in self.history.items() if v and k != "epoch_seconds"}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "epochs": self.epochs,
+            "seconds": round(self.seconds, 3),
+            "device": self.device,
+            "final": self.final(),
+            "best": self.best,
+            "run": str(self.run) if self.run else None,
+            "findings": len(self.findings),
+        }
+
+    def predict(self, X: Any) -> torch.Tensor:
+        """Predictions for new inputs, with the training scaling applied."""
+        return predict(self.model, X, transform=self.transform)
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        table = Table(
+            title=f"fit {self.status}: {self.epochs} epochs in {self.seconds:.2f}s on {self.device}"
+        )
+        table.add_column("", style="bold")
+        table.add_column("final", justify="right")
+        table.add_column(f"best (epoch {int(self.best.get('epoch', 0))})", justify="right")
+        for key, value in self.final().items():
+            if key == "lr":
+                continue
+            table.add_row(key, f"{value:.6g}", f"{self.best[key]:.6g}" if key in self.best else "")
+        if self.run:
+            table.caption = f"records: {self.run}"
+        return table
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v:.6g}</td>"
+            f"<td>{self.best[k]:.6g}</td></tr>"
+            if k in self.best
+            else f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v:.6g}</td><td></td></tr>"
+            for k, v in self.final().items()
+            if k != "lr"
+        )
+        run = f"<p>records: <code>{html.escape(str(self.run))}</code></p>" if self.run else ""
+        return (
+            f"<div><b>fit {html.escape(self.status)}</b>: {self.epochs} epochs in {self.seconds:.2f}s on "
+            f"{html.escape(self.device)}<table><tr><th></th><th>final</th>"
+            f"<th>best (epoch {int(self.best.get('epoch', 0))})</th></tr>{rows}</table>{run}</div>"
+        )
+
+
+def fit(
+    model: nn.Module,
+    data: Any,
+    *,
+    loss: str | LossFn,
+    optimizer: str | torch.optim.Optimizer = "sgd",
+    lr: float | None = None,
+    epochs: int = 1,
+    batch_size: int | None = None,
+    val_split: float = 0.0,
+    val_data: Any = None,
+    metrics: Sequence[str | Metric] = (),
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    callbacks: Iterable[Callback] = (),
+    run_dir: str | Path | None = None,
+    progress: bool | str = True,
+    normalize: data_lib.Normalize = None,
+    stratify: bool = False,
+    shuffle: bool = True,
+    scheduler: str | None = None,
+    clip_grad_norm: float | None = None,
+    run_name: str | None = None,
+    config: dict[str, Any] | None = None,
+    **optimizer_kwargs: Any,
+) -> FitResult:
+    """Train `model` on `data` and return a FitResult.
+
+    data: (X, y) tensors or arrays, a torch Dataset or DataLoader, or a built-in dataset name.
+    batch_size None trains on the full batch. loss and optimizer are names or objects; extra
+    keyword arguments go to the optimizer (momentum=0.9, weight_decay=...). normalize scales the
+    inputs ('standard', 'minmax' or a factor), fitted on the training split only. run_dir is the
+    runs folder: records go to run_dir/<timestamp>-<run_name>/.
+    """
+    if epochs < 1:
+        raise ConfigError(f"epochs: must be at least 1, got {epochs}")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
+    if lr is None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError("lr: a learning rate is needed when the optimizer is given by name")
+    torch.manual_seed(seed)
+    target_device = data_lib.resolve_device(device)
+    prepared = data_lib.prepare_data(
+        data,
+        batch_size=batch_size,
+        val_split=val_split,
+        val_data=val_data,
+        stratify=stratify,
+        normalize=normalize,
+        shuffle=shuffle,
+        seed=seed,
+        device=target_device,
+    )
+    model.to(target_device)
+    loss_fn = make_loss(loss)
+    opt = make_optimizer(optimizer, model.parameters(), lr if lr is not None else 0.0, **optimizer_kwargs)
+    state = TrainState(
+        model=model,
+        optimizer=opt,
+        loss_fn=loss_fn,
+        metrics=make_metrics(metrics),
+        epochs=epochs,
+        steps_per_epoch=len(prepared.train),
+        device=target_device,
+    )
+    extra: list[Callback] = [History()]
+    if scheduler:
+        extra.append(LRScheduler(scheduler))
+    if clip_grad_norm:
+        extra.append(GradientClipping(max_norm=clip_grad_norm))
+    extra.extend(callbacks)
+    if progress:
+        extra.append(ProgressBar(mode="auto" if progress is True else str(progress)))
+    recorder = None
+    if run_dir is not None:
+        from trainwise.runs import RunRecorder
+
+        recorder = RunRecorder(Path(run_dir), run_name or type(model).__name__.lower(), config, prepared)
+        extra.append(recorder)
+    cbs = CallbackList(extra, state)
+
+    started = time.perf_counter()
+    logs: Logs = {}
+    cbs.on_train_begin(logs)
+    try:
+        for epoch in range(epochs):
+            state.epoch = epoch
+            epoch_start = time.perf_counter()
+            cbs.on_epoch_begin(epoch, {})
+            logs = _train_epoch(state, prepared.train, cbs)
+            if prepared.val is not None:
+                val_logs = evaluate(model, prepared.val, loss=loss_fn, metrics=state.metrics)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                cbs.on_validation_end(epoch, logs)
+            logs["lr"] = float(opt.param_groups[0]["lr"])
+            logs["epoch_seconds"] = time.perf_counter() - epoch_start
+            cbs.on_epoch_end(epoch, logs)
+            if state.stop_training:
+                state.status = "stopped"
+                break
+        else:
+            state.status = "completed"
+    except KeyboardInterrupt:
+        state.status = "interrupted"
+    except BaseException:
+        state.status = "failed"
+        raise
+    finally:
+        cbs.on_train_end({**logs, "status": state.status})
+    return FitResult(
+        model=model,
+        history=state.history,
+        best=best_epoch(state.history),
+        run=recorder.path if recorder else None,
+        transform=prepared.transform,
+        status=state.status,
+        seconds=time.perf_counter() - started,
+        device=str(target_device),
+    )
+
+
+def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList) -> Logs:
+    """One pass over the training batches; returns the epoch's loss and metrics."""
+    state.model.train()
+    for metric in state.metrics:
+        metric.reset()
+    loss_total = torch.zeros((), device=state.device, dtype=torch.float64)
+    summed = loss_reduction(state.loss_fn) == "sum"
+    seen = 0
+    for batch, (xb, yb) in enumerate(batches):
+        size = xb.shape[0]
+        if cbs.has_batch_hooks:
+            cbs.on_batch_begin(batch, {"size": size})
+        loss = _train_step(state, xb, yb, batch, cbs)
+        loss_total += loss if summed else loss * size
+        seen += size
+        if cbs.has_batch_hooks:
+            cbs.on_batch_end(batch, {"loss": loss, "size": size, "inputs": xb, "target": yb})
+    epoch_loss = loss_total if summed else loss_total / max(seen, 1)
+    return {"loss": epoch_loss.item(), **compute_all(state.metrics)}
+
+
+def _train_step(
+    state: TrainState, xb: torch.Tensor, yb: torch.Tensor, batch: int, cbs: CallbackList
+) -> torch.Tensor:
+    """Forward, loss, backward, step. Returns the detached loss (still on the device)."""
+    output = state.model(xb)
+    loss = state.loss_fn(output, yb)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    cbs.on_before_step(batch, {"loss": loss})
+    state.optimizer.step()
+    state.step += 1
+    for metric in state.metrics:
+        metric.update(output, yb)
+    return loss.detach()
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _batches_for(data: Any, batch_size: int | None, device: torch.device, transform: Any) -> data_lib.Batches:
+    if isinstance(data, data_lib.InMemoryBatches | data_lib.LoaderBatches):
+        return data
+    if isinstance(data, str):
+        from trainwise.datasets import load_dataset
+
+        data = load_dataset(data)
+    if isinstance(data, torch.utils.data.DataLoader):
+        return data_lib.LoaderBatches(data, device)
+    if isinstance(data, torch.utils.data.Dataset):
+        return data_lib.LoaderBatches(
+            torch.utils.data.DataLoader(data, batch_size=batch_size or 1024), device
+        )
+    X, y = data_lib.to_xy(data)
+    if transform is not None:
+        X = transform(X)
+    return data_lib.InMemoryBatches(X.to(device), y.to(device), batch_size or 4096, shuffle=False)
+
+
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    *,
+    loss: str | LossFn,
+    metrics: Sequence[str | Metric] = (),
+    batch_size: int | None = None,
+    transform: data_lib.AffineTransform | None = None,
+) -> dict[str, float]:
+    """Loss and metrics of `model` over all of `data`, in eval mode without gradients.
+
+    The loss is the sample-weighted mean over batches (or the total, for reduction='sum').
+    """
+    device = _model_device(model)
+    batches = _batches_for(data, batch_size, device, transform)
+    loss_fn = make_loss(loss)
+    metric_objs = make_metrics(metrics)
+    for metric in metric_objs:
+        metric.reset()
+    summed = loss_reduction(loss_fn) == "sum"
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    seen = 0
+    try:
+        with torch.no_grad():
+            for xb, yb in batches:
+                output = model(xb)
+                batch_loss = loss_fn(output, yb)
+                total += batch_loss if summed else batch_loss * xb.shape[0]
+                seen += xb.shape[0]
+                for metric in metric_objs:
+                    metric.update(output, yb)
+    finally:
+        model.train(was_training)
+    value = total.item() if summed else total.item() / max(seen, 1)
+    return {"loss": value, **compute_all(metric_objs)}
+
+
+def predict(
+    model: nn.Module, X: Any, *, transform: data_lib.AffineTransform | None = None, batch_size: int = 4096
+) -> torch.Tensor:
+    """Model outputs for inputs X (tensor or array), in eval mode, returned on the CPU."""
+    device = _model_device(model)
+    inputs = data_lib.as_tensor(X, "X")
+    if inputs.ndim == 1:
+        inputs = inputs.unsqueeze(1)
+    if transform is not None:
+        inputs = transform(inputs)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        with torch.no_grad():
+            for start in range(0, inputs.shape[0], batch_size):
+                outputs.append(model(inputs[start : start + batch_size].to(device)).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)

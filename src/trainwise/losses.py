@@ -1,0 +1,57 @@
+"""Loss functions by name, and how an epoch's loss is aggregated from its batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import nn
+
+from trainwise.errors import ConfigError
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Reduction = Literal["mean", "sum"]
+
+LOSSES: dict[str, type[nn.Module]] = {
+    "mse": nn.MSELoss,
+    "cross_entropy": nn.CrossEntropyLoss,
+    "nll": nn.NLLLoss,
+    "bce_with_logits": nn.BCEWithLogitsLoss,
+    "bce": nn.BCELoss,
+    "l1": nn.L1Loss,
+    "huber": nn.HuberLoss,
+    "smooth_l1": nn.SmoothL1Loss,
+}
+
+CLASSIFICATION_LOSSES = frozenset({"cross_entropy", "nll"})
+
+
+def make_loss(loss: str | LossFn, *, reduction: Reduction = "mean", **kwargs: object) -> LossFn:
+    """A loss module from its name ("mse", "cross_entropy", ...), or the callable itself."""
+    if not isinstance(loss, str):
+        if not callable(loss):
+            raise ConfigError(f"loss: expected a name or a callable, got {type(loss).__name__}")
+        return loss
+    key = loss.lower().replace("-", "_")
+    if key not in LOSSES:
+        raise ConfigError(f"loss.name: unknown loss {loss!r}; choose one of {', '.join(sorted(LOSSES))}")
+    if reduction not in ("mean", "sum"):
+        raise ConfigError(f"loss.reduction: {reduction!r} is not allowed; use 'mean' or 'sum'")
+    try:
+        return LOSSES[key](reduction=reduction, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"loss: {key} does not accept {sorted(kwargs)} ({exc})") from None
+
+
+def loss_reduction(loss_fn: LossFn) -> str:
+    """'sum' when the loss adds over samples (the epoch loss is then the sum over batches), else 'mean'."""
+    return "sum" if getattr(loss_fn, "reduction", "mean") == "sum" else "mean"
+
+
+def loss_name(loss_fn: LossFn) -> str:
+    """The registry name of a built-in loss module ('' for user callables)."""
+    for name, cls in LOSSES.items():
+        if type(loss_fn) is cls:
+            return name
+    return ""

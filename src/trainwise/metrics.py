@@ -1,0 +1,180 @@
+"""Metrics computed exactly over a whole epoch.
+
+Each metric accumulates sums on the device during the epoch (no host synchronisation per step)
+and turns them into one number at the end, so accuracy is correct/total over all samples, not an
+average of per-batch ratios, and R^2 uses the epoch's own total variance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from trainwise.errors import ConfigError
+
+
+def _accumulator_dtype(device: torch.device) -> torch.dtype:
+    # float64 sums keep epoch totals exact enough; MPS has no float64.
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _class_predictions(pred: torch.Tensor) -> torch.Tensor:
+    if pred.ndim >= 2 and pred.shape[-1] > 1:
+        return pred.argmax(dim=-1)
+    # a single logit per sample: binary classification
+    return (pred.reshape(pred.shape[0], -1)[:, 0] > 0).long()
+
+
+def _class_targets(target: torch.Tensor) -> torch.Tensor:
+    if target.ndim >= 2 and target.shape[-1] > 1:  # one-hot or soft labels
+        return target.argmax(dim=-1)
+    return target.reshape(target.shape[0]).long()
+
+
+def _matched(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Regression pairs as (N, k) float tensors of the same shape."""
+    pred = pred.detach().reshape(pred.shape[0], -1)
+    return pred, target.detach().reshape(pred.shape).to(pred.dtype)
+
+
+class Metric:
+    """Base class: `update` once per batch (device tensors only), `compute` once per epoch."""
+
+    name = "metric"
+    higher_is_better = True
+
+    def __init__(self) -> None:
+        self._sums: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self._sums = None
+
+    def _add(self, values: torch.Tensor) -> None:
+        values = values.to(_accumulator_dtype(values.device))
+        self._sums = values if self._sums is None else self._sums + values
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> float:
+        raise NotImplementedError
+
+
+class Accuracy(Metric):
+    name = "accuracy"
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        correct = (_class_predictions(pred.detach()) == _class_targets(target)).sum()
+        self._add(torch.stack([correct, correct.new_tensor(target.shape[0])]))
+
+    def compute(self) -> float:
+        if self._sums is None:
+            return float("nan")
+        correct, total = self._sums.tolist()
+        return correct / total
+
+
+class TopKAccuracy(Accuracy):
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.name = f"top{k}_accuracy"
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        k = min(self.k, pred.shape[-1])
+        top = pred.detach().topk(k, dim=-1).indices
+        correct = (top == _class_targets(target).unsqueeze(-1)).any(dim=-1).sum()
+        self._add(torch.stack([correct, correct.new_tensor(target.shape[0])]))
+
+
+class MeanAbsoluteError(Metric):
+    name = "mae"
+    higher_is_better = False
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        pred, target = _matched(pred, target)
+        err = (pred - target).abs().sum()
+        self._add(torch.stack([err, err.new_tensor(target.numel())]))
+
+    def compute(self) -> float:
+        if self._sums is None:
+            return float("nan")
+        total, count = self._sums.tolist()
+        return total / count
+
+
+class MeanSquaredError(MeanAbsoluteError):
+    name = "mse"
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        pred, target = _matched(pred, target)
+        err = (pred - target).square().sum()
+        self._add(torch.stack([err, err.new_tensor(target.numel())]))
+
+
+class RootMeanSquaredError(MeanSquaredError):
+    name = "rmse"
+
+    def compute(self) -> float:
+        return super().compute() ** 0.5
+
+
+class R2Score(Metric):
+    """Coefficient of determination, averaged over outputs (as scikit-learn's default)."""
+
+    name = "r2"
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        pred, target = _matched(pred, target)
+        acc = _accumulator_dtype(pred.device)
+        pred, target = pred.to(acc), target.to(acc)
+        count = torch.full_like(target[0], target.shape[0])
+        self._add(
+            torch.stack([count, target.sum(0), target.square().sum(0), (target - pred).square().sum(0)])
+        )
+
+    def compute(self) -> float:
+        if self._sums is None:
+            return float("nan")
+        count, total, total_sq, residual = self._sums
+        variance = total_sq - total.square() / count
+        scores = 1.0 - residual / variance
+        return float(scores.mean())
+
+
+_NAMED: dict[str, type[Metric]] = {
+    "accuracy": Accuracy,
+    "mae": MeanAbsoluteError,
+    "rmse": RootMeanSquaredError,
+    "mse": MeanSquaredError,
+    "r2": R2Score,
+}
+_TOPK = re.compile(r"top_?(\d+)(_accuracy)?$")
+METRIC_NAMES = (*_NAMED, "top5_accuracy")
+
+
+def make_metrics(metrics: Iterable[str | Metric]) -> list[Metric]:
+    """Metric objects from names ("accuracy", "top5_accuracy", "mae", "rmse", "mse", "r2") or instances."""
+    made: list[Metric] = []
+    for metric in metrics:
+        if isinstance(metric, Metric):
+            made.append(metric)
+            continue
+        key = str(metric).lower()
+        if key in _NAMED:
+            made.append(_NAMED[key]())
+        elif match := _TOPK.match(key):
+            made.append(TopKAccuracy(int(match.group(1))))
+        else:
+            allowed = ", ".join((*_NAMED, "topK_accuracy (e.g. top5_accuracy)"))
+            raise ConfigError(f"metrics: unknown metric {metric!r}; choose from {allowed}")
+    names = [m.name for m in made]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"metrics: {names} names a metric twice; list each once")
+    return made
+
+
+def compute_all(metrics: Sequence[Metric]) -> dict[str, float]:
+    return {metric.name: metric.compute() for metric in metrics}

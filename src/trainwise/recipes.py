@@ -1,0 +1,182 @@
+"""Running a validated Config: load the data, build the model, fit, evaluate on the test split,
+and write the run record. The CLI and `trainwise.run_recipe` both come here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainwise import data as data_lib
+from trainwise import datasets, models
+from trainwise.callbacks import Callback, EarlyStopping, LRScheduler
+from trainwise.config import Config, load_config
+from trainwise.errors import DataError
+from trainwise.loop import FitResult, evaluate, fit
+from trainwise.losses import make_loss
+
+
+@dataclass
+class Prepared:
+    """A config turned into objects: the dataset (after limit/features/one-hot) and the model."""
+
+    dataset: datasets.Dataset
+    model: torch.nn.Module
+    model_spec: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecipeResult:
+    config: Config
+    fit: FitResult
+    test: dict[str, float] | None
+    notes: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        summary = {"recipe": self.config.name, **self.fit.summary(), "notes": self.notes}
+        if self.test is not None:
+            summary["test"] = self.test
+        return summary
+
+
+def _limit(tensor: torch.Tensor | None, limit: int | None) -> torch.Tensor | None:
+    return tensor if tensor is None or limit is None else tensor[:limit]
+
+
+def load_data(config: Config) -> tuple[datasets.Dataset, list[str]]:
+    """The config's dataset with limit, polynomial features and one-hot labels applied."""
+    spec = config.data
+    notes: list[str] = []
+    try:
+        dataset = datasets.load_dataset(spec.name, **spec.options)
+    except DataError as exc:
+        if not spec.fallback:
+            raise
+        notes.append(f"{spec.name} is not available ({exc}); trained on {spec.fallback} instead")
+        dataset = datasets.load_dataset(spec.fallback)
+    parts = {
+        key: _limit(getattr(dataset, key), spec.limit)
+        for key in ("X", "y", "X_val", "y_val", "X_test", "y_test")
+    }
+    if spec.poly_features:
+        for key in ("X", "X_val", "X_test"):
+            if parts[key] is not None:
+                parts[key] = data_lib.poly_features(parts[key], spec.poly_features)  # type: ignore[arg-type]
+    if spec.one_hot:
+        if dataset.task != "classification" or dataset.n_classes is None:
+            raise DataError(f"data.one_hot: {dataset.name} has no class labels to encode")
+        for key in ("y", "y_val", "y_test"):
+            if parts[key] is not None:
+                parts[key] = data_lib.one_hot(parts[key], dataset.n_classes)  # type: ignore[arg-type]
+    for key, value in parts.items():
+        setattr(dataset, key, value)
+    return dataset, notes
+
+
+def build(config: Config) -> Prepared:
+    """Seed, load the data and build the model the config describes."""
+    torch.manual_seed(config.train.seed)
+    dataset, notes = load_data(config)
+    in_features = models.in_features_of(tuple(dataset.X.shape[1:]))
+    if config.model.outputs is not None:
+        out_features = config.model.outputs
+    elif dataset.task == "classification" and not config.data.one_hot:
+        out_features = int(dataset.n_classes or int(dataset.y.max()) + 1)
+    else:
+        out_features = int(dataset.y.shape[1]) if dataset.y.ndim > 1 else 1
+    spec = {
+        "name": config.model.name,
+        "in_features": in_features,
+        "out_features": out_features,
+        "options": config.model.options,
+    }
+    model = models.build_model(
+        config.model.name, in_features, out_features, init=config.model.init or None, **config.model.options
+    )
+    return Prepared(dataset, model, spec, notes)
+
+
+def model_from_spec(spec: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild a model from the model.json of a run record (weights are loaded separately)."""
+    return models.build_model(
+        spec["name"], spec["in_features"], spec["out_features"], **spec.get("options", {})
+    )
+
+
+def config_callbacks(config: Config) -> list[Callback]:
+    callbacks: list[Callback] = []
+    if config.scheduler is not None:
+        s = config.scheduler
+        callbacks.append(LRScheduler(s.name, interval=s.interval, monitor=s.monitor, **s.options))
+    if config.train.early_stopping is not None:
+        callbacks.append(EarlyStopping(**config.train.early_stopping.model_dump()))
+    return callbacks
+
+
+def run_config(
+    config: Config,
+    *,
+    run_root: Path | None = None,
+    progress: bool | str = True,
+    callbacks: Sequence[Callback] = (),
+    on_note: Callable[[str], None] | None = None,
+) -> RecipeResult:
+    """Train what the config describes; with run_root, write the run record there."""
+    prepared = build(config)
+    for note in prepared.notes:
+        if on_note:
+            on_note(note)
+    dataset, train = prepared.dataset, config.train
+    loss_fn = make_loss(config.loss.name, reduction=config.loss.reduction, **config.loss.options)
+    result = fit(
+        prepared.model,
+        (dataset.X, dataset.y),
+        loss=loss_fn,
+        optimizer=config.optim.name,
+        lr=config.optim.lr,
+        epochs=train.epochs,
+        batch_size=None if train.batch_size == "full" else train.batch_size,
+        val_split=config.data.val_split,
+        val_data=(dataset.X_val, dataset.y_val)
+        if dataset.X_val is not None and not config.data.val_split
+        else None,
+        metrics=train.metrics,
+        seed=train.seed,
+        device=train.device,
+        callbacks=[*config_callbacks(config), *callbacks],
+        run_dir=run_root,
+        progress=progress,
+        normalize=config.data.normalize,
+        stratify=config.data.stratify,
+        shuffle=config.data.shuffle,
+        clip_grad_norm=train.clip_grad_norm,
+        run_name=config.name,
+        config=config.to_dict(),
+        **config.optim.options,
+    )
+    test = None
+    if config.data.test and dataset.X_test is not None and dataset.y_test is not None:
+        test = evaluate(
+            result.model,
+            (dataset.X_test, dataset.y_test),
+            loss=loss_fn,
+            metrics=train.metrics,
+            transform=result.transform,
+        )
+    if result.run is not None:
+        (result.run / "model.json").write_text(json.dumps(prepared.model_spec, indent=1))
+        if test is not None:
+            from trainwise.runs import add_results
+
+            add_results(result.run, "test", test)
+    return RecipeResult(config, result, test, prepared.notes)
+
+
+def run_recipe(source: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> RecipeResult:
+    """Run a built-in recipe or TOML file: `trainwise.run_recipe("w1-normalized")`."""
+    return run_config(load_config(source, overrides), **kwargs)

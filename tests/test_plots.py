@@ -1,0 +1,243 @@
+"""Tests for trainwise.plots: figures are checked by their numbers, not by eye."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from numpy.typing import NDArray
+
+from trainwise.errors import TrainwiseError
+from trainwise.plots import plot_curves, plot_fit, plot_history
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _legend_texts(ax: Axes) -> list[str]:
+    legend = ax.get_legend()
+    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
+
+
+def _x(line: Line2D) -> NDArray[np.float64]:
+    return np.asarray(line.get_xdata(), dtype=np.float64)
+
+
+def _y(line: Line2D) -> NDArray[np.float64]:
+    return np.asarray(line.get_ydata(), dtype=np.float64)
+
+
+def _assert_png(path: Path) -> None:
+    assert path.exists()
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 1000
+
+
+def test_history_panels_and_data() -> None:
+    history = {
+        "loss": [1.0, 0.5, 0.25],
+        "val_loss": [1.1, 0.6, 0.4],
+        "accuracy": [0.5, 0.7, 0.9],
+        "val_accuracy": [0.4, 0.6, 0.8],
+        "mae": [3.0, 2.0, 1.0],
+        "lr": [0.1, 0.1, 0.01],
+        "epoch_seconds": [1.0, 1.1, 0.9],
+    }
+    fig = plot_history(history, title="run")
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 3  # loss, accuracy, mae; lr and epoch_seconds skipped
+
+    loss_ax, acc_ax, mae_ax = fig.axes
+    assert loss_ax.get_ylabel() == "loss"
+    assert loss_ax.get_xlabel() == "epoch"
+    assert [line.get_label() for line in loss_ax.lines] == ["loss", "val_loss"]
+    np.testing.assert_allclose(_x(loss_ax.lines[0]), [1, 2, 3])
+    np.testing.assert_allclose(_y(loss_ax.lines[0]), [1.0, 0.5, 0.25])
+    np.testing.assert_allclose(_y(loss_ax.lines[1]), [1.1, 0.6, 0.4])
+    assert acc_ax.get_ylabel() == "accuracy"
+    assert _legend_texts(acc_ax) == ["accuracy", "val_accuracy"]
+    assert mae_ax.get_ylabel() == "mae"
+    assert len(mae_ax.lines) == 1
+    assert loss_ax.get_yscale() == "linear"  # ratio 4.4 < 100
+
+
+def test_orphan_val_metric_gets_its_own_panel() -> None:
+    fig = plot_history({"loss": [1.0, 0.9], "val_accuracy": [0.3, 0.6]})
+    assert len(fig.axes) == 2
+    assert fig.axes[1].get_ylabel() == "val_accuracy"
+    np.testing.assert_allclose(_y(fig.axes[1].lines[0]), [0.3, 0.6])
+
+
+def test_loss_panel_comes_first() -> None:
+    fig = plot_history({"accuracy": [0.1, 0.2], "val_loss": [2.0, 1.0], "loss": [3.0, 1.5]})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "accuracy"]
+    assert [line.get_label() for line in fig.axes[0].lines] == ["loss", "val_loss"]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1000.0, 10.0, 5.0], "log"),  # all > 0, ratio 200
+        ([100.0, 1.0], "linear"),  # ratio exactly 100 is not > 100
+        ([1000.0, 0.0, 5.0], "linear"),  # a zero rules log out
+        ([1000.0, -1.0, 5.0], "linear"),
+        ([1000.0, float("nan"), 1.0], "log"),  # non-finite values are ignored by the rule
+        ([float("nan"), float("nan")], "linear"),
+    ],
+)
+def test_loss_log_scale_rule(values: list[float], expected: str) -> None:
+    fig = plot_history({"loss": values})
+    assert fig.axes[0].get_yscale() == expected
+
+
+def test_log_rule_counts_val_loss_too() -> None:
+    fig = plot_history({"loss": [5.0, 4.0], "val_loss": [1000.0, 2.0]})
+    assert fig.axes[0].get_yscale() == "log"
+
+
+def test_log_rule_only_on_loss_panel() -> None:
+    fig = plot_history({"loss": [1.0, 0.9], "mae": [1000.0, 1.0]})
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "linear"]
+
+
+def test_non_finite_values_break_the_line_and_are_noted() -> None:
+    history = {"loss": [2.0, 1.0, float("nan"), float("inf"), 0.5], "val_loss": [2.0, 1.5, 1.2, 1.1, 1.0]}
+    fig = plot_history(history)
+    ax = fig.axes[0]
+    ydata = _y(ax.lines[0])
+    finite = np.isfinite(ydata)
+    assert finite.tolist() == [True, True, False, False, True]
+    np.testing.assert_allclose(ydata[finite], [2.0, 1.0, 0.5])
+    assert not np.isinf(ydata).any()  # inf must not stretch the axes
+    labels = _legend_texts(ax)
+    assert "non-finite from epoch 3" in labels[0]
+    assert labels[1] == "val_loss"
+    # The marker line at the first non-finite epoch comes after the data lines.
+    np.testing.assert_allclose(_x(ax.lines[2]), [3, 3])
+
+
+def test_non_finite_noted_on_other_panels() -> None:
+    fig = plot_history({"loss": [1.0, 0.5], "accuracy": [0.5, float("nan")]})
+    assert "non-finite from epoch 2" in _legend_texts(fig.axes[1])[0]
+
+
+def test_history_png_written(tmp_path: Path) -> None:
+    out = tmp_path / "nested" / "dir" / "history.png"
+    fig = plot_history({"loss": [1.0, 0.5, 0.3], "val_loss": [1.2, 0.7, 0.5]}, out)
+    assert isinstance(fig, Figure)
+    _assert_png(out)
+
+
+def test_empty_history() -> None:
+    histories: list[dict[str, list[float]]] = [{}, {"loss": [], "val_loss": []}]
+    for history in histories:
+        fig = plot_history(history)
+        assert isinstance(fig, Figure)
+        assert fig.axes == []
+        assert any("no epochs recorded" in t.get_text() for t in fig.texts)
+
+
+def test_empty_history_png(tmp_path: Path) -> None:
+    out = tmp_path / "empty.png"
+    plot_history({}, out)
+    _assert_png(out)
+
+
+def test_history_with_only_bookkeeping_keys() -> None:
+    fig = plot_history({"lr": [0.1, 0.01], "epoch_seconds": [1.0, 1.0]})
+    assert fig.axes == []
+    assert any("no metrics" in t.get_text() for t in fig.texts)
+
+
+def test_markers_only_for_short_histories() -> None:
+    short = plot_history({"loss": [1.0] * 10}).axes[0].lines[0]
+    long = plot_history({"loss": [1.0] * 200}).axes[0].lines[0]
+    assert short.get_marker() == "o"
+    assert long.get_marker() in ("None", None, "")
+
+
+def test_many_epochs_is_fast(tmp_path: Path) -> None:
+    n = 5000
+    rng = np.random.default_rng(0)
+    loss = list(np.exp(-np.linspace(0, 8, n)) + rng.random(n) * 1e-4)
+    history: dict[str, list[float]] = {
+        "loss": loss,
+        "val_loss": loss,
+        "accuracy": list(rng.random(n)),
+        "lr": [0.1] * n,
+    }
+    start = time.perf_counter()
+    fig = plot_history(history, tmp_path / "big.png")
+    elapsed = time.perf_counter() - start
+    assert len(_y(fig.axes[0].lines[0])) == n
+    assert fig.axes[0].get_yscale() == "log"
+    _assert_png(tmp_path / "big.png")
+    assert elapsed < 10.0
+
+
+def test_plot_fit_accepts_numpy_and_torch_shapes(tmp_path: Path) -> None:
+    x = torch.linspace(-1, 1, 20).reshape(-1, 1).requires_grad_(False)
+    y = 2 * x + 1
+    x_curve = np.array([1.0, -1.0, 0.0])  # unsorted on purpose
+    y_curve = torch.tensor([[3.0], [-1.0], [1.0]], requires_grad=True)  # needs .detach()
+    out = tmp_path / "fit.png"
+    fig = plot_fit(x, y, x_curve, y_curve, out, xlabel="t", ylabel="v", title="fit")
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1
+    offsets = np.asarray(ax.collections[0].get_offsets(), dtype=np.float64)
+    assert offsets.shape == (20, 2)
+    np.testing.assert_allclose(offsets[:, 0], x.numpy().reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(offsets[:, 1], y.numpy().reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(_x(ax.lines[0]), [-1.0, 0.0, 1.0])
+    np.testing.assert_allclose(_y(ax.lines[0]), [-1.0, 1.0, 3.0])
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("t", "v", "fit")
+    _assert_png(out)
+
+
+def test_plot_fit_length_mismatch() -> None:
+    with pytest.raises(TrainwiseError, match="x has 3 points but y has 2"):
+        plot_fit([1, 2, 3], [1, 2], [1], [1])
+    with pytest.raises(TrainwiseError, match="x_curve"):
+        plot_fit([1], [1], [1, 2], [1])
+
+
+def test_plot_curves_overlay(tmp_path: Path) -> None:
+    curves = {"sgd": [1.0, 0.8, 0.7], "adam": [1.0, 0.3, float("nan")], "rmsprop": [1.0, 0.5]}
+    out = tmp_path / "cmp.png"
+    fig = plot_curves(curves, out, ylabel="train loss", title="optimizers")
+    assert len(fig.axes) == 1
+    ax = fig.axes[0]
+    data_lines = ax.lines[:3]
+    assert [str(line.get_label()).split(" ")[0] for line in data_lines] == ["sgd", "adam", "rmsprop"]
+    np.testing.assert_allclose(_y(data_lines[0]), [1.0, 0.8, 0.7])
+    np.testing.assert_allclose(_x(data_lines[2]), [1, 2])
+    assert "non-finite from epoch 3" in _legend_texts(ax)[1]
+    assert ax.get_ylabel() == "train loss"
+    assert ax.get_yscale() == "linear"
+    _assert_png(out)
+
+
+def test_plot_curves_log_scale() -> None:
+    fig = plot_curves({"a": [500.0, 50.0], "b": [10.0, 1.0]})
+    assert fig.axes[0].get_yscale() == "log"
+
+
+def test_plot_curves_empty() -> None:
+    fig = plot_curves({})
+    assert fig.axes == []
+    assert any("no epochs recorded" in t.get_text() for t in fig.texts)
+
+
+def test_figures_are_independent_of_pyplot() -> None:
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    plot_history({"loss": [1.0, math.e]})
+    assert plt.get_fignums() == before

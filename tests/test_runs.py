@@ -1,0 +1,330 @@
+"""Tests for trainwise.runs: run folders, the sqlite index, and the runs table."""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from trainwise.errors import TrainwiseError
+from trainwise.runs import RunIndex, RunRow, format_runs_table, new_run_dir, runs_root
+
+NOW = datetime(2024, 3, 5, 14, 7, 9)
+
+
+def _set_started(root: Path, run_id: str, started: str) -> None:
+    """Back-date a run so ordering tests do not depend on the clock."""
+    with sqlite3.connect(root / "index.sqlite") as conn:
+        conn.execute("UPDATE runs SET started = ? WHERE id = ?", (started, run_id))
+    conn.close()
+
+
+# --- runs_root -------------------------------------------------------------------------------------
+
+
+def test_runs_root_honours_trainwise_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TRAINWISE_HOME", str(tmp_path / "home"))
+    assert runs_root() == tmp_path / "home" / "runs"
+
+
+def test_runs_root_defaults_to_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TRAINWISE_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert runs_root() == Path.cwd() / "runs"
+
+
+# --- new_run_dir -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("MNIST MLP", "mnist-mlp"),
+        ("linreg_v1.2", "linreg_v1.2"),
+        ("..hidden", "hidden"),
+        ("--x", "x"),
+        ("", "run"),
+        ("...", "run"),
+        ("ünïcode!", "n-code-"),
+        ("a" * 100, "a" * 60),
+    ],
+)
+def test_slug(tmp_path: Path, name: str, slug: str) -> None:
+    run = new_run_dir(tmp_path, name, now=NOW)
+    assert run.name == f"20240305-140709-{slug}"
+    assert run.is_dir()
+    assert run.parent == tmp_path
+
+
+def test_same_second_gets_numbered_suffix(tmp_path: Path) -> None:
+    first = new_run_dir(tmp_path, "mnist", now=NOW)
+    second = new_run_dir(tmp_path, "mnist", now=NOW)
+    third = new_run_dir(tmp_path, "mnist", now=NOW)
+    assert first.name == "20240305-140709-mnist"
+    assert second.name == "20240305-140709-mnist-2"
+    assert third.name == "20240305-140709-mnist-3"
+    assert len({first, second, third}) == 3
+
+
+def test_new_run_dir_creates_root(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b"
+    run = new_run_dir(root, "x", now=NOW)
+    assert run.parent == root and run.is_dir()
+
+
+def test_new_run_dir_uses_clock_by_default(tmp_path: Path) -> None:
+    run = new_run_dir(tmp_path, "x")
+    stamp = datetime.strptime(run.name[:15], "%Y%m%d-%H%M%S")
+    assert abs((datetime.now() - stamp).total_seconds()) < 60
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "..", "a/../../b", "../../etc", "x/y", "\\..\\z"])
+def test_run_dir_cannot_escape_root(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "runs"
+    run = new_run_dir(root, name, now=NOW)
+    assert run.resolve().parent == root.resolve()
+    assert run.is_dir()
+    # Nothing was created beside root.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+# --- RunIndex --------------------------------------------------------------------------------------
+
+
+def test_index_is_created_on_first_use(tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    index = RunIndex(root)
+    assert index.list() == []
+    assert not (root / "index.sqlite").exists()  # reading does not create it
+    index.start(new_run_dir(root, "a", now=NOW), "linreg")
+    assert (root / "index.sqlite").exists()
+
+
+def test_start_finish_round_trip_with_nan(tmp_path: Path) -> None:
+    index = RunIndex(tmp_path)
+    run = new_run_dir(tmp_path, "mnist", now=NOW)
+    row = index.start(run, "mnist_mlp")
+    assert isinstance(row, RunRow)
+    assert (row.id, row.recipe, row.status, row.ended, row.metrics) == (
+        run.name,
+        "mnist_mlp",
+        "running",
+        None,
+        {},
+    )
+    assert row.path == run.resolve()
+    assert datetime.fromisoformat(row.started).microsecond == 0
+    assert index.list() == [row]
+
+    index.finish(run.name, "failed", {"loss": float("nan"), "val_loss": float("inf"), "accuracy": 0.91})
+    (got,) = index.list()
+    assert got.status == "failed"
+    assert got.ended is not None
+    assert datetime.fromisoformat(got.ended) >= datetime.fromisoformat(got.started)
+    assert set(got.metrics) == {"loss", "val_loss", "accuracy"}
+    assert math.isnan(got.metrics["loss"]) and math.isnan(got.metrics["val_loss"])
+    assert got.metrics["accuracy"] == pytest.approx(0.91)
+    # Stored as valid JSON with null, not the non-standard NaN token.
+    with sqlite3.connect(tmp_path / "index.sqlite") as conn:
+        (text,) = conn.execute("SELECT metrics FROM runs").fetchone()
+    conn.close()
+    assert "NaN" not in text and "Infinity" not in text and "null" in text
+
+
+@pytest.mark.parametrize("status", ["completed", "stopped", "failed", "interrupted"])
+def test_finish_accepts_final_statuses(tmp_path: Path, status: str) -> None:
+    index = RunIndex(tmp_path)
+    run = new_run_dir(tmp_path, "r", now=NOW)
+    index.start(run, "x")
+    index.finish(run.name, status, {"loss": 0.1})
+    assert index.get(run.name).status == status
+
+
+@pytest.mark.parametrize("status", ["done", "COMPLETED", "", "running"])
+def test_finish_rejects_invalid_status(tmp_path: Path, status: str) -> None:
+    index = RunIndex(tmp_path)
+    run = new_run_dir(tmp_path, "r", now=NOW)
+    index.start(run, "x")
+    with pytest.raises(ValueError, match="status"):
+        index.finish(run.name, status, {})
+    assert index.get(run.name).status == "running"
+
+
+def test_finish_unknown_run(tmp_path: Path) -> None:
+    index = RunIndex(tmp_path)
+    index.start(new_run_dir(tmp_path, "r", now=NOW), "x")
+    with pytest.raises(TrainwiseError, match="no run 'nope'"):
+        index.finish("nope", "completed", {})
+
+
+def _three_runs(root: Path) -> tuple[RunIndex, list[str]]:
+    index = RunIndex(root)
+    ids = []
+    for name, started in [
+        ("alpha", "2024-01-01T10:00:00"),
+        ("beta", "2024-01-03T10:00:00"),
+        ("gamma", "2024-01-02T10:00:00"),
+    ]:
+        run = new_run_dir(root, name, now=datetime.fromisoformat(started))
+        index.start(run, f"recipe_{name}")
+        _set_started(root, run.name, started)
+        ids.append(run.name)
+    return index, ids
+
+
+def test_list_newest_first(tmp_path: Path) -> None:
+    index, (alpha, beta, gamma) = _three_runs(tmp_path)
+    assert [row.id for row in index.list()] == [beta, gamma, alpha]
+
+
+def test_list_ties_broken_by_id(tmp_path: Path) -> None:
+    index = RunIndex(tmp_path)
+    a = new_run_dir(tmp_path, "a", now=NOW)
+    b = new_run_dir(tmp_path, "b", now=NOW)
+    for run in (a, b):
+        index.start(run, "x")
+        _set_started(tmp_path, run.name, "2024-01-01T00:00:00")
+    assert [row.id for row in index.list()] == [b.name, a.name]
+
+
+def test_get_by_id_prefix_latest(tmp_path: Path) -> None:
+    index, (alpha, beta, gamma) = _three_runs(tmp_path)
+    assert index.get(alpha).id == alpha
+    assert index.get("20240103").id == beta
+    assert index.get("20240102-1").id == gamma
+    assert index.get("latest").id == beta
+
+
+def test_get_by_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index, (alpha, _, _) = _three_runs(tmp_path / "runs")
+    assert index.get(str(tmp_path / "runs" / alpha)).id == alpha
+    assert index.get(str(tmp_path / "runs" / alpha) + "/").id == alpha
+    monkeypatch.chdir(tmp_path)
+    assert index.get(f"runs/{alpha}").recipe == "recipe_alpha"
+    monkeypatch.chdir(tmp_path / "runs")
+    assert index.get(f"./{alpha}").id == alpha
+
+
+def test_get_by_path_outside_root_not_in_index(tmp_path: Path) -> None:
+    index, _ = _three_runs(tmp_path / "runs")
+    elsewhere = tmp_path / "copied" / "my-run"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "config.toml").write_text("recipe = 'x'\n")
+    mtime = time.mktime(datetime(2023, 6, 1, 12, 30, 45).timetuple())
+    os.utime(elsewhere, (mtime, mtime))
+    row = index.get(str(elsewhere))
+    assert row == RunRow(
+        id="my-run",
+        recipe="",
+        path=elsewhere.resolve(),
+        started="2023-06-01T12:30:45",
+        ended=None,
+        status="unknown",
+        metrics={},
+    )
+
+
+def test_get_by_path_outside_root_in_index(tmp_path: Path) -> None:
+    index = RunIndex(tmp_path / "runs")
+    elsewhere = new_run_dir(tmp_path / "other", "far", now=NOW)
+    index.start(elsewhere, "far_recipe")
+    assert index.get(str(elsewhere)).recipe == "far_recipe"
+
+
+def test_get_path_without_config_is_unknown(tmp_path: Path) -> None:
+    index, _ = _three_runs(tmp_path / "runs")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainwiseError, match="no run"):
+        index.get(str(tmp_path / "empty"))
+
+
+def test_get_unknown(tmp_path: Path) -> None:
+    index, _ = _three_runs(tmp_path)
+    for ref in ("nope", "2025", ""):
+        with pytest.raises(TrainwiseError) as info:
+            index.get(ref)
+        assert str(info.value) == f"no run '{ref}' in {tmp_path}; `trainwise runs` lists them"
+
+
+def test_get_latest_when_empty(tmp_path: Path) -> None:
+    with pytest.raises(TrainwiseError, match="no runs"):
+        RunIndex(tmp_path).get("latest")
+
+
+def test_get_ambiguous_prefix_lists_candidates(tmp_path: Path) -> None:
+    index, (alpha, beta, gamma) = _three_runs(tmp_path)
+    with pytest.raises(TrainwiseError, match="ambiguous") as info:
+        index.get("2024010")
+    message = str(info.value)
+    assert alpha in message and beta in message and gamma in message
+
+
+def test_restart_same_folder_resets_row(tmp_path: Path) -> None:
+    index = RunIndex(tmp_path)
+    run = new_run_dir(tmp_path, "r", now=NOW)
+    index.start(run, "x")
+    index.finish(run.name, "completed", {"loss": 1.0})
+    index.start(run, "x")
+    (row,) = index.list()
+    assert (row.status, row.ended, row.metrics) == ("running", None, {})
+
+
+def test_two_index_objects_share_the_db(tmp_path: Path) -> None:
+    writer, reader = RunIndex(tmp_path), RunIndex(tmp_path)
+    run = new_run_dir(tmp_path, "r", now=NOW)
+    writer.start(run, "x")
+    writer.finish(run.name, "stopped", {"loss": 0.5})
+    assert reader.get("latest").status == "stopped"
+
+
+# --- format_runs_table -----------------------------------------------------------------------------
+
+
+def _row(run_id: str, metrics: dict[str, float], ended: str | None = "2024-01-01T11:02:03") -> RunRow:
+    return RunRow(
+        id=run_id,
+        recipe="r",
+        path=Path("/tmp") / run_id,
+        started="2024-01-01T10:00:00",
+        ended=ended,
+        status="completed" if ended else "running",
+        metrics=metrics,
+    )
+
+
+def test_table_shape_and_metric_columns() -> None:
+    rows = [
+        _row("a", {"loss": 0.123456, "val_loss": float("nan"), "accuracy": 0.9, "test_accuracy": 0.8}),
+        _row("b", {"loss": 1.5}, ended=None),
+        _row("c", {}),
+    ]
+    table = format_runs_table(rows)
+    headers = [str(col.header) for col in table.columns]
+    assert headers == ["id", "recipe", "status", "started", "duration", "loss", "val_loss", "accuracy"]
+    assert table.row_count == 3
+    loss_cells = list(table.columns[5].cells)
+    assert [str(c) for c in loss_cells] == ["0.1235", "1.5", ""]
+    assert str(next(iter(table.columns[6].cells))) == "nan"
+    assert [str(c) for c in table.columns[4].cells] == ["1h02m", "", "1h02m"]
+    assert str(next(iter(table.columns[3].cells))) == "2024-01-01 10:00:00"
+
+
+def test_table_other_metrics_and_empty() -> None:
+    table = format_runs_table([_row("a", {"mse": 2.0, "r2": 0.5})])
+    assert [str(col.header) for col in table.columns][5:] == ["mse", "r2"]
+    empty = format_runs_table([])
+    assert len(empty.columns) == 5 and empty.row_count == 0
+
+
+def test_table_renders() -> None:
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(format_runs_table([_row("20240101-100000-x", {"loss": 0.25}), _row("b", {})]))
+    text = console.export_text()
+    assert "20240101-100000-x" in text and "0.25" in text
