@@ -37,19 +37,28 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except RuntimeError:
-        raise DataError(
-            f"device: {device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from None
+        raise DataError(f"device: {device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"device: {device!r} asked for, but CUDA is not available here; use device 'auto' or 'cpu'")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
         raise DataError(
-            f"device: {device!r} asked for, but CUDA is not available here; use device 'auto' or 'cpu'"
+            f"device: {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s); "
+            "use 'cuda' or 'cuda:0'"
         )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise DataError(f"device: {device!r} asked for, but MPS is not available here; use device 'auto' or 'cpu'")
     return resolved
 
 
 def as_tensor(values: Any, name: str) -> torch.Tensor:
-    """A tensor from a tensor or array: float64 becomes float32 (torch's default), integers int64."""
-    tensor = values if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+    """A tensor from a tensor or array: float64 becomes float32 (torch's default), integers and bools int64."""
+    if isinstance(values, torch.Tensor):
+        tensor = values
+    else:
+        try:
+            tensor = torch.as_tensor(np.asarray(values))
+        except (TypeError, ValueError) as exc:  # strings, objects, ragged lists
+            raise DataError(f"{name}: cannot read it as numbers ({exc})") from None
     if tensor.is_complex():
         raise DataError(f"{name}: complex values are not supported")
     if tensor.dtype == torch.float64:
@@ -103,9 +112,7 @@ def fit_transform(X: torch.Tensor, method: Normalize) -> AffineTransform | None:
         one = torch.ones(())
         return AffineTransform("scale", one * float(method), torch.zeros(()))
     if method not in ("standard", "minmax"):
-        raise DataError(
-            f"data.normalize: {method!r} is not allowed; use 'standard', 'minmax', 'none' or a number"
-        )
+        raise DataError(f"data.normalize: {method!r} is not allowed; use 'standard', 'minmax', 'none' or a number")
     # images (N, C, H, W): statistics per channel; tabular (N, F): per feature
     dims = (0, *range(2, X.ndim)) if X.ndim > 2 else (0,)
     Xd = X.double()
@@ -128,7 +135,12 @@ def poly_features(X: torch.Tensor, degree: int) -> torch.Tensor:
 
 
 def one_hot(y: torch.Tensor, n_classes: int) -> torch.Tensor:
-    return torch.nn.functional.one_hot(y.long().reshape(-1), n_classes).float()
+    """(N,) class labels 0..n_classes-1 as (N, n_classes) float rows of 0 and 1."""
+    labels = y.long().reshape(-1)
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        low, high = int(labels.min()), int(labels.max())
+        raise DataError(f"data.one_hot: labels run from {low} to {high}, outside 0..{n_classes - 1}")
+    return torch.nn.functional.one_hot(labels, n_classes).float()
 
 
 # ----------------------------------------------------------------------------- splits
@@ -145,16 +157,10 @@ def split_indices(
     if not stratify:
         n_val = round(n * val_fraction)
         if n_val < 1 or n_val >= n:
-            raise DataError(
-                f"val_split: {val_fraction} of {n} samples leaves an empty train or validation set"
-            )
+            raise DataError(f"val_split: {val_fraction} of {n} samples leaves an empty train or validation set")
         perm = torch.randperm(n, generator=generator)
         return perm[n_val:].sort().values, perm[:n_val].sort().values
-    if y.is_floating_point() and y.ndim > 1:
-        raise DataError(
-            "data.stratify: needs class labels, but the targets are continuous; set stratify = false"
-        )
-    labels = y.reshape(n).cpu()
+    labels = _class_labels(y)
     train_parts, val_parts = [], []
     for label in labels.unique():
         members = (labels == label).nonzero().reshape(-1)
@@ -166,6 +172,22 @@ def split_indices(
     if val.numel() == 0 or train.numel() == 0:
         raise DataError(f"val_split: {val_fraction} of {n} samples leaves an empty train or validation set")
     return train, val
+
+
+def _class_labels(y: torch.Tensor) -> torch.Tensor:
+    """(N,) labels to stratify on: class indices, (N, 1) columns, or one-hot rows (their argmax)."""
+    n = y.shape[0]
+    y = y.detach().cpu()
+    if y.ndim > 1 and math.prod(y.shape[1:]) > 1:
+        rows = y.reshape(n, -1)
+        if not (((rows == 0) | (rows == 1)).all() and (rows.sum(1) == 1).all()):
+            raise DataError("data.stratify: needs class labels, but the targets are continuous; set stratify = false")
+        return rows.argmax(1)
+    labels = y.reshape(n)
+    # float targets are classes only when every value is a whole number (0.0/1.0 for BCE)
+    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+        raise DataError("data.stratify: needs class labels, but the targets are continuous; set stratify = false")
+    return labels
 
 
 # ----------------------------------------------------------------------------- batch sources
@@ -190,6 +212,8 @@ class InMemoryBatches:
             raise DataError(f"data: X has {X.shape[0]} samples but y has {y.shape[0]}; they must match")
         if X.shape[0] == 0:
             raise DataError("data: no samples")
+        if batch_size is not None and batch_size < 1:
+            raise DataError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
         self.X, self.y = X, y
         self.n = X.shape[0]
         self.batch_size = self.n if batch_size is None else min(batch_size, self.n)
@@ -247,6 +271,8 @@ def to_xy(data: Any, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
         return data.X, data.y
     if isinstance(data, tuple | list) and len(data) == 2:
         X, y = as_tensor(data[0], f"{name} X"), as_tensor(data[1], f"{name} y")
+        if X.ndim == 0 or y.ndim == 0:
+            raise DataError(f"{name}: X and y must hold one row per sample, got a single number")
         if X.ndim == 1:  # a single feature given as a vector
             X = X.unsqueeze(1)
         if X.shape[0] != y.shape[0]:
@@ -284,17 +310,29 @@ def prepare_data(
             raise DataError("give either val_split or val_data, not both")
         train_idx, val_idx = split_indices(y, val_split, seed=seed, stratify=stratify)
         X, y, X_val, y_val = X[train_idx], y[train_idx], X[val_idx], y[val_idx]
-    elif val_data is not None:
+    elif val_data is not None and not isinstance(val_data, DataLoader | TorchDataset):
         X_val, y_val = to_xy(val_data, "val_data")
+        if X_val.shape[1:] != X.shape[1:]:
+            raise DataError(
+                f"val_data: samples of shape {tuple(X_val.shape[1:])} but the training samples are "
+                f"{tuple(X.shape[1:])}; they must match"
+            )
     transform = fit_transform(X, normalize)
     if transform is not None:
         X = transform(X)
         X_val = transform(X_val) if X_val is not None else None
     generator = torch.Generator().manual_seed(seed)
     train = InMemoryBatches(X.to(device), y.to(device), batch_size, shuffle=shuffle, generator=generator)
-    val = None
+    val: Batches | None = None
     if X_val is not None and y_val is not None:
         val = InMemoryBatches(X_val.to(device), y_val.to(device), batch_size, shuffle=False)
+    elif val_data is not None:  # a Dataset or DataLoader next to in-memory training data
+        if transform is not None:
+            raise DataError(
+                "data.normalize: val_data is a Dataset/DataLoader, which the fitted scaling cannot be "
+                "applied to; pass it as (X, y) tensors"
+            )
+        val = _loader_batches(val_data, batch_size, device)
     return PreparedData(train, val, transform, tuple(X.shape[1:]), tuple(y.shape[1:]))
 
 
@@ -326,26 +364,28 @@ def _prepare_streamed(
             n = len(dataset)  # type: ignore[arg-type]
             n_val = round(n * val_split)
             if not 0 < n_val < n:
-                raise DataError(
-                    f"val_split: {val_split} of {n} samples leaves an empty train or validation set"
-                )
+                raise DataError(f"val_split: {val_split} of {n} samples leaves an empty train or validation set")
             dataset, held_out = random_split(dataset, [n - n_val, n_val], generator=generator)
             val = LoaderBatches(DataLoader(held_out, batch_size=batch_size or n_val, pin_memory=pin), device)
         size = batch_size or len(dataset)  # type: ignore[arg-type]
-        train_loader = DataLoader(
-            dataset, batch_size=size, shuffle=shuffle, generator=generator, pin_memory=pin
-        )
+        train_loader = DataLoader(dataset, batch_size=size, shuffle=shuffle, generator=generator, pin_memory=pin)
     if val_data is not None:
         if isinstance(val_data, DataLoader | TorchDataset):
-            loader = (
-                val_data
-                if isinstance(val_data, DataLoader)
-                else DataLoader(val_data, batch_size=batch_size or 1024)
-            )
-            val = LoaderBatches(loader, device)
+            val = _loader_batches(val_data, batch_size, device)
         else:
             X_val, y_val = to_xy(val_data, "val_data")
             val = InMemoryBatches(X_val.to(device), y_val.to(device), batch_size, shuffle=False)
     train = LoaderBatches(train_loader, device)
-    first_x, first_y = next(iter(train_loader))
+    # the first batch gives the sample shapes (a collate_fn may change them, so not dataset[0])
+    first = next(iter(train_loader), None)
+    if first is None:
+        raise DataError("data: the Dataset/DataLoader yields no batches")
+    if not isinstance(first, Sequence) or len(first) != 2:
+        raise DataError("data: each batch of the Dataset/DataLoader must be a pair (inputs, targets)")
+    first_x, first_y = first
     return PreparedData(train, val, None, tuple(first_x.shape[1:]), tuple(first_y.shape[1:]))
+
+
+def _loader_batches(data: DataLoader | TorchDataset, batch_size: int | None, device: torch.device) -> LoaderBatches:
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size or 1024)
+    return LoaderBatches(loader, device)

@@ -45,8 +45,15 @@ def make_loss(loss: str | LossFn, *, reduction: Reduction = "mean", **kwargs: ob
 
 
 def loss_reduction(loss_fn: LossFn) -> str:
-    """'sum' when the loss adds over samples (the epoch loss is then the sum over batches), else 'mean'."""
-    return "sum" if getattr(loss_fn, "reduction", "mean") == "sum" else "mean"
+    """'sum' when the loss adds over samples (the epoch loss is then the sum over batches), else 'mean'.
+
+    Reads a loss module's `reduction`, or the bound keyword of functools.partial(F.mse_loss, reduction="sum").
+    """
+    reduction = getattr(loss_fn, "reduction", None)
+    if reduction is None:
+        keywords = getattr(loss_fn, "keywords", None)
+        reduction = keywords.get("reduction") if isinstance(keywords, dict) else None
+    return "sum" if reduction == "sum" else "mean"
 
 
 def loss_name(loss_fn: LossFn) -> str:

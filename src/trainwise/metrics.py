@@ -73,7 +73,7 @@ class Accuracy(Metric):
         if self._sums is None:
             return float("nan")
         correct, total = self._sums.tolist()
-        return correct / total
+        return correct / total if total else float("nan")
 
 
 class TopKAccuracy(Accuracy):
@@ -83,6 +83,15 @@ class TopKAccuracy(Accuracy):
         self.name = f"top{k}_accuracy"
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if pred.ndim < 2 or pred.shape[-1] == 1:
+            # a single logit: two classes, so the top 1 is plain accuracy and the top 2+ always hit
+            # (topk over the last dim of an (N,) tensor would rank samples, not classes)
+            if self.k == 1:
+                super().update(pred, target)
+                return
+            total = torch.tensor(float(target.shape[0]), device=pred.device)
+            self._add(torch.stack([total, total]))
+            return
         k = min(self.k, pred.shape[-1])
         top = pred.detach().topk(k, dim=-1).indices
         correct = (top == _class_targets(target).unsqueeze(-1)).any(dim=-1).sum()
@@ -102,7 +111,7 @@ class MeanAbsoluteError(Metric):
         if self._sums is None:
             return float("nan")
         total, count = self._sums.tolist()
-        return total / count
+        return total / count if count else float("nan")
 
 
 class MeanSquaredError(MeanAbsoluteError):
@@ -122,25 +131,43 @@ class RootMeanSquaredError(MeanSquaredError):
 
 
 class R2Score(Metric):
-    """Coefficient of determination, averaged over outputs (as scikit-learn's default)."""
+    """Coefficient of determination, averaged over outputs (as scikit-learn's default).
+
+    Targets are summed relative to the first target row seen in the epoch: sum(t^2) - sum(t)^2 / n on
+    raw values cancels catastrophically when the mean is large next to the spread (and gives a
+    tiny non-zero variance for constant targets), while about a point inside the data it stays exact.
+    """
 
     name = "r2"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._origin: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self._origin = None
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         pred, target = _matched(pred, target)
         acc = _accumulator_dtype(pred.device)
         pred, target = pred.to(acc), target.to(acc)
+        if self._origin is None:
+            self._origin = target[0].clone()
+        centred = target - self._origin
         count = torch.full_like(target[0], target.shape[0])
-        self._add(
-            torch.stack([count, target.sum(0), target.square().sum(0), (target - pred).square().sum(0)])
-        )
+        self._add(torch.stack([count, centred.sum(0), centred.square().sum(0), (target - pred).square().sum(0)]))
 
     def compute(self) -> float:
         if self._sums is None:
             return float("nan")
         count, total, total_sq, residual = self._sums
-        variance = total_sq - total.square() / count
-        scores = 1.0 - residual / variance
+        if float(count[0]) < 2:  # as scikit-learn: not defined for fewer than two samples
+            return float("nan")
+        variance = (total_sq - total.square() / count).clamp(min=0.0)
+        # constant targets: 1 for a perfect fit, else 0 (scikit-learn's force_finite default)
+        perfect = (residual == 0).to(residual.dtype)
+        scores = torch.where(variance > 0, 1.0 - residual / variance, perfect)
         return float(scores.mean())
 
 
@@ -155,24 +182,33 @@ _TOPK = re.compile(r"top_?(\d+)(_accuracy)?$")
 METRIC_NAMES = (*_NAMED, "top5_accuracy")
 
 
-def make_metrics(metrics: Iterable[str | Metric]) -> list[Metric]:
-    """Metric objects from names ("accuracy", "top5_accuracy", "mae", "rmse", "mse", "r2") or instances."""
+def make_metrics(metrics: str | Metric | Iterable[str | Metric]) -> list[Metric]:
+    """Metric objects from names ("accuracy", "top5_accuracy", "mae", "rmse", "mse", "r2") or instances.
+
+    A single name or Metric counts as a list of one (a bare string would otherwise be iterated by character).
+    """
+    if isinstance(metrics, str | Metric):
+        metrics = [metrics]
     made: list[Metric] = []
     for metric in metrics:
         if isinstance(metric, Metric):
             made.append(metric)
             continue
-        key = str(metric).lower()
+        key = str(metric).strip().lower()
         if key in _NAMED:
             made.append(_NAMED[key]())
         elif match := _TOPK.match(key):
-            made.append(TopKAccuracy(int(match.group(1))))
+            k = int(match.group(1))
+            if k < 1:
+                raise ConfigError(f"metrics: {metric!r} asks for the top {k}; k must be at least 1")
+            made.append(TopKAccuracy(k))
         else:
             allowed = ", ".join((*_NAMED, "topK_accuracy (e.g. top5_accuracy)"))
             raise ConfigError(f"metrics: unknown metric {metric!r}; choose from {allowed}")
     names = [m.name for m in made]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"metrics: {names} names a metric twice; list each once")
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"metrics: {name!r} is listed twice (in {names}); list each metric once")
     return made
 
 

@@ -59,6 +59,11 @@ class Polynomial(nn.Module):
         return (features @ self.weight + self.bias).unsqueeze(1)
 
 
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images as (N, C*H*W) rows; (N, F) batches (and unbatched vectors) unchanged."""
+    return x.flatten(1) if x.ndim > 2 else x
+
+
 class TwoLayerNet(nn.Module):
     """The custom module of "Learning PyTorch with Examples": Linear, clamp(min=0), Linear.
 
@@ -71,7 +76,7 @@ class TwoLayerNet(nn.Module):
         self.linear2 = nn.Linear(hidden, d_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear2(self.linear1(x).clamp(min=0))
+        return self.linear2(self.linear1(_flat(x)).clamp(min=0))
 
 
 class DynamicNet(nn.Module):
@@ -82,6 +87,8 @@ class DynamicNet(nn.Module):
 
     def __init__(self, d_in: int, hidden: int, d_out: int, max_repeats: int = 3, seed: int = 0) -> None:
         super().__init__()
+        if max_repeats < 0:
+            raise ConfigError(f"model.max_repeats: must be at least 0, got {max_repeats}")
         self.input_linear = nn.Linear(d_in, hidden)
         self.middle_linear = nn.Linear(hidden, hidden)
         self.output_linear = nn.Linear(hidden, d_out)
@@ -89,16 +96,22 @@ class DynamicNet(nn.Module):
         self._random = random.Random(seed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.input_linear(x).clamp(min=0)
+        h = self.input_linear(_flat(x)).clamp(min=0)
         for _ in range(self._random.randint(0, self.max_repeats)):
             h = self.middle_linear(h).clamp(min=0)
         return self.output_linear(h)
 
 
 def _activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
+    key = str(name).lower().replace("-", "_")
+    if key not in ACTIVATIONS:
         raise ConfigError(f"model.activation: unknown {name!r}; choose one of {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+    return ACTIVATIONS[key]()
+
+
+def _check_dropout(dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
 
 
 def linear(in_features: int, out_features: int, bias: bool = True) -> nn.Module:
@@ -130,8 +143,7 @@ def mlp(
     batchnorm: bool = False,
 ) -> nn.Module:
     """Flatten, then Linear-[BatchNorm]-activation-[Dropout] per hidden size, then a Linear output."""
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+    _check_dropout(dropout)
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for size in hidden:
@@ -164,6 +176,7 @@ def cnn(
     batchnorm: bool = True,
 ) -> nn.Module:
     """A small CNN: per stage conv3x3-[BN]-ReLU-maxpool2, then Linear-ReLU-[Dropout]-Linear."""
+    _check_dropout(dropout)
     if in_features != in_channels * image_size * image_size:
         raise ConfigError(
             f"model 'cnn' expects images of {in_channels}x{image_size}x{image_size} "
@@ -214,13 +227,14 @@ def import_object(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(
-            f"model.name: cannot import module {module_name!r} ({exc}); check PYTHONPATH"
-        ) from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ConfigError(f"model.name: module {module_name!r} has no {attr!r}") from None
+        raise ConfigError(f"model.name: cannot import module {module_name!r} ({exc}); check PYTHONPATH") from None
+    found: Any = module
+    for part in attr.split("."):  # "module:Outer.Inner" reaches nested classes too
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ConfigError(f"model.name: module {module_name!r} has no {attr!r}") from None
+    return found
 
 
 def model_options(name: str) -> Mapping[str, inspect.Parameter]:
@@ -249,6 +263,8 @@ def build_model(
         model = BUILDERS[key](in_features, out_features, **options)
     else:
         factory = import_object(name)
+        if not callable(factory):
+            raise ConfigError(f"model.name: {name} is a {type(factory).__name__}, not a class or function")
         try:
             model = factory(**options)
         except TypeError as exc:
@@ -268,13 +284,18 @@ def set_parameters(model: nn.Module, values: Mapping[str, float | Sequence[Any]]
             if name not in params:
                 raise ConfigError(f"model.init.{name}: no such parameter; the model has {', '.join(params)}")
             target = params[name]
-            tensor = torch.as_tensor(value, dtype=target.dtype)
+            try:
+                tensor = torch.as_tensor(value, dtype=target.dtype)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise ConfigError(
+                    f"model.init.{name}: {value!r} is not a number or a list of numbers ({exc})"
+                ) from None
             if tensor.numel() not in (1, target.numel()):
                 shape = tuple(target.shape)
-                raise ConfigError(
-                    f"model.init.{name}: got {tensor.numel()} values for a parameter of shape {shape}"
-                )
-            target.copy_(tensor.reshape(target.shape) if tensor.numel() > 1 else tensor.expand_as(target))
+                raise ConfigError(f"model.init.{name}: got {tensor.numel()} values for a parameter of shape {shape}")
+            # one value (also given as [v] or [[v]]) fills the parameter; reshape before broadcasting,
+            # since expand_as cannot drop dimensions ([0.0] into the polynomial's 0-d bias)
+            target.copy_(tensor.reshape(target.shape) if tensor.numel() == target.numel() else tensor.reshape(()))
 
 
 def count_parameters(model: nn.Module) -> int:

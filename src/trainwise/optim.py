@@ -15,9 +15,7 @@ def optimizer_classes() -> dict[str, type[torch.optim.Optimizer]]:
     return {
         name.lower(): cls
         for name, cls in vars(torch.optim).items()
-        if isinstance(cls, type)
-        and issubclass(cls, torch.optim.Optimizer)
-        and cls is not torch.optim.Optimizer
+        if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer
     }
 
 
@@ -25,9 +23,7 @@ def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
     classes = optimizer_classes()
     key = name.lower()
     if key not in classes:
-        raise ConfigError(
-            f"optim.name: unknown optimizer {name!r}; choose one of {', '.join(sorted(classes))}"
-        )
+        raise ConfigError(f"optim.name: unknown optimizer {name!r}; choose one of {', '.join(sorted(classes))}")
     return classes[key]
 
 
@@ -44,6 +40,9 @@ def make_optimizer(
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
     cls = optimizer_class(optimizer)
+    if cls is torch.optim.LBFGS:
+        # LBFGS.step needs a closure that re-evaluates the loss; the training loop calls step() without one
+        raise ConfigError("optim.name: LBFGS needs a closure in step(), which trainwise's loop does not pass")
     allowed = optimizer_options(optimizer)
     for key in kwargs:
         if key not in allowed:

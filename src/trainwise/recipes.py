@@ -57,7 +57,7 @@ def load_data(config: Config) -> tuple[datasets.Dataset, list[str]]:
     except DataError as exc:
         if not spec.fallback:
             raise
-        notes.append(f"{spec.name} is not available ({exc}); trained on {spec.fallback} instead")
+        notes.append(f"{spec.name} is not installed here, so this run uses {spec.fallback} instead ({exc})")
         dataset = datasets.load_dataset(spec.fallback)
     parts = {
         key: _limit(getattr(dataset, key), spec.limit)

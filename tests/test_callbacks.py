@@ -1,0 +1,167 @@
+"""Built-in callbacks: early stopping, LR scheduling, gradient clipping, progress display."""
+
+import io
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from trainwise.callbacks import (
+    Callback,
+    CallbackList,
+    EarlyStopping,
+    GradientClipping,
+    LRScheduler,
+    ProgressBar,
+    best_epoch,
+    scheduler_class,
+)
+from trainwise.errors import ConfigError
+from trainwise.loop import fit
+
+
+def data(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(n, 3, generator=generator)
+    return X, X @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.1 * torch.randn(n, 1, generator=generator)
+
+
+class LossSequence(Callback):
+    """Overwrites the logged val_loss with a scripted sequence, to drive early stopping exactly."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values = values
+
+    def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        logs["val_loss"] = self.values[epoch]
+
+
+def test_early_stopping_waits_patience_epochs_and_restores_the_best_weights() -> None:
+    X, y = data()
+    snapshots: list[torch.Tensor] = []
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+            snapshots.append(self.state.model.weight.detach().clone())
+
+    stopper = EarlyStopping(patience=3)
+    scripted = [5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 1.0, 0.5]
+    model = nn.Linear(3, 1)
+    result = fit(model, (X, y), loss="mse", lr=0.01, epochs=8, val_data=(X, y),
+                 callbacks=[LossSequence(scripted), stopper, Snapshot()], progress=False)  # fmt: skip
+    assert result.epochs == 6 and result.status == "stopped"  # best at epoch 3, then 3 without improvement
+    assert stopper.best_epoch == 2 and stopper.stopped_epoch == 5
+    assert torch.equal(model.weight, snapshots[2])
+
+
+def test_early_stopping_monitors_accuracy_upwards() -> None:
+    stopper = EarlyStopping(monitor="val_accuracy", patience=1)
+    X, y = data()
+
+    class Accuracy(Callback):
+        def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+            logs["val_accuracy"] = [0.5, 0.7, 0.6, 0.9][epoch]
+
+    result = fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.01, epochs=4, val_data=(X, y),
+                 callbacks=[Accuracy(), stopper], progress=False)  # fmt: skip
+    assert result.epochs == 3 and stopper.best_epoch == 1
+
+
+def test_early_stopping_rejects_unknown_monitor_and_bad_patience() -> None:
+    X, y = data()
+    with pytest.raises(ConfigError, match="'val_acc' is not logged"):
+        fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.01, epochs=2, callbacks=[EarlyStopping("val_acc")],
+            progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="patience"):
+        EarlyStopping(patience=0)
+
+
+def lrs_of(scheduler: LRScheduler, epochs: int, batch_size: int | None = None) -> list[float]:
+    X, y = data()
+    return fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.1, epochs=epochs, batch_size=batch_size,
+               callbacks=[scheduler], progress=False).history["lr"]  # fmt: skip
+
+
+def test_lr_schedulers_follow_torch() -> None:
+    # logs["lr"] is read after the epoch's scheduler step has not yet happened: epoch e trains at lr(e)
+    assert lrs_of(LRScheduler("step", step_size=2, gamma=0.5), 5) == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+    cosine = lrs_of(LRScheduler("cosine"), 4)
+    assert cosine == pytest.approx([0.1, 0.1 * (1 + 0.7071068) / 2, 0.05, 0.1 * (1 - 0.7071068) / 2], rel=1e-5)
+    one_cycle = LRScheduler("onecycle")
+    lrs_of(one_cycle, 3, batch_size=16)
+    assert one_cycle.interval == "step" and one_cycle.scheduler.total_steps == 12
+
+
+def test_plateau_scheduler_and_unknown_names() -> None:
+    plateau = LRScheduler("plateau", patience=0, factor=0.5)
+    X, y = data()
+    losses = [3.0, 3.0, 3.0]
+
+    class Flat(Callback):
+        def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+            logs["val_loss"] = losses[epoch]
+
+    result = fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.1, epochs=3, val_data=(X, y),
+                 callbacks=[Flat(), plateau], progress=False)  # fmt: skip
+    assert result.history["lr"] == pytest.approx([0.1, 0.1, 0.05])
+    assert scheduler_class("CosineAnnealingLR") is scheduler_class("cosine")
+    with pytest.raises(ConfigError, match="unknown scheduler 'cosin'"):
+        scheduler_class("cosin")
+    with pytest.raises(ConfigError, match="StepLR cannot be made"):
+        lrs_of(LRScheduler("step"), 1)  # step_size is required
+
+
+def test_gradient_clipping_bounds_the_norm_seen_by_the_optimizer() -> None:
+    norms: list[float] = []
+
+    class Norm(Callback):
+        def on_before_step(self, batch: int, logs: dict[str, Any]) -> None:
+            grads = [p.grad.flatten() for p in self.state.model.parameters()]
+            norms.append(torch.cat(grads).norm().item())
+
+    X, y = data()
+    fit(nn.Linear(3, 1), (X, 100 * y), loss="mse", lr=1e-4, epochs=3, callbacks=[GradientClipping(max_norm=1.0),
+        Norm()], progress=False)  # fmt: skip
+    assert max(norms) == pytest.approx(1.0, rel=1e-4)
+    norms.clear()
+    fit(nn.Linear(3, 1), (X, 100 * y), loss="mse", lr=1e-4, epochs=1, clip_grad_norm=2.0, callbacks=[Norm()],
+        progress=False)  # fmt: skip
+    assert norms[0] == pytest.approx(2.0, rel=1e-4)
+    with pytest.raises(ConfigError):
+        GradientClipping()
+
+
+def test_plain_progress_prints_periodic_epoch_lines() -> None:
+    out = io.StringIO()
+    X, y = data()
+    fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.01, epochs=30, callbacks=[ProgressBar(mode="plain", file=out)],
+        progress=False)  # fmt: skip
+    lines = out.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["1/30", "3/30", "6/30", "9/30", "12/30", "15/30", "18/30",
+                                                   "21/30", "24/30", "27/30", "30/30"]  # fmt: skip
+    assert all("loss" in line for line in lines)
+
+
+def test_rich_progress_renders_epochs_and_metrics() -> None:
+    out = io.StringIO()
+    X, y = data()
+    fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.01, epochs=5, batch_size=16, val_data=(X, y),
+        callbacks=[ProgressBar(mode="rich", file=out)], progress=False)  # fmt: skip
+    text = out.getvalue()
+    assert "5/5" in text and "val_loss" in text
+
+
+def test_callback_list_only_calls_overridden_hooks() -> None:
+    class EpochOnly(Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None: ...
+
+    callbacks = CallbackList([EpochOnly()], state=None)  # type: ignore[arg-type]
+    assert not callbacks.has_batch_hooks
+    assert len(callbacks._active["on_epoch_end"]) == 1 and callbacks._active["on_before_step"] == []
+
+
+def test_best_epoch_skips_nonfinite_values() -> None:
+    history = {"loss": [3.0, float("nan"), 1.0, float("inf")], "lr": [0.1] * 4}
+    assert best_epoch(history) == {"epoch": 3, "loss": 1.0, "lr": 0.1}
+    assert best_epoch({"loss": [float("nan")]}) == {}

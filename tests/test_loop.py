@@ -1,0 +1,264 @@
+"""fit / evaluate / predict: the loop's contract, its hooks and its numbers."""
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import trainwise
+from trainwise.callbacks import Callback
+from trainwise.errors import ConfigError
+from trainwise.loop import FitResult, evaluate, fit, predict
+from trainwise.runs import RunIndex
+
+T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
+T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
+
+
+def classification_data(n: int = 90, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    X = torch.randn(n, 4, generator=generator) + y.unsqueeze(1).float()
+    return X, y
+
+
+class Recorder(Callback):
+    """Writes down every hook call."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.batch_losses: list[float] = []
+        self.batch_sizes: list[int] = []
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        self.calls.append("train_begin")
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.calls.append(f"epoch_begin {epoch}")
+
+    def on_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
+        self.calls.append(f"batch_begin {batch}")
+
+    def on_before_step(self, batch: int, logs: dict[str, Any]) -> None:
+        self.calls.append(f"before_step {batch}")
+
+    def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+        self.calls.append(f"batch_end {batch}")
+        self.batch_losses.append(float(logs["loss"]))
+        self.batch_sizes.append(int(logs["size"]))
+
+    def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.calls.append(f"validation_end {epoch}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.calls.append(f"epoch_end {epoch}")
+
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        self.calls.append(f"train_end {logs['status']}")
+
+
+def test_hooks_fire_in_the_documented_order() -> None:
+    X, y = classification_data(6)
+    recorder = Recorder()
+    fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=2, batch_size=4,
+        val_data=(X, y), callbacks=[recorder], progress=False)  # fmt: skip
+    per_epoch = lambda e: [  # noqa: E731
+        f"epoch_begin {e}",
+        "batch_begin 0", "before_step 0", "batch_end 0",
+        "batch_begin 1", "before_step 1", "batch_end 1",
+        f"validation_end {e}", f"epoch_end {e}",
+    ]  # fmt: skip
+    assert recorder.calls == ["train_begin", *per_epoch(0), *per_epoch(1), "train_end completed"]
+
+
+def test_epoch_loss_is_the_sample_weighted_mean_of_batch_losses() -> None:
+    X, y = classification_data(10)
+    recorder = Recorder()
+    result = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=1, batch_size=4,
+                 callbacks=[recorder], progress=False)  # fmt: skip
+    assert recorder.batch_sizes == [4, 4, 2]
+    expected = sum(l * n for l, n in zip(recorder.batch_losses, recorder.batch_sizes, strict=True)) / 10
+    assert result.history["loss"][0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_sum_reduction_epoch_loss_is_the_total() -> None:
+    X, y = torch.randn(10, 2), torch.randn(10, 1)
+    recorder = Recorder()
+    result = fit(nn.Linear(2, 1), (X, y), loss=nn.MSELoss(reduction="sum"), lr=1e-3, epochs=1, batch_size=3,
+                 callbacks=[recorder], progress=False)  # fmt: skip
+    assert result.history["loss"][0] == pytest.approx(sum(recorder.batch_losses), rel=1e-6)
+
+
+def test_full_batch_w1_from_numpy_vectors() -> None:
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.fill_(0.0)
+    result = fit(model, (np.array(T_U), np.array(T_C)[:, None]), loss="mse", lr=1e-2, epochs=5000,
+                 normalize=0.1, progress=False)  # fmt: skip
+    assert isinstance(result, FitResult)
+    assert result.history["loss"][0] == pytest.approx(80.3643, abs=1e-3)
+    assert result.history["loss"][-1] == pytest.approx(2.927647, abs=1e-4)
+    assert set(result.history) == {"loss", "lr", "epoch_seconds"}
+    assert result.history["lr"] == [0.01] * 5000
+    assert result.epochs == 5000 and result.status == "completed" and result.findings == []
+    # predict applies the same scaling: w * 0.1 * t_u + b
+    prediction = result.predict([50.0]).item()
+    assert prediction == pytest.approx(model.weight.item() * 5.0 + model.bias.item(), rel=1e-5)
+    assert predict(model, [[5.0]]).item() == pytest.approx(prediction, rel=1e-5)
+
+
+def test_metrics_and_validation_and_best_epoch() -> None:
+    X, y = classification_data(120)
+    result = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", optimizer="adam", lr=0.05, epochs=15,
+                 batch_size=16, val_split=0.25, stratify=True, metrics=["accuracy", "top2_accuracy"],
+                 progress=False)  # fmt: skip
+    history = result.history
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy", "top2_accuracy", "val_top2_accuracy"):
+        assert len(history[key]) == 15
+    assert 0.5 < history["val_accuracy"][-1] <= 1.0
+    assert all(t >= a for t, a in zip(history["top2_accuracy"], history["accuracy"], strict=True))
+    best = int(result.best["epoch"])
+    assert result.best["val_loss"] == min(history["val_loss"]) == history["val_loss"][best - 1]
+
+
+def test_evaluate_is_exact_over_batches_and_restores_train_mode() -> None:
+    X, y = classification_data(50)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+    model.train()
+    whole = evaluate(model, (X, y), loss="cross_entropy", metrics=["accuracy"])
+    batched = evaluate(model, (X, y), loss="cross_entropy", metrics=["accuracy"], batch_size=7)
+    assert model.training
+    with torch.no_grad():
+        model.eval()
+        logits = model(X)
+    assert whole["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-6)
+    assert batched["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+    assert whole["accuracy"] == batched["accuracy"] == (logits.argmax(1) == y).sum().item() / 50
+
+
+def test_same_seed_same_run_other_seed_other_shuffle() -> None:
+    X, y = classification_data(64)
+
+    def history(seed: int) -> list[float]:
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3)
+        return fit(model, (X, y), loss="cross_entropy", lr=0.1, epochs=3, batch_size=8, seed=seed,
+                   progress=False).history["loss"]  # fmt: skip
+
+    assert history(1) == history(1)
+    assert history(1) != history(2)
+
+
+def test_torch_dataset_and_dataloader_inputs() -> None:
+    X, y = classification_data(40)
+    torch.manual_seed(0)
+    from_dataset = fit(nn.Linear(4, 3), TensorDataset(X, y), loss="cross_entropy", lr=0.1, epochs=2,
+                       batch_size=40, shuffle=False, val_split=0.0, progress=False)  # fmt: skip
+    torch.manual_seed(0)
+    from_tensors = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=2, progress=False)
+    assert from_dataset.history["loss"] == pytest.approx(from_tensors.history["loss"], rel=1e-6)
+    loader = DataLoader(TensorDataset(X, y), batch_size=8)
+    result = fit(nn.Linear(4, 3), loader, loss="cross_entropy", lr=0.1, epochs=2, val_data=(X, y), progress=False)
+    assert len(result.history["val_loss"]) == 2
+
+
+def test_builtin_dataset_by_name() -> None:
+    result = fit(nn.Linear(1, 1), "temperature", loss="mse", lr=1e-2, epochs=10, normalize="standard",
+                 progress=False)  # fmt: skip
+    assert result.transform is not None and result.transform.method == "standard"
+    assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def test_optimizer_instance_and_kwargs() -> None:
+    X, y = classification_data(30)
+    model = nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    assert fit(model, (X, y), loss="cross_entropy", optimizer=opt, epochs=1, progress=False).history["lr"] == [0.2]
+    result = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", optimizer="SGD", lr=0.1, momentum=0.9,
+                 nesterov=True, epochs=1, progress=False)  # fmt: skip
+    assert result.history["lr"] == [0.1]
+
+
+def test_stop_flag_ends_training_after_the_epoch() -> None:
+    class StopAtTwo(Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+            if epoch == 1:
+                self.state.stop_training = True
+
+    X, y = classification_data(20)
+    result = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=10, callbacks=[StopAtTwo()],
+                 progress=False)  # fmt: skip
+    assert result.epochs == 2 and result.status == "stopped"
+
+
+def test_interrupt_returns_the_model_and_errors_are_reraised_after_train_end() -> None:
+    class Raise(Callback):
+        def __init__(self, error: BaseException) -> None:
+            self.error = error
+
+        def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+            if self.state.step == 3:
+                raise self.error
+
+    X, y = classification_data(20)
+    interrupted = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=5, batch_size=5,
+                      callbacks=[Raise(KeyboardInterrupt())], progress=False)  # fmt: skip
+    assert interrupted.status == "interrupted" and interrupted.epochs == 0
+    recorder = Recorder()
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=5, batch_size=5,
+            callbacks=[recorder, Raise(RuntimeError("boom"))], progress=False)  # fmt: skip
+    assert recorder.calls[-1] == "train_end failed"
+
+
+def test_bad_arguments_are_config_errors() -> None:
+    X, y = classification_data(10)
+    with pytest.raises(ConfigError, match="lr"):
+        fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", epochs=1)
+    with pytest.raises(ConfigError, match="epochs"):
+        fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, batch_size=0)
+    with pytest.raises(ConfigError, match="unknown optimizer 'sgdd'"):
+        fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", optimizer="sgdd", lr=0.1)
+
+
+def test_run_dir_writes_a_record_and_an_index_row(tmp_path: Any) -> None:
+    X, y = torch.tensor(T_U).unsqueeze(1), torch.tensor(T_C).unsqueeze(1)
+    result = fit(nn.Linear(1, 1), (X, y), loss="mse", lr=1e-2, epochs=20, normalize=0.1, run_dir=tmp_path,
+                 run_name="w1 api", progress=False)  # fmt: skip
+    assert result.run is not None and result.run.parent == tmp_path and result.run.name.endswith("-w1-api")
+    files = {p.name for p in result.run.iterdir()}
+    assert {"metrics.csv", "model.safetensors", "summary.json", "loss-curve.png", "fit.png", "transform.json"} <= files
+    rows = (result.run / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "epoch,loss,lr,epoch_seconds" and len(rows) == 21
+    assert float(rows[-1].split(",")[1]) == pytest.approx(result.history["loss"][-1])
+    [row] = RunIndex(tmp_path).list()
+    assert row.status == "completed" and row.metrics["loss"] == pytest.approx(result.history["loss"][-1])
+
+
+def test_fit_result_displays_itself() -> None:
+    X, y = classification_data(20)
+    result = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=3, metrics=["accuracy"],
+                 progress=False)  # fmt: skip
+    html = result._repr_html_()
+    assert "<table>" in html and "accuracy" in html and f"{result.history['loss'][-1]:.6g}" in html
+    from rich.console import Console
+
+    console = Console(record=True, width=100)
+    console.print(result)
+    text = console.export_text()
+    assert "accuracy" in text and "3 epochs" in text
+    assert result.summary()["final"]["loss"] == result.history["loss"][-1]
+
+
+def test_nonfinite_loss_is_recorded_not_hidden() -> None:
+    X, y = torch.tensor(T_U).unsqueeze(1), torch.tensor(T_C).unsqueeze(1)
+    result = trainwise.fit(nn.Linear(1, 1), (X, y), loss="mse", lr=1e-2, epochs=100, progress=False)
+    assert not math.isfinite(result.history["loss"][-1])
+    assert math.isfinite(result.best["loss"])

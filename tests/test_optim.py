@@ -1,0 +1,92 @@
+"""Tests for trainwise.optim: names, options and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from trainwise.errors import ConfigError
+from trainwise.optim import make_optimizer, optimizer_class, optimizer_classes, optimizer_options
+
+
+def params() -> list[nn.Parameter]:
+    return list(nn.Linear(3, 2).parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("SGD", torch.optim.SGD),
+        ("sgd", torch.optim.SGD),
+        ("adam", torch.optim.Adam),
+        ("AdamW", torch.optim.AdamW),
+        ("RMSprop", torch.optim.RMSprop),
+        ("rmsprop", torch.optim.RMSprop),
+    ],
+)
+def test_names_are_case_insensitive(name: str, cls: type[torch.optim.Optimizer]) -> None:
+    assert optimizer_class(name) is cls
+    opt = make_optimizer(name, params(), lr=0.05)
+    assert type(opt) is cls
+    assert opt.param_groups[0]["lr"] == 0.05
+
+
+def test_registry_holds_only_optimizer_subclasses() -> None:
+    classes = optimizer_classes()
+    assert "optimizer" not in classes
+    assert {"sgd", "adam", "adamw", "rmsprop", "adagrad"} <= set(classes)
+    assert all(issubclass(c, torch.optim.Optimizer) for c in classes.values())
+
+
+def test_keyword_arguments_reach_the_optimizer() -> None:
+    opt = make_optimizer("sgd", params(), lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=True)
+    group = opt.param_groups[0]
+    assert (group["momentum"], group["weight_decay"], group["nesterov"]) == (0.9, 1e-4, True)
+
+
+def test_sgd_step_matches_the_update_rule() -> None:
+    weight = nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = make_optimizer("SGD", [weight], lr=0.1)
+    (weight**2).sum().backward()  # gradient 2w
+    opt.step()
+    torch.testing.assert_close(weight.detach(), torch.tensor([1.0, -2.0]) * (1 - 0.1 * 2))
+
+
+def test_unknown_name_lists_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamx'; choose one of .*adam, adamax, adamw.*sgd"):
+        make_optimizer("adamx", params(), lr=0.1)
+
+
+def test_unknown_option_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"optim.momentom: not an option of SGD; allowed: lr, momentum"):
+        make_optimizer("sgd", params(), lr=0.1, momentom=0.9)
+
+
+@pytest.mark.parametrize("lr", [-0.1, -1e-9])
+def test_invalid_lr_becomes_a_config_error(lr: float) -> None:
+    with pytest.raises(ConfigError, match=rf"SGD rejected lr={lr}.*Invalid learning rate"):
+        make_optimizer("sgd", params(), lr=lr)
+
+
+def test_invalid_option_value_becomes_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="Adam rejected.*beta"):
+        make_optimizer("adam", params(), lr=1e-3, betas=(1.5, 0.999))
+
+
+def test_lbfgs_is_refused_because_the_loop_passes_no_closure() -> None:
+    with pytest.raises(ConfigError, match="LBFGS needs a closure"):
+        make_optimizer("LBFGS", params(), lr=1.0)
+
+
+def test_instances_pass_through() -> None:
+    opt = torch.optim.Adam(params(), lr=1e-3)
+    assert make_optimizer(opt, params(), lr=0.5) is opt
+    assert opt.param_groups[0]["lr"] == 1e-3  # not overwritten by the lr argument
+
+
+def test_options_exclude_params() -> None:
+    options = optimizer_options("Adam")
+    assert "params" not in options
+    assert {"lr", "betas", "eps", "weight_decay"} <= set(options)
+    assert options["betas"].default == (0.9, 0.999)
