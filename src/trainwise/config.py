@@ -8,17 +8,41 @@ key and lists what is allowed. Every problem becomes one ConfigError line: "sect
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import inspect
 import tomllib
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trainwise.errors import ConfigError, TrainwiseError
+
+# TOML values are already typed, so fields are strict: `epochs = 2.5`, `epochs = true` or
+# `shuffle = 1` are mistakes, not values to coerce. (Strict floats still take TOML integers.)
+StrictInt = Annotated[int, Field(strict=True)]
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Bool = Annotated[bool, Field(strict=True)]
+
+# Dotted keys whose type is a union: pydantic reports one error per member, so say it once here.
+_UNION_MESSAGES = {
+    "train.batch_size": "must be a whole number of samples (at least 1) or 'full'",
+    "data.normalize": "must be 'none', 'standard', 'minmax' or a finite non-zero scale factor",
+    "model.init": "must be a number or a list of numbers",
+}
 
 
 class _Section(BaseModel):
@@ -37,21 +61,29 @@ class _OpenSection(BaseModel):
 
 class DataConfig(_OpenSection):
     name: str = Field(description="a built-in dataset, or a path to a .csv or .npz file")
-    normalize: Literal["none", "standard", "minmax"] | float = "none"
-    poly_features: int = Field(0, ge=0, le=20)
-    one_hot: bool = False
-    val_split: float = Field(0.0, ge=0.0, lt=1.0)
-    stratify: bool = False
-    shuffle: bool = True
-    limit: int | None = Field(None, ge=1, description="use only the first N training (and test) samples")
+    normalize: Literal["none", "standard", "minmax"] | Float = "none"
+    poly_features: Annotated[int, Field(strict=True, ge=0, le=20)] = 0
+    one_hot: Bool = False
+    val_split: Annotated[float, Field(strict=True, ge=0.0, lt=1.0)] = 0.0
+    stratify: Bool = False
+    shuffle: Bool = True
+    limit: PositiveInt | None = Field(None, description="use only the first N training (and test) samples")
     fallback: str | None = Field(None, description="a dataset to use when this one is not installed")
-    test: bool = Field(True, description="evaluate on the dataset's test split after training")
+    test: Bool = Field(True, description="evaluate on the dataset's test split after training")
+
+    @field_validator("normalize")
+    @classmethod
+    def _nonzero_scale(cls, value: str | float) -> str | float:
+        # a factor of 0 would map every input to 0; fail here rather than when training starts
+        if isinstance(value, float) and value == 0.0:
+            raise ValueError("a scale factor must be non-zero; use 'none' to leave the inputs as they are")
+        return value
 
 
 class ModelConfig(_OpenSection):
     name: str
-    outputs: int | None = Field(None, ge=1, description="output size; default: classes or target width")
-    init: dict[str, float | list[Any]] = Field(default_factory=dict)
+    outputs: PositiveInt | None = Field(None, description="output size; default: classes or target width")
+    init: dict[str, Float | list[Any]] = Field(default_factory=dict)
 
 
 class LossConfig(_OpenSection):
@@ -61,7 +93,7 @@ class LossConfig(_OpenSection):
 
 class OptimConfig(_OpenSection):
     name: str = "sgd"
-    lr: float = Field(gt=0.0)
+    lr: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)]
 
 
 class SchedulerConfig(_OpenSection):
@@ -71,26 +103,44 @@ class SchedulerConfig(_OpenSection):
 
 
 class EarlyStoppingConfig(_Section):
-    patience: int = Field(10, ge=1)
+    patience: PositiveInt = 10
     monitor: str | None = None
-    min_delta: float = Field(0.0, ge=0.0)
-    restore_best: bool = True
+    min_delta: Annotated[float, Field(strict=True, ge=0.0, allow_inf_nan=False)] = 0.0
+    restore_best: Bool = True
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(ge=1)
-    batch_size: int | Literal["full"] = "full"
-    seed: int = 0
+    epochs: PositiveInt
+    batch_size: PositiveInt | Literal["full"] = "full"
+    seed: StrictInt = 0
     device: str = "auto"
     metrics: list[str] = Field(default_factory=list)
-    clip_grad_norm: float | None = Field(None, gt=0.0)
+    clip_grad_norm: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)] | None = None
     early_stopping: EarlyStoppingConfig | None = None
 
-    @model_validator(mode="after")
-    def _batch_size_positive(self) -> TrainConfig:
-        if isinstance(self.batch_size, int) and self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1, or 'full'")
-        return self
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        # Only the spelling is checked: whether CUDA is there is known on the machine that trains.
+        import torch
+
+        if value != "auto":
+            try:
+                torch.device(value)
+            except RuntimeError:
+                raise ValueError("not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: list[str]) -> list[str]:
+        from trainwise.metrics import make_metrics
+
+        try:
+            make_metrics(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("metrics: ")) from None
+        return value
 
 
 class Config(_Section):
@@ -108,26 +158,70 @@ class Config(_Section):
     def _check_pass_through_keys(self) -> Config:
         from trainwise import datasets, models, optim
         from trainwise.callbacks import scheduler_class
+        from trainwise.errors import DataError
         from trainwise.losses import LOSSES
 
-        _check_options("data", self.data.options, datasets.dataset_options(self.data.name))
+        for key in ("name", "fallback"):
+            dataset = getattr(self.data, key)
+            if dataset is None:
+                continue
+            try:
+                options = datasets.dataset_options(dataset)
+            except DataError as exc:  # an unknown name or an unsupported file type
+                raise ConfigError(f"data.{key}: {exc}") from None
+            if key == "name":
+                _check_options("data", DataConfig, self.data.options, options, f"dataset {dataset!r}")
+
         key = self.model.name.lower().replace("-", "_")
         if key in models.BUILDERS:
-            _check_options("model", self.model.options, models.model_options(key), models.BUILDERS[key])
+            _check_options(
+                "model",
+                ModelConfig,
+                self.model.options,
+                models.model_options(key),
+                f"model {key!r}",
+                models.BUILDERS[key],
+            )
+        elif ":" not in self.model.name:
+            # import paths are checked when the model is built: importing runs the user's code
+            raise ConfigError(
+                f"model.name: unknown model {self.model.name!r}; use one of {', '.join(models.BUILDERS)} "
+                "or an import path 'package.module:ClassName'"
+            )
+
         loss_key = self.loss.name.lower().replace("-", "_")
         if loss_key not in LOSSES:
-            raise ConfigError(
-                f"loss.name: unknown loss {self.loss.name!r}; choose one of {', '.join(LOSSES)}"
-            )
+            raise ConfigError(f"loss.name: unknown loss {self.loss.name!r}; choose one of {', '.join(LOSSES)}")
+        loss_class = LOSSES[loss_key]
+        # size_average and reduce are torch's deprecated spellings of reduction
         loss_params = {
-            k: p for k, p in inspect.signature(LOSSES[loss_key]).parameters.items() if k != "reduction"
+            k: p
+            for k, p in inspect.signature(loss_class).parameters.items()
+            if k not in ("reduction", "size_average", "reduce")
         }
-        _check_options("loss", self.loss.options, loss_params)
-        _check_options("optim", self.optim.options, optim.optimizer_options(self.optim.name))
+        _check_options("loss", LossConfig, self.loss.options, loss_params, f"loss {loss_key!r}", loss_class.__init__)
+
+        optimizer = optim.optimizer_class(self.optim.name)
+        _check_options(
+            "optim",
+            OptimConfig,
+            self.optim.options,
+            optim.optimizer_options(self.optim.name),
+            f"optimizer {optimizer.__name__}",
+            optimizer.__init__,
+        )
         if self.scheduler is not None:
-            params = inspect.signature(scheduler_class(self.scheduler.name)).parameters
+            scheduler = scheduler_class(self.scheduler.name)
+            params = {
+                k: p for k, p in inspect.signature(scheduler).parameters.items() if k not in ("optimizer", "verbose")
+            }
             _check_options(
-                "scheduler", self.scheduler.options, {k: p for k, p in params.items() if k != "optimizer"}
+                "scheduler",
+                SchedulerConfig,
+                self.scheduler.options,
+                params,
+                f"scheduler {scheduler.__name__}",
+                scheduler.__init__,
             )
         return self
 
@@ -136,54 +230,134 @@ class Config(_Section):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+def _did_you_mean(key: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _hints(allowed: Mapping[str, inspect.Parameter], typed: Callable[..., Any] | None) -> dict[str, Any]:
+    """Type hints of the target's options: from the signature, resolved through the callable if given."""
+    hints = {
+        k: p.annotation
+        for k, p in allowed.items()
+        if p.annotation is not inspect.Parameter.empty and not isinstance(p.annotation, str)
+    }
+    if typed is not None:
+        # unresolvable hints (forward references to missing names): check the names only
+        with contextlib.suppress(Exception):
+            hints.update(typing.get_type_hints(typed))
+    return hints
+
+
 def _check_options(
     section: str,
+    fields: type[BaseModel],
     given: Mapping[str, Any],
     allowed: Mapping[str, inspect.Parameter],
+    target: str,
     typed: Callable[..., Any] | None = None,
 ) -> None:
     """Unknown keys and, where the target has usable type hints, wrong types become ConfigErrors."""
-    hints: dict[str, Any] = {}
-    if typed is not None:
-        try:
-            hints = typing.get_type_hints(typed)
-        except Exception:  # unresolvable hints: check names only
-            hints = {}
+    hints = _hints(allowed, typed)
+    own = list(fields.model_fields)
+    options = [k for k in allowed if not k.startswith("_") and k not in own]
     for key, value in given.items():
         if key not in allowed:
-            names = ", ".join(k for k in allowed if not k.startswith("_")) or "none"
-            raise ConfigError(f"{section}.{key}: unknown key; allowed here: {names}")
+            takes = f"{target} takes {', '.join(options)}" if options else f"{target} takes no options"
+            raise ConfigError(
+                f"{section}.{key}: unknown key{_did_you_mean(key, [*options, *own])}; "
+                f"{takes}, and [{section}] takes {', '.join(own)}"
+            )
         hint = hints.get(key)
         if hint is None:
             continue
         try:
-            adapter = TypeAdapter(hint)
-        except Exception:
+            adapter: TypeAdapter[Any] = TypeAdapter(hint)
+        except Exception:  # types pydantic cannot check (torch.Tensor, ...): left to the target
             continue
         try:
-            adapter.validate_python(value)
+            adapter.validate_python(value, strict=True)
         except ValidationError as exc:
-            raise ConfigError(f"{section}.{key}: {exc.errors()[0]['msg']} (got {value!r})") from None
+            # TOML has arrays but no tuples: accept a list where a tuple is expected
+            if isinstance(value, list) and _valid(adapter, tuple(value)):
+                continue
+            raise ConfigError(f"{section}.{key}: {_message(exc.errors()[0]['msg'])} (got {value!r})") from None
+
+
+def _valid(adapter: TypeAdapter[Any], value: Any) -> bool:
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+def _message(msg: str) -> str:
+    """pydantic's 'Input should be greater than 0' reads as 'must be greater than 0'."""
+    msg = msg.removeprefix("Value error, ")
+    if msg.startswith("Input should be "):
+        msg = "must be " + msg.removeprefix("Input should be ")
+    return msg
+
+
+def _sub_model(annotation: Any) -> type[BaseModel] | None:
+    """The section model in an annotation like `EarlyStoppingConfig | None`, if any."""
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _dotted(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
+    """The user's dotted key for an error location, without pydantic's union-member tags
+    ('train.batch_size.int' -> 'train.batch_size'), and the section model that holds its last part."""
+    parts: list[str] = []
+    model: type[BaseModel] | None = Config
+    annotation: Any = None
+    holder: type[BaseModel] | None = None
+    for part in loc:
+        if model is not None:
+            holder = model
+            parts.append(str(part))
+            field = model.model_fields.get(str(part))
+            if field is None:  # an extra key: the end of the path
+                break
+            annotation, model = field.annotation, _sub_model(field.annotation)
+            continue
+        origin = typing.get_origin(annotation)
+        if origin is dict:
+            parts.append(str(part))
+            annotation = typing.get_args(annotation)[1]
+        elif origin is list and isinstance(part, int):
+            parts[-1] += f"[{part}]"
+            annotation = typing.get_args(annotation)[0]
+        else:  # a union member's tag, or inside a leaf value
+            break
+    return ".".join(parts), holder
 
 
 def _error_line(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
+    errors = exc.errors()
+    error = errors[0]
+    where, holder = _dotted(error["loc"])
     if error["type"] == "extra_forbidden":
-        section: type[BaseModel] = Config
-        for part in error["loc"][:-1]:
-            field = section.model_fields.get(str(part))
-            annotation = field.annotation if field else None
-            for candidate in typing.get_args(annotation) or (annotation,):
-                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                    section = candidate
-                    break
-        return f"{where}: unknown key; allowed here: {', '.join(section.model_fields)}"
+        names = list(holder.model_fields) if holder is not None else []
+        last = where.rpartition(".")[2]
+        section = where.rpartition(".")[0]
+        place = f"[{section}]" if section else "the top level"
+        return f"{where}: unknown key{_did_you_mean(last, names)}; {place} takes {', '.join(names)}"
     if error["type"] == "missing":
-        return f"{where}: required key is missing"
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
+        section, _, last = where.rpartition(".")
+        if holder is not None and _sub_model(holder.model_fields[last].annotation) is not None:
+            return f"{where}: required section is missing; add a [{where}] table"
+        place = f"under [{section}]" if section else "at the top level"
+        return f"{where}: required key is missing; add {last} = ... {place}"
+    same = [e for e in errors if _dotted(e["loc"])[0] == where]
+    if len(same) > 1:  # a value that matches no member of a union type
+        generic = ".".join(where.split(".")[:2])
+        message = _UNION_MESSAGES.get(generic) or " or ".join(_message(e["msg"]) for e in same)
+    else:
+        message = _message(error["msg"])
     return f"{where or 'config'}: {message} (got {error.get('input')!r})"
 
 
@@ -199,9 +373,7 @@ def validate(raw: Mapping[str, Any]) -> Config:
 
 def recipe_names() -> list[str]:
     folder = resources.files("trainwise") / "recipes"
-    return sorted(
-        entry.name.removesuffix(".toml") for entry in folder.iterdir() if entry.name.endswith(".toml")
-    )
+    return sorted(entry.name.removesuffix(".toml") for entry in folder.iterdir() if entry.name.endswith(".toml"))
 
 
 def recipe_text(name: str) -> str:
@@ -211,13 +383,17 @@ def recipe_text(name: str) -> str:
 def parse_override(item: str) -> tuple[list[str], Any]:
     """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001). Values are TOML values; bare words are strings."""
     key, sep, text = item.partition("=")
-    if not sep or not key.strip():
+    path = [part.strip() for part in key.split(".")]
+    if not sep or not all(path):
         raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set optim.lr=0.001")
+    text = text.strip()
+    if not text:
+        raise ConfigError(f"--set {item!r}: no value after '='; e.g. --set {key.strip()}=VALUE")
     try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        value = text.strip()
-    return [part.strip() for part in key.split(".")], value
+        value = text
+    return path, value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -236,23 +412,29 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 def load_config(source: str | Path, overrides: Sequence[str] = ()) -> Config:
     """A validated Config from a built-in recipe name or a TOML file, with --set overrides applied."""
     name = str(source)
-    if name in recipe_names():
+    recipes = recipe_names()
+    if name in recipes:
         text, origin = recipe_text(name), f"recipe {name}"
     else:
         path = Path(name)
+        if path.is_dir():
+            raise ConfigError(f"{name}: is a directory; pass a recipe name or a .toml file")
         if not path.is_file():
+            hint = _did_you_mean(path.name.removesuffix(".toml"), recipes)
             raise ConfigError(
-                f"{name}: no such recipe or file; `trainwise recipes` lists the recipes, or pass a .toml path"
+                f"{name}: no such recipe or file{hint}; `trainwise recipes` lists the recipes, or pass a .toml path"
             )
         try:
-            text, origin = path.read_text(), str(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read it ({exc})") from None
+            text, origin = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a TOML file (it is not UTF-8 text)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML ({exc})") from None
-    raw.setdefault("name", Path(name).stem if origin != f"recipe {name}" else name)
+    raw.setdefault("name", name if name in recipes else Path(name).stem)
     try:
         return validate(apply_overrides(raw, overrides))
     except TrainwiseError:
