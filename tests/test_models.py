@@ -62,7 +62,7 @@ def test_polynomial_shape_and_image_refusal() -> None:
     model = build_model("polynomial", 1, 1)
     assert model(torch.randn(6, 1)).shape == (6, 1)
     assert model(torch.randn(6)).shape == (6, 1)
-    with pytest.raises(ConfigError, match="polynomial' fits one input to one output.*784 inputs and 10 outputs"):
+    with pytest.raises(ConfigError, match=r"polynomial' fits one input to one output.*784 inputs and 10 outputs"):
         build_model("polynomial", 784, 10)
 
 
@@ -115,7 +115,7 @@ def test_mlp_layer_counts() -> None:
 def test_mlp_bad_dropout_and_activation() -> None:
     with pytest.raises(ConfigError, match=r"model.dropout: must be in \[0, 1\), got 1.0"):
         build_model("mlp", 4, 1, dropout=1.0)
-    with pytest.raises(ConfigError, match="model.activation: unknown 'swish'; choose one of relu"):
+    with pytest.raises(ConfigError, match=r"model\.activation: unknown 'swish'; choose one of relu"):
         build_model("mlp", 4, 1, activation="swish")
     assert isinstance(list(build_model("mlp", 4, 1, hidden=[3], activation="GELU").children())[2], nn.GELU)
 
@@ -125,7 +125,7 @@ def test_cnn_checks_the_image_shape() -> None:
         build_model("cnn", 100, 10)
     model = build_model("cnn", 3 * 8 * 8, 4, in_channels=3, image_size=8, channels=[4], hidden=8)
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 4)
-    with pytest.raises(ConfigError, match="model.dropout"):
+    with pytest.raises(ConfigError, match=r"model\.dropout"):
         build_model("cnn", 784, 10, dropout=1.5)
 
 
@@ -208,9 +208,9 @@ def test_init_errors() -> None:
     model = build_model("linear", 3, 2)
     with pytest.raises(ConfigError, match=r"model.init.weight: got 4 values for a parameter of shape \(2, 3\)"):
         set_parameters(model, {"weight": [1.0, 2.0, 3.0, 4.0]})
-    with pytest.raises(ConfigError, match="model.init.w: no such parameter; the model has weight, bias"):
+    with pytest.raises(ConfigError, match=r"model\.init\.w: no such parameter; the model has weight, bias"):
         set_parameters(model, {"w": 1.0})
-    with pytest.raises(ConfigError, match="model.init.bias: 'x' is not a number"):
+    with pytest.raises(ConfigError, match=r"model\.init\.bias: 'x' is not a number"):
         set_parameters(model, {"bias": "x"})  # type: ignore[dict-item]
 
 

@@ -70,7 +70,7 @@ def test_invalid_lr_becomes_a_config_error(lr: float) -> None:
 
 
 def test_invalid_option_value_becomes_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="Adam rejected.*beta"):
+    with pytest.raises(ConfigError, match=r"Adam rejected.*beta"):
         make_optimizer("adam", params(), lr=1e-3, betas=(1.5, 0.999))
 
 

@@ -1,13 +1,16 @@
 """The built-in recipes reproduce the seed workloads' published figures (../shared/seed-workloads.md)."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import needs_fashion_mnist
+from tests.conftest import FASHION_MNIST, needs_fashion_mnist
 from trainwise.config import load_config, recipe_names
 from trainwise.recipes import RecipeResult, build, run_config, run_recipe
+from trainwise.runs import RunIndex
 
 
 def run(name: str, *overrides: str) -> RecipeResult:
@@ -150,3 +153,27 @@ def test_w5_tuned_reaches_88_percent_on_the_real_test_set() -> None:
     assert result.test["accuracy"] >= 0.88
     dataset = build(result.config).dataset
     assert dataset.X_test is not None and dataset.X_test.shape[0] == 10_000
+
+
+@pytest.mark.parametrize("name", recipe_names())
+def test_every_recipe_trains_and_writes_its_record(name: str, tmp_path: Path) -> None:
+    config = load_config(name, ["train.epochs=2"])
+    if config.data.name == "fashion-mnist" or config.data.fallback == "fashion-mnist":
+        if not FASHION_MNIST.exists():
+            pytest.skip("dataset-fashion-mnist is not installed")
+        config = load_config(name, ["train.epochs=2", "data.limit=256"])
+    result = run_config(config, run_root=tmp_path, progress=False)
+    run = result.fit.run
+    assert run is not None and run.name.endswith(name)
+    assert {"config.toml", "metrics.csv", "model.safetensors", "model.json", "summary.json", "loss-curve.png"} <= {
+        p.name for p in run.iterdir()
+    }
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["status"] == "completed"
+    assert summary["final"]["loss"] == pytest.approx(result.fit.history["loss"][-1])
+    if result.test is not None:
+        assert summary["final"]["test_loss"] == pytest.approx(result.test["loss"])
+    [row] = RunIndex(tmp_path).list()
+    assert row.recipe == name and row.status == "completed"
+    # the stored config reloads to the same settings
+    assert load_config(run / "config.toml").model_dump() == {**config.model_dump(), "name": name}

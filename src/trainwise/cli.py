@@ -1,6 +1,7 @@
 """The command line: `trainwise fit | recipes | evaluate | predict | runs`.
 
-The only module that reads argv. User mistakes (TrainwiseError) print one line and exit with 2.
+The only module that reads argv. User mistakes (TrainwiseError, bad arguments) print one line,
+"error: ...", on stderr and exit with 2; nothing the user does should end in a traceback.
 """
 
 from __future__ import annotations
@@ -8,20 +9,30 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from trainwise.errors import TrainwiseError
+from trainwise.errors import ConfigError, TrainwiseError
 
 EXIT_USER_ERROR = 2
+EXIT_FAILED = 1
+# Set to 1 to see the traceback of an unexpected error instead of its one-line summary.
+DEBUG_ENV = "TRAINWISE_DEBUG"
+# Output to a pipe or file: rich would squeeze tables into 80 columns and cut the names short.
+_PIPE_WIDTH = 200
 
 
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = _PIPE_WIDTH
+    return console
 
 
 def _finite(value: Any) -> Any:
@@ -30,7 +41,7 @@ def _finite(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
 
@@ -67,7 +78,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         config,
         run_root=Path(args.runs_dir) if args.runs_dir else runs_root(),
         progress=progress,
-        on_note=lambda note: err.print(f"note: {note}"),
+        on_note=None if args.quiet else lambda note: err.print(f"note: {note}"),
     )
     summary = result.summary()
     if args.json:
@@ -76,7 +87,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         out = _console()
         out.print(_summary_table(summary))
         out.print(f"records: {summary['run']}")
-    return 0 if result.fit.status in ("completed", "stopped") else 1
+    return 0 if result.fit.status in ("completed", "stopped") else EXIT_FAILED
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
@@ -85,7 +96,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     from trainwise.config import load_config, recipe_names
 
     table = Table(title="built-in recipes (trainwise fit NAME)")
-    table.add_column("recipe", style="bold")
+    table.add_column("recipe", style="bold", no_wrap=True)
     table.add_column("workload")
     table.add_column("description")
     for name in recipe_names():
@@ -107,17 +118,20 @@ def _load_run(ref: str, runs_dir: str | None) -> tuple[Any, Any, Any]:
     path = row.path
     for required in ("config.toml", "model.json", "model.safetensors"):
         if not (path / required).is_file():
-            raise TrainwiseError(
-                f"run {row.id}: {required} is missing from {path}; the run did not finish writing"
-            )
-    config = load_config(path / "config.toml")
-    model = model_from_spec(json.loads((path / "model.json").read_text()))
+            raise TrainwiseError(f"run {row.id}: {required} is missing from {path}; the run did not finish writing")
+    try:
+        config = load_config(path / "config.toml")
+    except ConfigError as exc:  # say whose config it is: the user did not type this one
+        raise ConfigError(f"run {row.id}: its config.toml no longer validates: {exc}") from None
+    try:
+        spec = json.loads((path / "model.json").read_text())
+    except ValueError as exc:
+        raise TrainwiseError(f"run {row.id}: model.json is not valid JSON ({exc})") from None
+    model = model_from_spec(spec)
     try:
         load_model(model, str(path / "model.safetensors"))
     except Exception as exc:  # safetensors raises plain errors for a damaged file or a shape mismatch
-        raise TrainwiseError(
-            f"run {row.id}: model.safetensors does not load into the model ({exc})"
-        ) from None
+        raise TrainwiseError(f"run {row.id}: model.safetensors does not load into the model ({exc})") from None
     return path, config, model
 
 
@@ -128,6 +142,24 @@ def _transform(path: Path) -> Any:
     return AffineTransform.from_dict(json.loads(file.read_text())) if file.is_file() else None
 
 
+def _splits(config: Any, dataset: Any) -> dict[str, tuple[Any, Any]]:
+    """The data splits a run saw: a val_split is redrawn with the run's seed, as training drew it."""
+    from trainwise.data import split_indices
+
+    splits = {
+        "test": (dataset.X_test, dataset.y_test),
+        "val": (dataset.X_val, dataset.y_val),
+        "train": (dataset.X, dataset.y),
+    }
+    if config.data.val_split and dataset.X_val is None:
+        train_idx, val_idx = split_indices(
+            dataset.y, config.data.val_split, seed=config.train.seed, stratify=config.data.stratify
+        )
+        splits["train"] = (dataset.X[train_idx], dataset.y[train_idx])
+        splits["val"] = (dataset.X[val_idx], dataset.y[val_idx])
+    return splits
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainwise.loop import evaluate
     from trainwise.losses import make_loss
@@ -135,44 +167,83 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     path, config, model = _load_run(args.run, args.runs_dir)
     dataset, _ = load_data(config)
-    splits = {
-        "test": (dataset.X_test, dataset.y_test),
-        "val": (dataset.X_val, dataset.y_val),
-        "train": (dataset.X, dataset.y),
-    }
+    splits = _splits(config, dataset)
     split = args.split or next((s for s in ("test", "val", "train") if splits[s][0] is not None), "train")
     X, y = splits[split]
     if X is None:
-        raise TrainwiseError(f"{config.data.name} has no {split} split; use --split train")
+        available = ", ".join(s for s in ("test", "val", "train") if splits[s][0] is not None)
+        raise TrainwiseError(f"--split {split}: {config.data.name} has no {split} split; use --split {available}")
     loss = make_loss(config.loss.name, reduction=config.loss.reduction, **config.loss.options)
     values = evaluate(model, (X, y), loss=loss, metrics=config.train.metrics, transform=_transform(path))
     if args.json:
-        print(json.dumps(_finite({"run": path.name, "split": split, **values})))
+        print(json.dumps(_finite({"run": path.name, "split": split, "samples": len(X), **values})))
     else:
         _console().print(
-            f"{path.name} on {split} ({len(X)} samples): "
-            + "  ".join(f"{k} {v:.6g}" for k, v in values.items())
+            f"{path.name} on {split} ({len(X)} samples): " + "  ".join(f"{k} {v:.6g}" for k, v in values.items())
         )
     return 0
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_inputs(file: Path) -> Any:
+    """Input rows from a .csv (an optional header row is skipped) or .npy file, as a float32 array."""
     import numpy as np
 
+    if file.is_dir():
+        raise TrainwiseError(f"{file}: is a directory; --input takes a .csv or .npy file of input rows")
     if not file.is_file():
         raise TrainwiseError(f"{file}: no such file; --input takes a .csv or .npy file of input rows")
+    name = file.name.lower()
     try:
-        if file.suffix == ".npy":
-            return np.load(file, allow_pickle=False)
-        if file.suffix == ".csv":
-            return np.loadtxt(file, delimiter=",", ndmin=2, dtype=np.float32)
-    except ValueError as exc:
+        if name.endswith(".npy"):
+            array = np.load(file, allow_pickle=False)
+            if array.dtype.kind not in "biuf":
+                raise TrainwiseError(f"{file}: holds {array.dtype} values; save the input rows as numbers")
+            array = array.astype(np.float32)
+        elif name.endswith((".csv", ".csv.gz")):
+            with warnings.catch_warnings():  # an empty file: reported below, not as a numpy warning
+                warnings.simplefilter("ignore")
+                array = np.loadtxt(file, delimiter=",", ndmin=2, dtype=np.float32, skiprows=_header_rows(file))
+        else:
+            raise TrainwiseError(f"{file}: unsupported input format {file.suffix!r}; use .csv or .npy")
+    except (ValueError, OSError, EOFError) as exc:
         raise TrainwiseError(f"{file}: cannot read numbers from it ({exc})") from None
-    raise TrainwiseError(f"{file}: unsupported input format {file.suffix!r}; use .csv or .npy")
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise TrainwiseError(f"{file}: has no input rows; write one sample per row")
+    return array
+
+
+def _header_rows(file: Path) -> int:
+    """1 when the first line is a header (no field is a number), else 0."""
+    import gzip
+
+    opener: Any = gzip.open if file.name.lower().endswith(".gz") else open
+    with opener(file, "rt") as handle:
+        first = handle.readline().strip()
+    return 1 if first and not any(_is_number(field) for field in first.split(",")) else 0
+
+
+def _scaled(X: Any, transform: Any) -> Any:
+    """The stored input scaling applied to X; per-channel image scaling also fits flat rows."""
+    scale, shift = transform.scale, transform.shift
+    if X.ndim == 2 and scale.ndim == 3:  # (C, 1, 1) image statistics, (N, C*H*W) rows
+        channels = scale.shape[0]
+        if X.shape[1] % channels == 0:
+            rows = X.reshape(X.shape[0], channels, -1) * scale.reshape(channels, 1) + shift.reshape(channels, 1)
+            return rows.reshape(X.shape[0], -1)
+    return transform(X)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch
 
     from trainwise.data import poly_features
     from trainwise.loop import predict
@@ -181,31 +252,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
     path, config, model = _load_run(args.run, args.runs_dir)
     inputs = _read_inputs(Path(args.input))
     spec = json.loads((path / "model.json").read_text())
-    import torch
-
     X = torch.as_tensor(inputs, dtype=torch.float32)
-    if config.data.poly_features:
-        X = poly_features(X, config.data.poly_features)
-    if X.ndim == 1:
+    if X.ndim == 1:  # a 1-D .npy: one value per sample
         X = X.unsqueeze(1)
-    if int(np.prod(X.shape[1:])) != spec["in_features"]:
-        width = int(np.prod(X.shape[1:]))
+    if config.data.poly_features:  # the features the model was trained on, before scaling (as in training)
+        X = poly_features(X, config.data.poly_features)
+    width = int(np.prod(X.shape[1:]))
+    if width != spec["in_features"]:
         raise TrainwiseError(
-            f"{args.input}: rows have {width} values but the model takes {spec['in_features']}"
+            f"{args.input}: rows have {width} values but the model takes {spec['in_features']} "
+            f"(the raw inputs, before data.poly_features and scaling)"
         )
-    outputs = predict(model, X, transform=_transform(path))
-    if config.loss.name in CLASSIFICATION_LOSSES:
+    transform = _transform(path)
+    if transform is not None:
+        X = _scaled(X, transform)
+    outputs = predict(model, X)
+    if config.loss.name.lower().replace("-", "_") in CLASSIFICATION_LOSSES:
         column = outputs.argmax(dim=1).numpy()[:, None]
         header = "class"
     else:
-        column = outputs.reshape(outputs.shape[0], -1).numpy()
+        column = outputs.reshape(len(X), -1).numpy()
         header = ",".join(f"y{i}" for i in range(column.shape[1]))
-    destination = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    if not args.output:
+        np.savetxt(sys.stdout, column, delimiter=",", header=header, comments="", fmt="%.7g")
+        return 0
     try:
-        np.savetxt(destination, column, delimiter=",", header=header, comments="", fmt="%.7g")
-    finally:
-        if args.output:
-            destination.close()
+        with open(args.output, "w") as destination:
+            np.savetxt(destination, column, delimiter=",", header=header, comments="", fmt="%.7g")
+    except OSError as exc:
+        raise TrainwiseError(f"--output {args.output}: cannot write it ({exc.strerror or exc})") from None
     return 0
 
 
@@ -223,11 +298,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one "error: ..." line like every other mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="trainwise", description="Train PyTorch models, with a training doctor."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="trainwise", description="Train PyTorch models, with a training doctor.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runs_dir: dict[str, Any] = {"help": "runs folder (default: $TRAINWISE_HOME/runs or ./runs)"}
 
     fit = sub.add_parser("fit", help="train a recipe or a TOML config")
@@ -263,7 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed): a code, not an exit
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     try:
         code: int = args.func(args)
         return code
@@ -273,6 +356,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `trainwise runs | head`: the reader left; nothing more to say
+        # send what is still buffered to /dev/null, or the exit flush raises BrokenPipeError again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as exc:
+        # Not a mistake trainwise recognised (often one torch reports, e.g. a class label >= outputs):
+        # one line, as for the others; the traceback is there for whoever debugs it.
+        if os.environ.get(DEBUG_ENV):
+            raise
+        text = str(exc).strip().splitlines()
+        print(
+            f"error: {type(exc).__name__}: {text[0] if text else 'no message'} "
+            f"(set {DEBUG_ENV}=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

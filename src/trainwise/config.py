@@ -199,7 +199,7 @@ class Config(_Section):
             for k, p in inspect.signature(loss_class).parameters.items()
             if k not in ("reduction", "size_average", "reduce")
         }
-        _check_options("loss", LossConfig, self.loss.options, loss_params, f"loss {loss_key!r}", loss_class.__init__)
+        _check_options("loss", LossConfig, self.loss.options, loss_params, f"loss {loss_key!r}", loss_class)
 
         optimizer = optim.optimizer_class(self.optim.name)
         _check_options(
@@ -208,7 +208,7 @@ class Config(_Section):
             self.optim.options,
             optim.optimizer_options(self.optim.name),
             f"optimizer {optimizer.__name__}",
-            optimizer.__init__,
+            optimizer,
         )
         if self.scheduler is not None:
             scheduler = scheduler_class(self.scheduler.name)
@@ -221,7 +221,7 @@ class Config(_Section):
                 self.scheduler.options,
                 params,
                 f"scheduler {scheduler.__name__}",
-                scheduler.__init__,
+                scheduler,
             )
         return self
 
@@ -236,17 +236,17 @@ def _did_you_mean(key: str, names: Sequence[str]) -> str:
 
 
 def _hints(allowed: Mapping[str, inspect.Parameter], typed: Callable[..., Any] | None) -> dict[str, Any]:
-    """Type hints of the target's options: from the signature, resolved through the callable if given."""
-    hints = {
-        k: p.annotation
-        for k, p in allowed.items()
-        if p.annotation is not inspect.Parameter.empty and not isinstance(p.annotation, str)
-    }
+    """Type hints of the target's options: from the signature, with string annotations resolved via `typed`."""
+    params = dict(allowed)
     if typed is not None:
         # unresolvable hints (forward references to missing names): check the names only
         with contextlib.suppress(Exception):
-            hints.update(typing.get_type_hints(typed))
-    return hints
+            params.update(inspect.signature(typed, eval_str=True).parameters)
+    return {
+        k: p.annotation
+        for k, p in params.items()
+        if p.annotation is not inspect.Parameter.empty and not isinstance(p.annotation, str)
+    }
 
 
 def _check_options(
@@ -281,7 +281,7 @@ def _check_options(
             # TOML has arrays but no tuples: accept a list where a tuple is expected
             if isinstance(value, list) and _valid(adapter, tuple(value)):
                 continue
-            raise ConfigError(f"{section}.{key}: {_message(exc.errors()[0]['msg'])} (got {value!r})") from None
+            raise ConfigError(f"{section}.{key}: {_message(exc.errors()[0])} (got {value!r})") from None
 
 
 def _valid(adapter: TypeAdapter[Any], value: Any) -> bool:
@@ -292,8 +292,13 @@ def _valid(adapter: TypeAdapter[Any], value: Any) -> bool:
     return True
 
 
-def _message(msg: str) -> str:
-    """pydantic's 'Input should be greater than 0' reads as 'must be greater than 0'."""
+def _message(error: Mapping[str, Any]) -> str:
+    """pydantic's wording in user terms: 'Input should be greater than 0' reads 'must be greater than 0'."""
+    kind, msg = error["type"], str(error["msg"])
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a table"
+    if kind == "sequence_str" or (kind == "is_instance_of" and "Sequence" in msg):
+        return "must be a list"
     msg = msg.removeprefix("Value error, ")
     if msg.startswith("Input should be "):
         msg = "must be " + msg.removeprefix("Input should be ")
@@ -349,15 +354,15 @@ def _error_line(exc: ValidationError) -> str:
     if error["type"] == "missing":
         section, _, last = where.rpartition(".")
         if holder is not None and _sub_model(holder.model_fields[last].annotation) is not None:
-            return f"{where}: required section is missing; add a [{where}] table"
+            return f"{where}: required section is missing; add the [{where}] table"
         place = f"under [{section}]" if section else "at the top level"
         return f"{where}: required key is missing; add {last} = ... {place}"
     same = [e for e in errors if _dotted(e["loc"])[0] == where]
     if len(same) > 1:  # a value that matches no member of a union type
         generic = ".".join(where.split(".")[:2])
-        message = _UNION_MESSAGES.get(generic) or " or ".join(_message(e["msg"]) for e in same)
+        message = _UNION_MESSAGES.get(generic) or " or ".join(_message(e) for e in same)
     else:
-        message = _message(error["msg"])
+        message = _message(error)
     return f"{where or 'config'}: {message} (got {error.get('input')!r})"
 
 

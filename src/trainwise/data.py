@@ -225,6 +225,9 @@ class InMemoryBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         X, y = self.X, self.y
+        if self.batch_size >= self.n:  # the full batch: the tensors themselves, not a per-epoch view
+            yield X, y
+            return
         if self.shuffle:
             perm = torch.randperm(self.n, generator=self.generator).to(X.device, non_blocking=True)
             X, y = X[perm], y[perm]
