@@ -37,9 +37,7 @@ def write_idx(path: Path, array: np.ndarray, *, gz: bool = True, type_code: int 
     return path
 
 
-def write_idx_set(
-    directory: Path, n_train: int = 12, n_test: int = 5, seed: int = 0
-) -> dict[str, np.ndarray]:
+def write_idx_set(directory: Path, n_train: int = 12, n_test: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
     """Write the four MNIST-named IDX .gz files with random content; return the arrays written."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -57,9 +55,7 @@ def write_idx_set(
 def write_mnist_pickle(path: Path, sizes: tuple[int, int, int] = (20, 5, 5)) -> tuple[Any, ...]:
     """Write a small mnist.pkl.gz exactly like the tutorial's: gzip of a protocol-2 pickle of 3 (x, y)."""
     rng = np.random.default_rng(1)
-    splits = tuple(
-        (rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n).astype(np.int64)) for n in sizes
-    )
+    splits = tuple((rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n).astype(np.int64)) for n in sizes)
     with gzip.open(path, "wb") as f:
         pickle.dump(splits, f, protocol=2)
     return splits
@@ -293,9 +289,7 @@ def test_fashion_mnist_from_trainwise_data_folder_itself_raw_files(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     rng = np.random.default_rng(3)
-    write_idx(
-        tmp_path / "train-images-idx3-ubyte", rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), gz=False
-    )
+    write_idx(tmp_path / "train-images-idx3-ubyte", rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), gz=False)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 1, 2, 9], np.uint8), gz=False)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((2, 28, 28), np.uint8))
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([5, 6], np.uint8))
@@ -675,9 +669,7 @@ def test_npz_regression_lowercase_x_and_val_split(tmp_path: Path) -> None:
     )
     ds = load_dataset(str(path))
     assert ds.task == "regression"
-    assert (
-        ds.y.shape == (4, 1) and ds.y.dtype == torch.float32 and ds.y[:, 0].tolist() == [0.5, 1.5, 2.5, 3.5]
-    )
+    assert ds.y.shape == (4, 1) and ds.y.dtype == torch.float32 and ds.y[:, 0].tolist() == [0.5, 1.5, 2.5, 3.5]
     assert ds.X_val is not None and ds.X_val.shape == (2, 3)
     assert ds.y_val is not None and ds.y_val.shape == (2, 1)
     forced = load_dataset(str(path), task="regression")

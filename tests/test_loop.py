@@ -81,7 +81,7 @@ def test_epoch_loss_is_the_sample_weighted_mean_of_batch_losses() -> None:
     result = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=1, batch_size=4,
                  callbacks=[recorder], progress=False)  # fmt: skip
     assert recorder.batch_sizes == [4, 4, 2]
-    expected = sum(l * n for l, n in zip(recorder.batch_losses, recorder.batch_sizes, strict=True)) / 10
+    expected = sum(loss * n for loss, n in zip(recorder.batch_losses, recorder.batch_sizes, strict=True)) / 10
     assert result.history["loss"][0] == pytest.approx(expected, rel=1e-6)
 
 

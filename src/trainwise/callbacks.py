@@ -50,6 +50,8 @@ class TrainState:
     stop_training: bool = False
     history: dict[str, list[float]] = field(default_factory=dict)
     status: str = "running"
+    findings: list[Any] = field(default_factory=list)  # the doctor's, when it runs
+    doctor_actions: list[str] = field(default_factory=list)
 
 
 class Callback:
@@ -75,11 +77,7 @@ class CallbackList:
         for callback in self.callbacks:
             callback.state = state
         self._active: dict[str, list[Any]] = {
-            hook: [
-                getattr(cb, hook)
-                for cb in self.callbacks
-                if getattr(type(cb), hook) is not getattr(Callback, hook)
-            ]
+            hook: [getattr(cb, hook) for cb in self.callbacks if getattr(type(cb), hook) is not getattr(Callback, hook)]
             for hook in HOOKS
         }
         self.has_batch_hooks = any(self._active[h] for h in ("on_batch_begin", "on_batch_end"))
@@ -135,7 +133,8 @@ def best_epoch(history: dict[str, list[float]]) -> dict[str, float]:
     if not finite:
         return {}
     index = min(finite)[1]
-    return {"epoch": index + 1, **{k: v[index] for k, v in history.items() if len(v) > index}}
+    logged = {k: v[index] for k, v in history.items() if len(v) > index and k != "epoch_seconds"}
+    return {"epoch": index + 1, **logged}
 
 
 class EarlyStopping(Callback):
@@ -170,11 +169,7 @@ class EarlyStopping(Callback):
         monitor = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
         if monitor not in logs:
             raise ConfigError(f"early_stopping.monitor: {monitor!r} is not logged; logged: {', '.join(logs)}")
-        mode = (
-            self.mode
-            if self.mode != "auto"
-            else ("max" if "acc" in monitor or monitor.endswith("r2") else "min")
-        )
+        mode = self.mode if self.mode != "auto" else ("max" if "acc" in monitor or monitor.endswith("r2") else "min")
         value = float(logs[monitor])
         value = value if mode == "min" else -value
         if not math.isfinite(value):
@@ -216,8 +211,7 @@ def scheduler_class(name: str) -> type:
     classes = {
         n.lower(): getattr(schedulers, n)
         for n in dir(schedulers)
-        if isinstance(getattr(schedulers, n), type)
-        and issubclass(getattr(schedulers, n), schedulers.LRScheduler)
+        if isinstance(getattr(schedulers, n), type) and issubclass(getattr(schedulers, n), schedulers.LRScheduler)
     }
     classes[schedulers.ReduceLROnPlateau.__name__.lower()] = schedulers.ReduceLROnPlateau
     key = SCHEDULER_ALIASES.get(name.lower(), name).lower()

@@ -71,7 +71,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from trainwise.recipes import run_config
     from trainwise.runs import runs_root
 
-    config = load_config(args.recipe, args.set or [])
+    overrides = [*(args.set or []), *([f"train.doctor={args.doctor}"] if args.doctor else [])]
+    config = load_config(args.recipe, overrides)
+    if args.quiet and config.train.doctor == "warn":
+        config.train.doctor = "quiet"  # findings still land in the summary and the record
     err = _console(stderr=True)
     progress: bool | str = not (args.quiet or args.json)
     result = run_config(
@@ -82,12 +85,57 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     summary = result.summary()
     if args.json:
-        print(json.dumps(_finite(summary), indent=1))
+        # default=str: a value JSON has no type for (a path, a finding) is still printed, not a crash
+        print(json.dumps(_finite(summary), indent=1, default=str))
     elif not args.quiet:
         out = _console()
         out.print(_summary_table(summary))
+        _print_findings(out, result.fit.findings, result.fit.doctor_actions)
         out.print(f"records: {summary['run']}")
     return 0 if result.fit.status in ("completed", "stopped") else EXIT_FAILED
+
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _print_findings(out: Any, findings: Sequence[Any], actions: Sequence[str] = ()) -> None:
+    """The doctor's findings under the summary: one line each, errors first."""
+    from rich.text import Text
+
+    if not findings:
+        out.print("doctor: no problems found")
+        return
+    out.print(f"doctor: {len(findings)} finding(s)")
+    for finding in findings:
+        out.print(Text(f"  {finding.format()}", style=SEVERITY_STYLE.get(finding.severity, "")))
+    for action in actions:
+        out.print(f"  repair: {action}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Pre-flight checks of a recipe's data, model and loss: one forward/backward pass, no training."""
+    from trainwise.config import load_config
+    from trainwise.doctor import check
+    from trainwise.losses import make_loss
+    from trainwise.recipes import build
+
+    config = load_config(args.recipe, args.set or [])
+    prepared = build(config)
+    dataset = prepared.dataset
+    from trainwise.data import fit_transform
+
+    X = dataset.X
+    transform = fit_transform(X, config.data.normalize)
+    if transform is not None:
+        X = transform(X)
+    loss = make_loss(config.loss.name, reduction=config.loss.reduction, **config.loss.options)
+    findings = check(prepared.model, (X, dataset.y), loss=loss, optimizer=config.optim.name, lr=config.optim.lr,
+                     feature_names=dataset.feature_names)  # fmt: skip
+    if args.json:
+        print(json.dumps(_finite([f.to_dict() for f in findings]), indent=1))
+    else:
+        _print_findings(_console(), findings)
+    return 1 if any(f.severity == "error" for f in findings) else 0
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
@@ -255,14 +303,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     X = torch.as_tensor(inputs, dtype=torch.float32)
     if X.ndim == 1:  # a 1-D .npy: one value per sample
         X = X.unsqueeze(1)
-    if config.data.poly_features:  # the features the model was trained on, before scaling (as in training)
-        X = poly_features(X, config.data.poly_features)
-    width = int(np.prod(X.shape[1:]))
-    if width != spec["in_features"]:
-        raise TrainwiseError(
-            f"{args.input}: rows have {width} values but the model takes {spec['in_features']} "
-            f"(the raw inputs, before data.poly_features and scaling)"
-        )
+    degree = config.data.poly_features
+    width, expected = int(np.prod(X.shape[1:])), spec["in_features"] // max(degree, 1)
+    if width != expected:
+        raise TrainwiseError(f"{args.input}: rows have {width} values but the model takes {expected}")
+    if degree:  # the features the model was trained on, made before scaling as in training
+        X = poly_features(X, degree)
     transform = _transform(path)
     if transform is not None:
         X = _scaled(X, transform)
@@ -315,8 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     fit.add_argument("--quiet", action="store_true", help="print nothing but errors")
     fit.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    fit.add_argument(
+        "--doctor", choices=("warn", "stop", "repair", "quiet", "off"), help="the training doctor (default: warn)"
+    )
     fit.add_argument("--runs-dir", **runs_dir)
     fit.set_defaults(func=cmd_fit)
+
+    check = sub.add_parser("check", help="pre-flight checks of a recipe's data, model and loss (no training)")
+    check.add_argument("recipe", help="a built-in recipe name or a .toml file")
+    check.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    check.set_defaults(func=cmd_check)
 
     recipes = sub.add_parser("recipes", help="list the built-in recipes")
     recipes.set_defaults(func=cmd_recipes)

@@ -117,6 +117,7 @@ class TrainConfig(_Section):
     metrics: list[str] = Field(default_factory=list)
     clip_grad_norm: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)] | None = None
     early_stopping: EarlyStoppingConfig | None = None
+    doctor: Literal["warn", "stop", "repair", "quiet", "off"] = "warn"
 
     @field_validator("device")
     @classmethod

@@ -103,13 +103,10 @@ def _int_option(dataset: str, option: str, value: object, minimum: int) -> int:
     # bool is an int subclass, but `n_samples=True` is always a mistake.
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise DataError(
-            f"dataset {dataset!r}: option {option}={value!r} must be an integer >= {minimum}; "
-            "pass a whole number"
+            f"dataset {dataset!r}: option {option}={value!r} must be an integer >= {minimum}; pass a whole number"
         )
     if value < minimum:
-        raise DataError(
-            f"dataset {dataset!r}: option {option}={value} must be >= {minimum}; pass a larger value"
-        )
+        raise DataError(f"dataset {dataset!r}: option {option}={value} must be >= {minimum}; pass a larger value")
     return int(value)
 
 
@@ -119,9 +116,7 @@ def _float_option(dataset: str, option: str, value: object) -> float:
         raise DataError(f"dataset {dataset!r}: option {option}={value!r} must be a number; pass a float")
     result = float(value)
     if not math.isfinite(result):
-        raise DataError(
-            f"dataset {dataset!r}: option {option}={value!r} must be finite; pass a finite number"
-        )
+        raise DataError(f"dataset {dataset!r}: option {option}={value!r} must be finite; pass a finite number")
     return result
 
 
@@ -133,8 +128,7 @@ def _task_option(source: str, task: object) -> TaskOption:
     if task == "auto" or task == "regression" or task == "classification":
         return task
     raise DataError(
-        f"{source}: option task={task!r} is not one of 'auto', 'regression', 'classification'; "
-        "pass one of them"
+        f"{source}: option task={task!r} is not one of 'auto', 'regression', 'classification'; pass one of them"
     )
 
 
@@ -165,9 +159,7 @@ def _read_file(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{path}: corrupt or truncated gzip data ({exc}); re-download or re-install the file"
-        ) from None
+        raise DataError(f"{path}: corrupt or truncated gzip data ({exc}); re-download or re-install the file") from None
 
 
 def _to_tensor(array: np.ndarray, dtype: np.dtype[Any] | type) -> torch.Tensor:
@@ -214,9 +206,7 @@ def _check_dataset(ds: Dataset) -> Dataset:
                 f"{len(y) if y.ndim else 0}; give every sample exactly one target"
             )
         if len(X) == 0:
-            raise DataError(
-                f"dataset {ds.name!r}: X{suffix} has no rows; the dataset needs at least one sample"
-            )
+            raise DataError(f"dataset {ds.name!r}: X{suffix} has no rows; the dataset needs at least one sample")
         for label, tensor in (("X" + suffix, X), ("y" + suffix, y)):
             if tensor.is_floating_point() and not _all_finite(tensor):
                 bad = _first_bad(tensor.numpy())
@@ -332,9 +322,7 @@ def _idx_split(
             "pass the images-idx3 file here"
         )
     if labels.ndim != 1:
-        raise DataError(
-            f"{labels_path}: expected 1-D IDX labels, got shape {labels.shape}; pass the labels-idx1 file"
-        )
+        raise DataError(f"{labels_path}: expected 1-D IDX labels, got shape {labels.shape}; pass the labels-idx1 file")
     if len(images) != len(labels):
         raise DataError(
             f"{images_path}: has {len(images)} images but {labels_path.name} has {len(labels)} labels; "
@@ -665,9 +653,7 @@ def _read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8 CSV"
-        ) from None
+        raise DataError(f"{path}: is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8 CSV") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[tuple[int, list[str]]] = []
     try:
@@ -711,9 +697,7 @@ def _load_csv(
     if not body:
         raise DataError(f"{file}: has a header row but no data rows; add one row per sample")
     if n_cols < 2:
-        raise DataError(
-            f"{file}: has only {n_cols} column; need at least one feature column and a target column"
-        )
+        raise DataError(f"{file}: has only {n_cols} column; need at least one feature column and a target column")
 
     def column(j: int) -> str:
         return f"column {names[j]!r}" if names is not None else f"column {j} (counting from 0)"
@@ -753,15 +737,12 @@ def _load_csv(
     distinct = np.unique(target_values)
     chosen: Task
     if task == "auto":
-        chosen = (
-            "classification" if bool(integral.all()) and len(distinct) <= _MAX_AUTO_CLASSES else "regression"
-        )
+        chosen = "classification" if bool(integral.all()) and len(distinct) <= _MAX_AUTO_CLASSES else "regression"
     else:
         chosen = task
     described = f"{chosen} (inferred; pass task= to override)" if task == "auto" else chosen
     description = (
-        f"CSV file {file}: {len(body)} rows, {len(feature_cols)} features, "
-        f"target {target_name!r}, {described}"
+        f"CSV file {file}: {len(body)} rows, {len(feature_cols)} features, target {target_name!r}, {described}"
     )
     if chosen == "regression":
         return Dataset(
@@ -822,8 +803,7 @@ def _csv_target_index(file: Path, target: object, names: list[str] | None, n_col
         raise DataError(f"{file}: option target={target!r} must be a column name or index")
     if not -n_cols <= target < n_cols:
         raise DataError(
-            f"{file}: target column index {target} is out of range; the file has {n_cols} columns "
-            f"(0..{n_cols - 1})"
+            f"{file}: target column index {target} is out of range; the file has {n_cols} columns (0..{n_cols - 1})"
         )
     return int(target) % n_cols
 
@@ -889,8 +869,7 @@ def _load_npz(file: Path, *, task: TaskOption = "auto") -> Dataset:
         ) from None
     if not hasattr(npz, "files"):
         raise DataError(
-            f"{file}: holds a single .npy array, not an .npz archive; "
-            "save it with np.savez(path, X=..., y=...)"
+            f"{file}: holds a single .npy array, not an .npz archive; save it with np.savez(path, X=..., y=...)"
         )
     with npz:
         keys = list(npz.files)
@@ -912,9 +891,7 @@ def _load_npz(file: Path, *, task: TaskOption = "auto") -> Dataset:
                 raise DataError(f"{file}: has {present!r} but no {absent!r}; save both or neither")
             if xs is not None and ys is not None:
                 pairs.append((suffix, xs, ys))
-        arrays = {
-            suffix: (xk, yk, _npz_array(npz, xk, file), _npz_array(npz, yk, file)) for suffix, xk, yk in pairs
-        }
+        arrays = {suffix: (xk, yk, _npz_array(npz, xk, file), _npz_array(npz, yk, file)) for suffix, xk, yk in pairs}
         feature_names = _npz_names(npz, keys, "feature_names", file)
         target_names = _npz_names(npz, keys, "target_names", file)
         class_names = _npz_names(npz, keys, "class_names", file)
@@ -937,9 +914,7 @@ def _load_npz(file: Path, *, task: TaskOption = "auto") -> Dataset:
     for suffix, (xk, yk, x, y) in arrays.items():
         for key, array in ((xk, x), (yk, y)):
             if array.dtype.kind not in "biuf":
-                raise DataError(
-                    f"{file}: array {key!r} has dtype {array.dtype}; trainwise needs numeric arrays"
-                )
+                raise DataError(f"{file}: array {key!r} has dtype {array.dtype}; trainwise needs numeric arrays")
             if array.ndim == 0:
                 raise DataError(f"{file}: array {key!r} is a scalar; save one row per sample")
             _check_finite(file, key, array)
@@ -948,15 +923,11 @@ def _load_npz(file: Path, *, task: TaskOption = "auto") -> Dataset:
         if len(x) == 0:
             raise DataError(f"{file}: {xk} has no rows; save at least one sample")
         if x.shape[1:] != X0.shape[1:]:
-            raise DataError(
-                f"{file}: {xk} rows have shape {x.shape[1:]} but {x_key} rows have {X0.shape[1:]}"
-            )
+            raise DataError(f"{file}: {xk} rows have shape {x.shape[1:]} but {x_key} rows have {X0.shape[1:]}")
         X = _to_tensor(x.reshape(len(x), -1) if x.ndim == 1 else x, np.float32)
         if chosen == "classification":
             if y.dtype.kind not in "biu" or y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
-                raise DataError(
-                    f"{file}: {yk} must hold 1-D integer labels like {y_key}, got {y.dtype} {y.shape}"
-                )
+                raise DataError(f"{file}: {yk} must hold 1-D integer labels like {y_key}, got {y.dtype} {y.shape}")
             labels = y.reshape(-1)
             if labels.size and int(labels.min()) < 0:
                 i = int(np.argmin(labels))
@@ -1029,8 +1000,7 @@ def _resolve(name: str) -> tuple[str, Callable[..., Dataset], Path | None]:
     else:
         problem = f"unknown dataset {text!r}{hint}"
     raise DataError(
-        f"{problem}; built-in datasets: {', '.join(BUILTIN)}; "
-        "a path to a .csv (or .csv.gz) or .npz file also works"
+        f"{problem}; built-in datasets: {', '.join(BUILTIN)}; a path to a .csv (or .csv.gz) or .npz file also works"
     )
 
 

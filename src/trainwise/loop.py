@@ -57,6 +57,7 @@ class FitResult:
     best: dict[str, float]
     run: Path | None = None
     findings: list[Any] = field(default_factory=list)
+    doctor_actions: list[str] = field(default_factory=list)
     transform: data_lib.AffineTransform | None = None
     status: str = "completed"
     seconds: float = 0.0
@@ -79,7 +80,8 @@ class FitResult:
             "final": self.final(),
             "best": self.best,
             "run": str(self.run) if self.run else None,
-            "findings": len(self.findings),
+            "findings": [finding.to_dict() for finding in self.findings],
+            "repairs": self.doctor_actions,
         }
 
     def predict(self, X: Any) -> torch.Tensor:
@@ -89,9 +91,7 @@ class FitResult:
     def __rich__(self) -> Any:
         from rich.table import Table
 
-        table = Table(
-            title=f"fit {self.status}: {self.epochs} epochs in {self.seconds:.2f}s on {self.device}"
-        )
+        table = Table(title=f"fit {self.status}: {self.epochs} epochs in {self.seconds:.2f}s on {self.device}")
         table.add_column("", style="bold")
         table.add_column("final", justify="right")
         table.add_column(f"best (epoch {int(self.best.get('epoch', 0))})", justify="right")
@@ -107,8 +107,7 @@ class FitResult:
         import html
 
         rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v:.6g}</td>"
-            f"<td>{self.best[k]:.6g}</td></tr>"
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v:.6g}</td><td>{self.best[k]:.6g}</td></tr>"
             if k in self.best
             else f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v:.6g}</td><td></td></tr>"
             for k, v in self.final().items()
@@ -144,6 +143,8 @@ def fit(
     shuffle: bool = True,
     scheduler: str | None = None,
     clip_grad_norm: float | None = None,
+    doctor: str = "warn",
+    feature_names: Sequence[str] | None = None,
     run_name: str | None = None,
     config: dict[str, Any] | None = None,
     **optimizer_kwargs: Any,
@@ -154,8 +155,14 @@ def fit(
     batch_size None trains on the full batch. loss and optimizer are names or objects; extra
     keyword arguments go to the optimizer (momentum=0.9, weight_decay=...). normalize scales the
     inputs ('standard', 'minmax' or a factor), fitted on the training split only. run_dir is the
-    runs folder: records go to run_dir/<timestamp>-<run_name>/.
+    runs folder: records go to run_dir/<timestamp>-<run_name>/. doctor: "warn" (print findings),
+    "stop" (raise TrainingError at the first error), "repair" (roll back and lower the lr when the
+    loss diverges), "quiet" (collect only) or "off"; findings land in FitResult.findings.
     """
+    from trainwise.doctor.callback import MODES, DoctorCallback
+
+    if doctor not in MODES:
+        raise ConfigError(f"doctor: {doctor!r} is not a mode; use one of {', '.join(MODES)}")
     if epochs < 1:
         raise ConfigError(f"epochs: must be at least 1, got {epochs}")
     if batch_size is not None and batch_size < 1:
@@ -193,8 +200,17 @@ def fit(
     if clip_grad_norm:
         extra.append(GradientClipping(max_norm=clip_grad_norm))
     extra.extend(callbacks)
-    if progress:
-        extra.append(ProgressBar(mode="auto" if progress is True else str(progress)))
+    bar = ProgressBar(mode="auto" if progress is True else str(progress)) if progress else None
+    if doctor != "off":
+        train = prepared.train
+        data = None
+        if isinstance(train, data_lib.InMemoryBatches):
+            val = prepared.val if isinstance(prepared.val, data_lib.InMemoryBatches) else None
+            data = (train.X, train.y, val.X if val else None, val.y if val else None)
+        printer = bar.print if bar is not None else None
+        extra.append(DoctorCallback(doctor, data=data, feature_names=feature_names, printer=printer))
+    if bar is not None:
+        extra.append(bar)
     recorder = None
     if run_dir is not None:
         from trainwise.runs import RunRecorder
@@ -236,6 +252,8 @@ def fit(
         history=state.history,
         best=best_epoch(state.history),
         run=recorder.path if recorder else None,
+        findings=state.findings,
+        doctor_actions=state.doctor_actions,
         transform=prepared.transform,
         status=state.status,
         seconds=time.perf_counter() - started,
@@ -264,9 +282,7 @@ def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList
     return {"loss": epoch_loss.item(), **compute_all(state.metrics)}
 
 
-def _train_step(
-    state: TrainState, xb: torch.Tensor, yb: torch.Tensor, batch: int, cbs: CallbackList
-) -> torch.Tensor:
+def _train_step(state: TrainState, xb: torch.Tensor, yb: torch.Tensor, batch: int, cbs: CallbackList) -> torch.Tensor:
     """Forward, loss, backward, step. Returns the detached loss (still on the device)."""
     output = state.model(xb)
     loss = state.loss_fn(output, yb)
@@ -296,9 +312,7 @@ def _batches_for(data: Any, batch_size: int | None, device: torch.device, transf
     if isinstance(data, torch.utils.data.DataLoader):
         return data_lib.LoaderBatches(data, device)
     if isinstance(data, torch.utils.data.Dataset):
-        return data_lib.LoaderBatches(
-            torch.utils.data.DataLoader(data, batch_size=batch_size or 1024), device
-        )
+        return data_lib.LoaderBatches(torch.utils.data.DataLoader(data, batch_size=batch_size or 1024), device)
     X, y = data_lib.to_xy(data)
     if transform is not None:
         X = transform(X)

@@ -77,9 +77,7 @@ def plot_fit(
     if len(xs) != len(ys):
         raise TrainwiseError(f"plot_fit: x has {len(xs)} points but y has {len(ys)}; pass matching arrays")
     if len(xc) != len(yc):
-        raise TrainwiseError(
-            f"plot_fit: x_curve has {len(xc)} points but y_curve has {len(yc)}; pass matching arrays"
-        )
+        raise TrainwiseError(f"plot_fit: x_curve has {len(xc)} points but y_curve has {len(yc)}; pass matching arrays")
     # The curve is drawn as a line, so unsorted x would zig-zag across the plot.
     order = np.argsort(xc, kind="stable")
     xc, yc = xc[order], yc[order]

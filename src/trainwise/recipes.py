@@ -59,10 +59,7 @@ def load_data(config: Config) -> tuple[datasets.Dataset, list[str]]:
             raise
         notes.append(f"{spec.name} is not installed here, so this run uses {spec.fallback} instead ({exc})")
         dataset = datasets.load_dataset(spec.fallback)
-    parts = {
-        key: _limit(getattr(dataset, key), spec.limit)
-        for key in ("X", "y", "X_val", "y_val", "X_test", "y_test")
-    }
+    parts = {key: _limit(getattr(dataset, key), spec.limit) for key in ("X", "y", "X_val", "y_val", "X_test", "y_test")}
     if spec.poly_features:
         for key in ("X", "X_val", "X_test"):
             if parts[key] is not None:
@@ -103,9 +100,7 @@ def build(config: Config) -> Prepared:
 
 def model_from_spec(spec: dict[str, Any]) -> torch.nn.Module:
     """Rebuild a model from the model.json of a run record (weights are loaded separately)."""
-    return models.build_model(
-        spec["name"], spec["in_features"], spec["out_features"], **spec.get("options", {})
-    )
+    return models.build_model(spec["name"], spec["in_features"], spec["out_features"], **spec.get("options", {}))
 
 
 def config_callbacks(config: Config) -> list[Callback]:
@@ -142,9 +137,7 @@ def run_config(
         epochs=train.epochs,
         batch_size=None if train.batch_size == "full" else train.batch_size,
         val_split=config.data.val_split,
-        val_data=(dataset.X_val, dataset.y_val)
-        if dataset.X_val is not None and not config.data.val_split
-        else None,
+        val_data=(dataset.X_val, dataset.y_val) if dataset.X_val is not None and not config.data.val_split else None,
         metrics=train.metrics,
         seed=train.seed,
         device=train.device,
@@ -155,6 +148,8 @@ def run_config(
         stratify=config.data.stratify,
         shuffle=config.data.shuffle,
         clip_grad_norm=train.clip_grad_norm,
+        doctor=train.doctor,
+        feature_names=dataset.feature_names or None,
         run_name=config.name,
         config=config.to_dict(),
         **config.optim.options,

@@ -92,9 +92,7 @@ def new_run_dir(root: Path, name: str, *, now: datetime | None = None) -> Path:
         candidate = root / folder
         # The slug cannot hold a separator, but check anyway: a run folder must never land outside root.
         if candidate.resolve().parent != real_root:
-            raise TrainwiseError(
-                f"run name {name!r} would put the run folder outside {root}; pick a plain name"
-            )
+            raise TrainwiseError(f"run name {name!r} would put the run folder outside {root}; pick a plain name")
         try:
             # mkdir without exist_ok claims the name atomically, so two processes never share a folder.
             candidate.mkdir()
@@ -177,9 +175,7 @@ class RunIndex:
     def finish(self, run_id: str, status: str, metrics: Mapping[str, float]) -> None:
         """Record how run `run_id` ended, now, with its final metrics."""
         if status not in _FINAL_STATUSES:
-            raise ValueError(
-                f"unknown final run status {status!r}; expected one of {sorted(_FINAL_STATUSES)}"
-            )
+            raise ValueError(f"unknown final run status {status!r}; expected one of {sorted(_FINAL_STATUSES)}")
         payload = _metrics_to_json(metrics)
         with self._connect() as conn:
             cursor = conn.execute(
@@ -197,8 +193,7 @@ class RunIndex:
             return []
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT id, recipe, path, started, ended, status, metrics FROM runs"
-                " ORDER BY started DESC, id DESC"
+                "SELECT id, recipe, path, started, ended, status, metrics FROM runs ORDER BY started DESC, id DESC"
             ).fetchall()
         return [_row(r) for r in rows]
 
@@ -368,13 +363,9 @@ class RunRecorder(Callback):
         if self._columns is None:
             self._columns = [k for k, v in logs.items() if isinstance(v, float | int)]
             self._rows.append(",".join(["epoch", *self._columns]))
-        self._rows.append(
-            ",".join([str(epoch + 1), *(repr(float(logs.get(k, math.nan))) for k in self._columns)])
-        )
+        self._rows.append(",".join([str(epoch + 1), *(repr(float(logs.get(k, math.nan))) for k in self._columns)]))
         now = time.monotonic()
-        if (
-            now - self._last_flush > self.FLUSH_SECONDS
-        ):  # buffered: 5000 tiny epochs must not mean 5000 writes
+        if now - self._last_flush > self.FLUSH_SECONDS:  # buffered: 5000 tiny epochs must not mean 5000 writes
             self._flush()
             self._last_flush = now
 
@@ -396,8 +387,9 @@ class RunRecorder(Callback):
         transform = getattr(self.prepared, "transform", None)
         if transform is not None:
             (self.path / "transform.json").write_text(json.dumps(transform.to_dict(), indent=1))
-        plots.plot_history(state.history, self.path / "loss-curve.png", title=self.name)
-        self._plot_fit()
+        (self.path / "findings.json").write_text(
+            json.dumps([finding.to_dict() for finding in state.findings], indent=1)
+        )
         final = {k: v[-1] for k, v in state.history.items() if v and k != "epoch_seconds"}
         self.summary = {
             "name": self.name,
@@ -406,8 +398,13 @@ class RunRecorder(Callback):
             "seconds": sum(state.history.get("epoch_seconds", [])),
             "final": final,
             "best": best_epoch(state.history),
+            "findings": len(state.findings),
+            "repairs": state.doctor_actions,
         }
         write_summary(self.path, self.summary)
+        # plots last: a plotting problem must not cost the summary or the index row
+        plots.plot_history(state.history, self.path / "loss-curve.png", title=self.name)
+        self._plot_fit()
 
     def _plot_fit(self) -> None:
         """Data and model curve against the raw input, for one-input one-output regression."""

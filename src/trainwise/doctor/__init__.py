@@ -1,0 +1,84 @@
+"""The training doctor: watches training and says what went wrong, why, and how to fix it.
+
+    with trainwise.watch(model, optimizer, loss_fn=loss_fn) as doctor:
+        for x, y in loader:
+            ...                                  # the usual step
+            doctor.record(loss, target=y)
+    print(doctor.report())
+
+Each family of checks lives in its own module and registers itself (see registry.py):
+labels (the loss and its targets), numerics, learning_rate, inputs, optimizer, network,
+generalization. docs/doctor.md lists every code with its statistic, threshold and fix.
+"""
+
+# importing a family registers its checks
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwise.doctor import generalization, inputs, labels, learning_rate, network, numerics, optimization  # noqa: F401
+from trainwise.doctor.core import Doctor, Mode
+from trainwise.doctor.findings import CODES, Finding
+
+__all__ = ["CODES", "Doctor", "Finding", "check", "watch"]
+
+
+def watch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    mode: Mode = "warn",
+    **options: Any,
+) -> Doctor:
+    """Start watching a hand-written training loop. Call `doctor.record(loss, target=y)` once per step
+    (and `doctor.record(val_loss=...)` after validating); read `doctor.findings` or `doctor.report()`.
+
+    mode "warn" prints each finding once, "stop" raises trainwise.TrainingError at the first error,
+    "quiet" only collects. Options: sample_every, warmup, steps_per_epoch, feature_names, printer.
+    """
+    return Doctor(model, optimizer, loss_fn=loss_fn, mode=mode, **options)
+
+
+def check(
+    model: nn.Module,
+    data: Any,
+    *,
+    loss: Any,
+    optimizer: str = "sgd",
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    feature_names: Sequence[str] | None = None,
+) -> list[Finding]:
+    """Pre-flight checks without training: the data as a whole, then one forward and backward pass on a
+    batch (labels against outputs, the loss's inputs, gradients reaching every parameter, the start).
+    The model's weights are left exactly as they were."""
+    from trainwise.data import to_xy
+    from trainwise.losses import make_loss
+    from trainwise.optim import make_optimizer
+
+    X, y = to_xy(data)
+    loss_fn = make_loss(loss)
+    opt = make_optimizer(optimizer, model.parameters(), lr)
+    saved = copy.deepcopy(model.state_dict())
+    was_training = model.training
+    doctor = Doctor(model, opt, loss_fn=loss_fn, mode="quiet", warmup=1, feature_names=feature_names)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:
+        doctor.inspect_data(X, y)
+        xb, yb = X[:batch_size].to(device), y[:batch_size].to(device)
+        model.train()
+        value = loss_fn(model(xb), yb)
+        opt.zero_grad()
+        value.backward()
+        opt.step()  # only to let the step hooks see the gradients; the weights are restored below
+        doctor.record(value, target=yb)
+    finally:
+        doctor.close()
+        model.load_state_dict(saved)
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return doctor.findings

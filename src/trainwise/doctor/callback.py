@@ -1,0 +1,118 @@
+"""The doctor inside trainwise's own loop: a callback that feeds it and, in "repair" mode, acts on it."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from trainwise.callbacks import Callback, Logs
+from trainwise.doctor.core import Doctor
+
+REPAIR_CODES = ("nonfinite-loss", "lr-too-high")
+MAX_REPAIRS = 3
+MODES = ("warn", "stop", "repair", "quiet", "off")
+
+
+class DoctorCallback(Callback):
+    """Runs a Doctor during fit. mode "repair": when the loss diverges or turns non-finite, roll back to
+    the best epoch so far, divide the learning rate by 10 (at most 3 times) and carry on."""
+
+    def __init__(
+        self,
+        mode: str,
+        *,
+        data: Any = None,
+        feature_names: Sequence[str] | None = None,
+        printer: Callable[[str], None] | None = None,
+    ) -> None:
+        self.mode = mode
+        self.data = data
+        self.feature_names = feature_names
+        self.printer = printer
+        self.doctor: Doctor | None = None
+        self.repairs = 0
+
+    def on_train_begin(self, logs: Logs) -> None:
+        state = self.state
+        self.doctor = Doctor(
+            state.model,
+            state.optimizer,
+            loss_fn=state.loss_fn,
+            mode="warn" if self.mode == "repair" else self.mode,  # type: ignore[arg-type]
+            steps_per_epoch=state.steps_per_epoch,
+            feature_names=self.feature_names,
+            printer=self.printer,
+        )
+        self.doctor.epochs_driven = True
+        if self.data is not None:
+            self.doctor.inspect_data(*self.data)
+        self._best_loss = math.inf
+        self._rollback = self._snapshot()
+        self._seen = {code: 0 for code in REPAIR_CODES}
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.state.model.state_dict()),
+            "optimizer": copy.deepcopy(self.state.optimizer.state_dict()),
+        }
+
+    def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
+        if self.mode == "repair":
+            self._candidate = self._snapshot()  # the weights this epoch's loss will be measured on
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        assert self.doctor is not None
+        self.doctor.record(logs["loss"], target=logs["target"])
+        if self.mode == "repair":
+            self.doctor.flush()
+            self._repair_if_needed()
+
+    def on_validation_end(self, epoch: int, logs: Logs) -> None:
+        assert self.doctor is not None
+        self.doctor.record(val_loss=logs["val_loss"])
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        assert self.doctor is not None
+        self.doctor.end_epoch(epoch, logs.get("loss"))
+        if self.mode == "repair":
+            self._repair_if_needed()
+            loss = logs.get("loss", math.nan)
+            if math.isfinite(loss) and loss < self._best_loss:
+                self._best_loss, self._rollback = loss, self._candidate
+
+    def _repair_if_needed(self) -> None:
+        doctor = self.doctor
+        assert doctor is not None
+        triggered = [code for code in REPAIR_CODES if doctor.raised.get(code, 0) > self._seen[code]]
+        self._seen = {code: doctor.raised.get(code, 0) for code in REPAIR_CODES}
+        if not triggered:
+            return
+        state = self.state
+        if self.repairs >= MAX_REPAIRS:
+            doctor.actions.append(f"{' and '.join(triggered)} again after {MAX_REPAIRS} repairs: stopped training")
+            state.stop_training = True
+            return
+        self.repairs += 1
+        lrs = [group["lr"] / 10 for group in state.optimizer.param_groups]
+        state.model.load_state_dict(self._rollback["model"])
+        state.optimizer.load_state_dict(self._rollback["optimizer"])
+        for group, lr in zip(state.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        doctor.obs.losses.clear()
+        doctor.obs.loss_steps.clear()
+        doctor.flushed_from = 0
+        action = (
+            f"step {doctor.step}: {' and '.join(triggered)}; rolled back to the best epoch so far and lowered "
+            f"lr to {lrs[0]:g} (repair {self.repairs} of {MAX_REPAIRS})"
+        )
+        doctor.actions.append(action)
+        doctor.printer(f"repair {action}")
+
+    def on_train_end(self, logs: Logs) -> None:
+        if self.doctor is None:
+            return
+        self.doctor.close()
+        self.state.findings = self.doctor.findings
+        self.state.doctor_actions = list(self.doctor.actions)

@@ -1,0 +1,586 @@
+"""The Doctor: watches a model and its optimizer through hooks and runs the registered checks.
+
+The doctor never changes the training step. It reads state through forward hooks on the model
+(inputs, outputs, train/eval mode, activations on sampled steps), forward pre-hooks on the loss
+module (output and target, before the loss can crash on them), tensor hooks on one probe
+parameter (did gradients get zeroed between steps?) and optimizer step hooks (gradients, update
+sizes). Cheap statistics are read every step; expensive ones on sampled steps (the first
+`warmup` steps, then every `sample_every` steps). Recorded losses stay on the device and are read
+in one go on sampled steps, so there is no per-step host synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from trainwise.doctor import registry
+from trainwise.doctor.findings import CODES, SEVERITY_ORDER, Finding
+from trainwise.errors import ConfigError, TrainingError
+
+Mode = Literal["warn", "stop", "quiet"]
+ADAPTIVE_OPTIMIZERS = frozenset(
+    {"adam", "adamw", "adamax", "nadam", "radam", "rmsprop", "adagrad", "adadelta", "sparseadam", "adafactor"}
+)
+ACTIVATION_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+MAX_TRAIN_KEYS = 200_000
+FUNCTIONAL_LOSSES = {
+    "mse_loss": "mse",
+    "l1_loss": "l1",
+    "huber_loss": "huber",
+    "smooth_l1_loss": "smooth_l1",
+    "cross_entropy": "cross_entropy",
+    "nll_loss": "nll",
+    "binary_cross_entropy_with_logits": "bce_with_logits",
+    "binary_cross_entropy": "bce",
+}
+
+
+@dataclass
+class ParamInfo:
+    name: str
+    param: nn.Parameter
+    in_optimizer: bool
+
+
+@dataclass
+class Sample:
+    """Statistics of one sampled optimizer step."""
+
+    step: int
+    grad_norms: dict[str, float]
+    weight_norms: dict[str, float]
+    update_norms: dict[str, float]
+    grad_direction: torch.Tensor | None = None  # a fixed random projection of the whole gradient
+
+
+@dataclass
+class Observations:
+    """Everything the checks read. Lists grow with training; sampled data is bounded."""
+
+    losses: list[float] = field(default_factory=list)  # one per recorded training step
+    loss_steps: list[int] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, value)
+    samples: list[Sample] = field(default_factory=list)
+    first_grad_norms: dict[str, float] = field(default_factory=dict)
+    first_weight_norms: dict[str, float] = field(default_factory=dict)
+    input_count: int = 0
+    input_sum: torch.Tensor | None = None  # per feature (or channel), float64
+    input_sq_sum: torch.Tensor | None = None
+    input_dtype: torch.dtype | None = None
+    label_counts: torch.Tensor | None = None  # bincount of integer targets seen
+    labels_seen: int = 0
+    min_label: int | None = None
+    max_label: int | None = None
+    batch_label_classes: list[int] = field(default_factory=list)  # distinct labels per early batch
+    batch_target_means: list[float] = field(default_factory=list)  # regression targets per early batch
+    dead_fractions: dict[str, list[float]] = field(default_factory=dict)  # ReLU layer -> per sample
+    layer_stds: list[tuple[str, float]] = field(default_factory=list)  # first forward, in order
+    train_keys: set[float] = field(default_factory=set)  # projections of training rows
+    val_keys: set[float] = field(default_factory=set)
+    eval_forwards_in_train_mode: int = 0
+    train_forwards_in_eval_mode: int = 0
+    smoothed_loss: float | None = None  # exponential moving average of the training loss
+    best_smoothed_loss: float = math.inf
+    sigmoid_like_outputs: int = 0  # bce_with_logits calls whose inputs all lay in [0, 1]
+    zero_grad_missed: int = 0
+    zero_grad_checked: int = 0
+    params_without_grad: dict[str, int] = field(default_factory=dict)  # name -> sampled steps without grad
+    grad_checks: int = 0
+    batch_size: int | None = None
+    output_width: int | None = None
+
+
+class Doctor:
+    """Watches training and collects findings. Use `trainwise.watch(model, optimizer)` to make one."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        loss_fn: Callable[..., torch.Tensor] | None = None,
+        mode: Mode = "warn",
+        sample_every: int = 10,
+        warmup: int = 10,
+        steps_per_epoch: int | None = None,
+        feature_names: Sequence[str] | None = None,
+        printer: Callable[[str], None] | None = None,
+    ) -> None:
+        if mode not in ("warn", "stop", "quiet"):
+            raise ConfigError(f"doctor mode {mode!r}: use 'warn', 'stop' or 'quiet'")
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.mode = mode
+        self.sample_every = max(1, sample_every)
+        self.warmup = warmup
+        self.steps_per_epoch = steps_per_epoch
+        self.feature_names = list(feature_names or [])
+        self.printer = printer or (lambda line: print(line, file=sys.stderr))
+        self.obs = Observations()
+        self.step = 0  # optimizer steps seen
+        self.epoch = 0
+        self._findings: dict[tuple[str, str | None], Finding] = {}
+        self._pending_losses: list[torch.Tensor | float] = []
+        self._pending_steps: list[int] = []
+        self._handles: list[Any] = []
+        self._sampling = False
+        self._pre_step_weights: list[torch.Tensor] | None = None
+        self._probe_incoming: torch.Tensor | None = None
+        self._probe_after_step: torch.Tensor | None = None
+        self._direction_seed = torch.Generator().manual_seed(1234)
+        self._projection: torch.Tensor | None = None
+        self._last_input: torch.Tensor | None = None
+        self._last_output: torch.Tensor | None = None
+        self._loss_input_calls = 0
+        self._first_forward_done = False
+        self._probe_after_step_index = -1
+        self._collect_keys = True
+        self._repeated_batches = 0
+        self.loss_output: torch.Tensor | None = None  # the last (output, target) the loss saw
+        self.loss_target: torch.Tensor | None = None
+        self.last_eval_input: torch.Tensor | None = None
+        self.data: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None = None
+        self.flushed_from = 0  # index of the first loss read by the latest flush
+        self.epochs_driven = False  # True when the caller reports epoch ends (fit does)
+        self.raised: dict[str, int] = {}  # how often each code was raised, repeats included
+        self.actions: list[str] = []  # what a repairing caller did (fit's doctor="repair")
+
+        self.optimizer_name = type(optimizer).__name__.lower()
+        self.adaptive = self.optimizer_name in ADAPTIVE_OPTIMIZERS
+        optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        self.params = [
+            ParamInfo(name, p, id(p) in optimized) for name, p in model.named_parameters() if p.requires_grad
+        ]
+        self.extra_optimizer_params = len(optimized - {id(info.param) for info in self.params})
+        self.modules = dict(model.named_modules())
+        self.mode_dependent = any(
+            (isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.Dropout3d | nn.AlphaDropout) and m.p > 0)
+            or isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for m in self.modules.values()
+        )
+        self._install_hooks()
+        registry.run("setup", self)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def findings(self) -> list[Finding]:
+        """All findings so far, errors first, one per code and subject."""
+        return sorted(self._findings.values(), key=lambda f: (SEVERITY_ORDER[f.severity], f.step or 0))
+
+    def has(self, code: str) -> bool:
+        return any(key[0] == code for key in self._findings)
+
+    def report(self) -> str:
+        """A plain-text report: one paragraph per finding, or a line saying all looked healthy."""
+        if not self._findings:
+            return f"trainwise doctor: no problems found in {self.step} steps."
+        lines = [f"trainwise doctor: {len(self._findings)} finding(s) in {self.step} steps"]
+        lines += [f"- {finding.format()}" for finding in self.findings]
+        lines += [f"- repair: {action}" for action in self.actions]
+        return "\n".join(lines)
+
+    def record(
+        self,
+        loss: torch.Tensor | float | None = None,
+        *,
+        target: torch.Tensor | None = None,
+        val_loss: torch.Tensor | float | None = None,
+    ) -> None:
+        """Tell the doctor about a training step's loss (and targets), or a validation loss."""
+        # without a hooked loss module, the targets arrive here (after the loss ran)
+        if isinstance(target, torch.Tensor) and not self._loss_is_hooked() and self._last_output is not None:
+            self._see_loss_input(self._last_output, target)
+        if loss is not None:
+            value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
+            self._pending_losses.append(value)
+            self._pending_steps.append(self.step)
+            if self._is_sampled(self.step) or len(self._pending_losses) >= 4 * self.sample_every:
+                self.flush()
+        if val_loss is not None:
+            self.flush()
+            value = float(val_loss)
+            self.obs.val_losses.append((self.epoch, value))
+            registry.run("validation", self)
+
+    def flush(self) -> None:
+        """Read pending losses from the device (one synchronisation) and run the loss checks."""
+        if not self._pending_losses:
+            return
+        tensors = [v for v in self._pending_losses if isinstance(v, torch.Tensor)]
+        values: list[float]
+        if len(tensors) == len(self._pending_losses):
+            values = torch.stack([t.reshape(()).float() for t in tensors]).tolist()
+        else:
+            values = [float(v) for v in self._pending_losses]
+        self.flushed_from = len(self.obs.losses)
+        self.obs.losses.extend(values)
+        self.obs.loss_steps.extend(self._pending_steps)
+        self._pending_losses.clear()
+        self._pending_steps.clear()
+        registry.run("losses", self)
+
+    def end_epoch(self, epoch: int, train_loss: float | None = None) -> None:
+        """Mark the end of an epoch (fit calls this; in a user loop it is inferred from steps_per_epoch)."""
+        self.flush()
+        if train_loss is not None:
+            self.obs.epoch_losses.append(train_loss)
+        registry.run("epoch", self)
+        self.epoch = epoch + 1
+
+    def inspect_data(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        X_val: torch.Tensor | None = None,
+        y_val: torch.Tensor | None = None,
+    ) -> None:
+        """Whole-dataset checks before training (trainwise's own loop knows all of its data)."""
+        self.data = (X, y, X_val, y_val)
+        self._add_label_stats(y, batch=False)
+        registry.run("data", self)
+
+    def close(self) -> None:
+        """Remove every hook (the model and optimizer are left as they were)."""
+        self.flush()
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def __enter__(self) -> Doctor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ raising findings
+
+    def raise_finding(
+        self,
+        code: str,
+        message: str,
+        *,
+        evidence: dict[str, float] | None = None,
+        suggestion: str = "",
+        subject: str | None = None,
+    ) -> Finding:
+        """Add (or update the evidence of) a finding; print it the first time; stop on errors in stop mode."""
+        key = (code, subject)
+        self.raised[code] = self.raised.get(code, 0) + 1
+        existing = self._findings.get(key)
+        if existing is not None:
+            existing.evidence.update(evidence or {})
+            return existing
+        finding = Finding(
+            code=code,
+            severity=CODES[code],
+            message=message,
+            evidence=dict(evidence or {}),
+            suggestion=suggestion,
+            step=self.step,
+            epoch=self.epoch,
+            subject=subject,
+        )
+        self._findings[key] = finding
+        if self.mode in ("warn", "stop"):
+            self.printer(finding.format())
+        if self.mode == "stop" and finding.severity == "error":
+            raise TrainingError(finding.format())
+        return finding
+
+    # ------------------------------------------------------------------ hooks
+
+    def _loss_is_hooked(self) -> bool:
+        return isinstance(self.loss_fn, nn.Module)
+
+    def _install_hooks(self) -> None:
+        self._handles.append(self.model.register_forward_pre_hook(self._on_forward_pre))
+        self._handles.append(self.model.register_forward_hook(self._on_forward))
+        for name, module in self.modules.items():
+            if isinstance(module, nn.ReLU | nn.ReLU6):
+                self._handles.append(module.register_forward_hook(self._relu_hook(name or "relu")))
+            elif isinstance(module, ACTIVATION_LAYERS) and module is not self.model:
+                self._handles.append(module.register_forward_hook(self._layer_hook(name)))
+        if isinstance(self.loss_fn, nn.Module):
+            self._handles.append(self.loss_fn.register_forward_pre_hook(self._on_loss_pre))
+        self._handles.append(self.optimizer.register_step_pre_hook(self._on_step_pre))
+        self._handles.append(self.optimizer.register_step_post_hook(self._on_step_post))
+        probe = self._probe_param()
+        if probe is not None:
+            self._handles.append(probe.register_hook(self._on_probe_grad))
+
+    def _probe_param(self) -> nn.Parameter | None:
+        """The smallest optimized parameter: its gradient tells whether zero_grad ran between steps."""
+        candidates = [info.param for info in self.params if info.in_optimizer]
+        return min(candidates, key=lambda p: p.numel()) if candidates else None
+
+    def _is_sampled(self, step: int) -> bool:
+        # pairs of consecutive steps, so the zero_grad probe can compare a step with the one before
+        return step < self.warmup or step % self.sample_every in (0, 1)
+
+    def _on_forward_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            return
+        if not torch.is_grad_enabled():
+            self._sampling = False
+            if module.training and self.mode_dependent:
+                self.obs.eval_forwards_in_train_mode += 1
+            self.last_eval_input = x
+            return
+        self._sampling = self._is_sampled(self.step)
+        self._last_input = x
+        if not module.training and self.mode_dependent:
+            self.obs.train_forwards_in_eval_mode += 1
+        if self._sampling and x.is_floating_point():
+            self._add_input_stats(x.detach())
+        if self._collect_keys and x.ndim >= 2:
+            self._add_train_keys(x)
+
+    def _on_forward(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if not isinstance(output, torch.Tensor):
+            return
+        if not torch.is_grad_enabled():
+            registry.run("eval_forward", self)
+            return
+        self._last_output = output
+        self.obs.output_width = int(output.shape[-1]) if output.ndim > 1 else 1
+        self.obs.batch_size = int(output.shape[0]) if output.ndim > 0 else 1
+        self._first_forward_done = True
+
+    def _relu_hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if not self._sampling or not isinstance(output, torch.Tensor) or output.ndim < 2 or output.shape[0] < 8:
+                return
+            # a unit is dead on this batch when it is zero for every sample (and every position)
+            per_unit = output.detach().transpose(0, 1).reshape(output.shape[1], -1)
+            dead = (per_unit <= 0).all(dim=1).float().mean()
+            self.obs.dead_fractions.setdefault(name, []).append(float(dead))
+
+        return hook
+
+    def _layer_hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if self._first_forward_done or not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
+                return
+            if output.numel() > 1:
+                self.obs.layer_stds.append((name, float(output.detach().float().std())))
+
+        return hook
+
+    def _on_loss_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        tensors = len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor)
+        if tensors and torch.is_grad_enabled():
+            self._see_loss_input(args[0], args[1])
+
+    def _see_loss_input(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        self._loss_input_calls += 1
+        if self._loss_input_calls > 3 and not self._is_sampled(self.step):
+            return
+        self.loss_output, self.loss_target = output.detach(), target.detach()
+        if self.data is None:  # with the whole dataset known, its labels were counted already
+            self._add_label_stats(self.loss_target)
+        registry.run("loss_input", self)
+
+    def _on_probe_grad(self, grad: torch.Tensor) -> None:
+        if not self._is_sampled(self.step):
+            return
+        incoming = grad.detach()
+        self._probe_incoming = incoming.clone() if self._probe_incoming is None else self._probe_incoming + incoming
+
+    def _on_step_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not self._is_sampled(self.step):
+            return
+        self._check_zero_grad()
+        weights = [info.param.detach() for info in self.params]
+        self._pre_step_weights = list(torch._foreach_mul(weights, 1.0)) if weights else []
+        grads = [info.param.grad for info in self.params]
+        names = [info.name for info in self.params]
+        present = [(n, g) for n, g in zip(names, grads, strict=True) if g is not None]
+        self.obs.grad_checks += 1
+        for info, g in zip(self.params, grads, strict=True):
+            if g is None and info.in_optimizer:
+                self.obs.params_without_grad[info.name] = self.obs.params_without_grad.get(info.name, 0) + 1
+        norms = torch._foreach_norm([g for _, g in present]) if present else []
+        self._grad_norms_now = dict(zip([n for n, _ in present], norms, strict=True))
+        self._grad_direction_now = self._project([g for _, g in present]) if present else None
+
+    def _on_step_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        step = self.step
+        self.step += 1
+        if self.steps_per_epoch and self.step % self.steps_per_epoch == 0 and not self.epochs_driven:
+            self.end_epoch(self.epoch)
+        if not self._is_sampled(step) or self._pre_step_weights is None:
+            return
+        weights = [info.param.detach() for info in self.params]
+        updates = list(torch._foreach_sub(weights, self._pre_step_weights)) if weights else []
+        update_norms = torch._foreach_norm(updates) if updates else []
+        weight_norms = torch._foreach_norm(self._pre_step_weights) if weights else []
+        names = [info.name for info in self.params]
+        # one host read for everything sampled this step
+        packed = torch.stack(
+            [*(t.float() for t in self._grad_norms_now.values()), *(t.float() for t in update_norms),
+             *(t.float() for t in weight_norms)]
+        ).tolist() if names else []  # fmt: skip
+        n_grads = len(self._grad_norms_now)
+        grad_norms = dict(zip(self._grad_norms_now, packed[:n_grads], strict=True))
+        update = dict(zip(names, packed[n_grads : n_grads + len(names)], strict=True))
+        weight = dict(zip(names, packed[n_grads + len(names) :], strict=True))
+        sample = Sample(step, grad_norms, weight, update, self._grad_direction_now)
+        if not self.obs.samples:
+            self.obs.first_grad_norms = dict(grad_norms)
+            self.obs.first_weight_norms = dict(weight)
+        self.obs.samples.append(sample)
+        if len(self.obs.samples) > 200:  # keep the first few and a recent window
+            del self.obs.samples[10]
+        self._pre_step_weights = None
+        self._probe_after_step = self._probe_value()
+        self._probe_after_step_index = step
+        self._probe_incoming = None
+        registry.run("step", self)
+
+    # ------------------------------------------------------------------ statistics helpers
+
+    def _probe_value(self) -> torch.Tensor | None:
+        probe = self._probe_param()
+        return None if probe is None or probe.grad is None else probe.grad.detach().clone()
+
+    def _check_zero_grad(self) -> None:
+        """On a sampled step: the probe's gradient should equal what backward delivered since the last step."""
+        probe = self._probe_param()
+        if probe is None or probe.grad is None or self._probe_incoming is None or self._probe_after_step is None:
+            return
+        if self._probe_after_step_index != self.step - 1:  # the snapshot must be of the step just before
+            return
+        current = probe.grad.detach()
+        fresh_gap = float((current - self._probe_incoming).abs().max())
+        carried_gap = float((current - self._probe_incoming - self._probe_after_step).abs().max())
+        scale = float(self._probe_after_step.abs().max()) + 1e-12
+        self.obs.zero_grad_checked += 1
+        # the old gradient is still in there: exactly old + new, and old was not negligible
+        if carried_gap <= 1e-4 * (scale + float(current.abs().max())) and fresh_gap > 1e-3 * scale:
+            self.obs.zero_grad_missed += 1
+
+    def _project(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        """A 32-number random projection of the whole gradient, to compare directions between steps."""
+        parts = []
+        for g in grads:
+            flat = g.detach().reshape(-1).float()
+            if flat.numel() > 4096:
+                flat = flat[:: flat.numel() // 4096 + 1]
+            parts.append(flat)
+        flat = torch.cat(parts)
+        if self._projection is None or self._projection.shape[0] != flat.numel():
+            self._projection = torch.randn(flat.numel(), 32, generator=self._direction_seed).to(flat.device)
+        return flat @ self._projection
+
+    def _add_input_stats(self, x: torch.Tensor) -> None:
+        if x.ndim < 2 or x.shape[0] < 2:
+            return
+        # tabular (N, F): per feature; images (N, C, ...): per channel
+        values = x.reshape(x.shape[0], -1) if x.ndim == 2 else x.transpose(0, 1).reshape(x.shape[1], -1).T
+        values = values.double()
+        sums, sq = values.sum(0), values.square().sum(0)
+        obs = self.obs
+        if obs.input_sum is None or obs.input_sum.shape != sums.shape:
+            obs.input_sum, obs.input_sq_sum, obs.input_count = sums, sq, 0
+        else:
+            obs.input_sum = obs.input_sum + sums
+            obs.input_sq_sum = obs.input_sq_sum + sq  # type: ignore[operator]
+        obs.input_count += values.shape[0]
+        obs.input_dtype = x.dtype
+
+    def _add_train_keys(self, x: torch.Tensor) -> None:
+        """Remember training samples (for train-val-overlap) until a whole pass has been seen."""
+        keys = row_keys(x)
+        known = self.obs.train_keys
+        self._repeated_batches = self._repeated_batches + 1 if all(k in known for k in keys) else 0
+        known.update(keys)
+        if self._repeated_batches >= 3 or len(known) >= MAX_TRAIN_KEYS:
+            self._collect_keys = False
+
+    def _add_label_stats(self, target: torch.Tensor, batch: bool = True) -> None:
+        obs = self.obs
+        if target.is_floating_point() or target.ndim != 1 or target.numel() == 0:
+            if target.is_floating_point() and len(obs.batch_target_means) < 50 and target.numel() > 0:
+                obs.batch_target_means.append(float(target.float().mean()))
+            return
+        labels = target.long()
+        low, high = int(labels.min()), int(labels.max())
+        obs.min_label = low if obs.min_label is None else min(obs.min_label, low)
+        obs.max_label = high if obs.max_label is None else max(obs.max_label, high)
+        if low < 0:
+            return
+        counts = torch.bincount(labels.cpu(), minlength=high + 1)
+        if obs.label_counts is None:
+            obs.label_counts = counts
+        else:
+            size = max(len(obs.label_counts), len(counts))
+            obs.label_counts = _pad(obs.label_counts, size) + _pad(counts, size)
+        obs.labels_seen += labels.numel()
+        if batch and len(obs.batch_label_classes) < 50:
+            obs.batch_label_classes.append(int((counts > 0).sum()))
+
+    # ------------------------------------------------------------------ helpers for checks
+
+    def recent_samples(self, n: int) -> list[Sample]:
+        return self.obs.samples[-n:]
+
+    def input_moments(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per-feature mean and standard deviation of the training inputs seen on sampled steps."""
+        obs = self.obs
+        if obs.input_sum is None or obs.input_sq_sum is None or obs.input_count < 2:
+            return None
+        mean = obs.input_sum / obs.input_count
+        var = (obs.input_sq_sum / obs.input_count - mean.square()).clamp(min=0)
+        return mean.cpu(), var.sqrt().cpu()
+
+    def feature_name(self, index: int) -> str:
+        return self.feature_names[index] if index < len(self.feature_names) else f"feature {index}"
+
+    def lrs(self) -> list[float]:
+        return [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def loss_kind(self) -> str:
+        """'cross_entropy', 'nll', 'mse', ... for torch's loss modules and functions, '' when unknown."""
+        from trainwise.losses import loss_name
+
+        if self.loss_fn is None:
+            return ""
+        function = getattr(self.loss_fn, "func", self.loss_fn)  # functools.partial(F.mse_loss, ...)
+        return loss_name(self.loss_fn) or FUNCTIONAL_LOSSES.get(getattr(function, "__name__", ""), "")
+
+    def loss_reduction(self) -> str | None:
+        from trainwise.losses import loss_reduction
+
+        return None if self.loss_fn is None else loss_reduction(self.loss_fn)
+
+
+_KEY_WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def row_keys(x: torch.Tensor) -> list[float]:
+    """One number per sample that is equal for identical samples (a fixed random projection)."""
+    flat = x.detach().reshape(x.shape[0], -1).double()
+    key = (flat.shape[1], str(flat.device))
+    if key not in _KEY_WEIGHTS:
+        generator = torch.Generator().manual_seed(99)
+        _KEY_WEIGHTS[key] = torch.rand(flat.shape[1], generator=generator, dtype=torch.float64).to(flat.device)
+    return (flat @ _KEY_WEIGHTS[key]).cpu().tolist()
+
+
+def _pad(counts: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.nn.functional.pad(counts, (0, size - len(counts)))
+
+
+def finite(value: float) -> bool:
+    return math.isfinite(value)

@@ -1,0 +1,98 @@
+"""Findings: what the doctor reports, and the codes it may use."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning", "info"]
+
+CODES: dict[str, Severity] = {
+    # errors: training is broken
+    "nonfinite-loss": "error",
+    "nonfinite-data": "error",
+    "label-out-of-range": "error",
+    "loss-broadcast": "error",
+    "missing-zero-grad": "error",
+    "no-gradient": "error",
+    "params-not-optimized": "error",
+    # warnings: training works badly
+    "lr-too-high": "warning",
+    "lr-too-low": "warning",
+    "unscaled-inputs": "warning",
+    "output-class-mismatch": "warning",
+    "softmax-into-cross-entropy": "warning",
+    "nll-without-log-softmax": "warning",
+    "wrong-loss": "warning",
+    "vanishing-gradients": "warning",
+    "exploding-gradients": "warning",
+    "dead-relu": "warning",
+    "bad-init": "warning",
+    "over-regularized": "warning",
+    "overfitting": "warning",
+    "eval-mode-missing": "warning",
+    "class-imbalance": "warning",
+    "unshuffled-data": "warning",
+    "train-val-overlap": "warning",
+    "not-learning": "warning",
+    # info: worth knowing
+    "sum-reduction": "info",
+}
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass
+class Finding:
+    """One diagnosis: what happened (message), the numbers behind it (evidence) and the fix (suggestion)."""
+
+    code: str
+    severity: Severity
+    message: str
+    evidence: dict[str, float] = field(default_factory=dict)
+    suggestion: str = ""
+    step: int | None = None
+    epoch: int | None = None
+    subject: str | None = None
+
+    def format(self) -> str:
+        """'warning lr-too-low [subject] (step 40): message Evidence: ... Fix: ...' on one line."""
+        where = f" at step {self.step}" if self.step is not None else ""
+        subject = f" [{self.subject}]" if self.subject else ""
+        evidence = ", ".join(f"{k} {_number(v)}" for k, v in self.evidence.items())
+        parts = [f"{self.severity} {self.code}{subject}{where}: {self.message}"]
+        if evidence:
+            parts.append(f"Evidence: {evidence}.")
+        if self.suggestion:
+            parts.append(f"Fix: {self.suggestion}")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "evidence": {k: (v if math.isfinite(v) else str(v)) for k, v in self.evidence.items()},
+            "suggestion": self.suggestion,
+            "step": self.step,
+            "epoch": self.epoch,
+            "subject": self.subject,
+        }
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or (math.isfinite(value) and value == int(value) and abs(value) < 1e9):
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+def nice_number(value: float) -> float:
+    """Round down to 1, 2 or 5 times a power of ten: a learning rate a person would type."""
+    if value <= 0 or not math.isfinite(value):
+        return value
+    exponent = math.floor(math.log10(value))
+    for mantissa in (5, 2, 1):
+        if mantissa * 10**exponent <= value * (1 + 1e-9):
+            return float(f"{mantissa}e{exponent}")
+    return float(f"1e{exponent}")

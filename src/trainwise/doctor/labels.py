@@ -1,0 +1,208 @@
+"""Checks of what the loss receives: labels, output shapes and the choice of loss.
+
+Codes: label-out-of-range, loss-broadcast, output-class-mismatch, softmax-into-cross-entropy,
+nll-without-log-softmax, wrong-loss, sum-reduction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from trainwise.doctor.findings import nice_number
+from trainwise.doctor.registry import check
+
+if TYPE_CHECKING:
+    from trainwise.doctor.core import Doctor
+
+CLASS_LOSSES = ("cross_entropy", "nll")
+REGRESSION_LOSSES = ("mse", "l1", "huber", "smooth_l1")
+BINARY_LOSSES = ("bce_with_logits", "bce")
+# labels needed per output before "these outputs never get a label" is believable
+LABELS_PER_OUTPUT = 30
+
+
+@check("loss_input")
+def check_loss_input(doctor: Doctor) -> None:
+    output, target = doctor.loss_output, doctor.loss_target
+    if output is None or target is None:
+        return
+    kind = doctor.loss_kind()
+    if kind in CLASS_LOSSES or (not kind and not target.is_floating_point() and output.ndim == 2):
+        _class_targets(doctor, output, target, kind)
+    elif kind in REGRESSION_LOSSES:
+        _regression_targets(doctor, output, target, kind)
+    elif kind in BINARY_LOSSES:
+        _binary_targets(doctor, output, target, kind)
+    _sum_reduction(doctor, output)
+
+
+def _class_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, kind: str) -> None:
+    if output.ndim < 2:
+        return
+    classes = int(output.shape[1])
+    if classes == 1 and kind:
+        doctor.raise_finding(
+            "wrong-loss",
+            f"{kind} over a single output is always zero: with one logit there is only one class to pick.",
+            evidence={"outputs": 1},
+            suggestion="for a yes/no target use loss 'bce_with_logits' with float 0/1 targets, or give the model "
+            "one output per class",
+        )
+        return
+    if not target.is_floating_point():
+        _label_range(doctor, classes, kind)
+        _unused_outputs(doctor, classes)
+    if kind == "cross_entropy":
+        _softmax_before_cross_entropy(doctor, output)
+    elif kind == "nll":
+        _nll_inputs(doctor, output)
+
+
+def _label_range(doctor: Doctor, classes: int, kind: str) -> None:
+    obs = doctor.obs
+    ignore = getattr(doctor.loss_fn, "ignore_index", -100)
+    low, high = obs.min_label, obs.max_label
+    if low is None or high is None:
+        return
+    if high >= classes or (low < 0 and low != ignore):
+        bad = high if high >= classes else low
+        finding = doctor.raise_finding(
+            "label-out-of-range",
+            f"A label is {bad} but the model has {classes} outputs, so valid labels are 0..{classes - 1}; "
+            f"{kind or 'the loss'} cannot score it (on a GPU this is the 'device-side assert' crash).",
+            evidence={"label": bad, "outputs": classes, "max_label": high, "min_label": low},
+            suggestion=f"give the output layer {high + 1} outputs, or map the labels to 0..{classes - 1}",
+        )
+        if doctor.mode in ("warn", "stop"):
+            from trainwise.errors import TrainingError
+
+            raise TrainingError(finding.format())  # the loss would crash on it next, less clearly
+
+
+def _unused_outputs(doctor: Doctor, classes: int) -> None:
+    obs = doctor.obs
+    if obs.max_label is None or obs.max_label + 1 >= classes:
+        return
+    whole_data = doctor.data is not None
+    if not whole_data and obs.labels_seen < max(LABELS_PER_OUTPUT * classes, 200):
+        return
+    seen = obs.max_label + 1
+    doctor.raise_finding(
+        "output-class-mismatch",
+        f"The model has {classes} outputs but the labels only go up to {obs.max_label} ({seen} classes): "
+        f"outputs {seen}..{classes - 1} can never be right and take probability away from the real classes.",
+        evidence={"outputs": classes, "classes": seen, "labels_seen": obs.labels_seen},
+        suggestion=f"make the last layer produce {seen} outputs",
+    )
+
+
+def _rows_are_distributions(values: torch.Tensor) -> bool:
+    if values.numel() == 0 or values.min() < 0 or values.max() > 1:
+        return False
+    sums = values.float().sum(dim=1)
+    return bool((sums - 1).abs().max() < 1e-3)
+
+
+def _softmax_before_cross_entropy(doctor: Doctor, output: torch.Tensor) -> None:
+    if output.shape[1] < 2 or not _rows_are_distributions(output):
+        return
+    doctor.raise_finding(
+        "softmax-into-cross-entropy",
+        "The model's outputs are already probabilities (each row sums to 1) but cross_entropy applies "
+        "log-softmax itself: softmax twice squashes the gradients and slows learning.",
+        evidence={"min_output": float(output.min()), "max_output": float(output.max()), "row_sum": 1.0},
+        suggestion="remove the final softmax and pass raw logits to cross_entropy (apply softmax only for "
+        "reporting probabilities)",
+    )
+
+
+def _nll_inputs(doctor: Doctor, output: torch.Tensor) -> None:
+    log_norm = torch.logsumexp(output.float(), dim=1)
+    if float(log_norm.abs().max()) < 1e-2 and float(output.max()) <= 1e-4:
+        return  # log-probabilities, as nll expects
+    if _rows_are_distributions(output):
+        what = "probabilities (softmax), not log-probabilities"
+    else:
+        what = "raw scores, not log-probabilities"
+    doctor.raise_finding(
+        "nll-without-log-softmax",
+        f"nll receives {what}: it only negates the picked entry, so the loss is not a likelihood and "
+        "can fall without bound.",
+        evidence={"max_output": float(output.max()), "max_abs_logsumexp": float(log_norm.abs().max())},
+        suggestion="end the model with log_softmax (nn.LogSoftmax(dim=1)), or use loss 'cross_entropy' on raw logits",
+    )
+
+
+def _regression_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, kind: str) -> None:
+    if output.shape != target.shape:
+        try:
+            broadcast = torch.broadcast_shapes(output.shape, target.shape)
+        except RuntimeError:
+            return  # torch itself raises on these
+        if broadcast.numel() > max(output.numel(), target.numel()):
+            doctor.raise_finding(
+                "loss-broadcast",
+                f"{kind} compares outputs of shape {tuple(output.shape)} with targets of shape "
+                f"{tuple(target.shape)}: they broadcast to {tuple(broadcast)}, so every output is compared with "
+                "every target and the model learns the mean.",
+                evidence={
+                    "output_numel": output.numel(),
+                    "target_numel": target.numel(),
+                    "compared_pairs": broadcast.numel(),
+                },
+                suggestion="give the targets the output's shape: y.unsqueeze(1) (or y.view(-1, 1)), or squeeze "
+                "the output",
+            )
+        return
+    if target.ndim == 2 and target.shape[1] >= 2:
+        flat = target.float()
+        one_hot = bool(((flat == 0) | (flat == 1)).all()) and bool((flat.sum(dim=1) == 1).all())
+        if one_hot:
+            doctor.raise_finding(
+                "wrong-loss",
+                f"{kind} on one-hot class labels treats classification as regression: it learns slowly and its "
+                "outputs are not probabilities.",
+                evidence={"classes": int(target.shape[1])},
+                suggestion="use loss 'cross_entropy' with class indices (target.argmax(1)) and raw logits",
+            )
+
+
+def _binary_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, kind: str) -> None:
+    low, high = float(target.min()), float(target.max())
+    if low < 0 or high > 1:
+        doctor.raise_finding(
+            "label-out-of-range",
+            f"{kind} needs targets in [0, 1] but they range over [{low:g}, {high:g}]: "
+            "these look like class indices or unscaled values.",
+            evidence={"min_target": low, "max_target": high},
+            suggestion="for several classes use 'cross_entropy' with one output per class; for yes/no, "
+            "targets must be 0 or 1",
+        )
+    if kind == "bce_with_logits" and output.numel() >= 8 and float(output.min()) >= 0 and float(output.max()) <= 1:
+        doctor.obs.sigmoid_like_outputs += 1
+        if doctor.obs.sigmoid_like_outputs >= 3:
+            doctor.raise_finding(
+                "wrong-loss",
+                "bce_with_logits receives values all within [0, 1]: a sigmoid was already applied, so it is "
+                "applied twice and the gradients shrink.",
+                evidence={"min_output": float(output.min()), "max_output": float(output.max())},
+                suggestion="remove the final sigmoid (bce_with_logits includes it), or use loss 'bce'",
+            )
+
+
+def _sum_reduction(doctor: Doctor, output: torch.Tensor) -> None:
+    if doctor.loss_reduction() != "sum" or doctor.has("sum-reduction"):
+        return
+    batch = int(output.shape[0]) if output.ndim else 1
+    lr = doctor.lrs()[0]
+    doctor.raise_finding(
+        "sum-reduction",
+        f"The loss adds over the {batch} samples of a batch (reduction='sum'), so gradients grow with the batch "
+        f"size and the learning rate must shrink with it: lr {lr:g} here acts like lr {nice_number(lr * batch):g} "
+        "with a mean.",
+        evidence={"batch_size": batch, "lr": lr, "mean_equivalent_lr": lr * batch},
+        suggestion=f"use reduction='mean' with lr about {nice_number(lr * batch):g}, so the lr does not depend "
+        "on the batch size",
+    )

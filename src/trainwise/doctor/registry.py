@@ -1,0 +1,46 @@
+"""The registry of checks: each family module registers its functions for the events they need.
+
+Events, in the order they happen in a training step:
+    setup        once, when the doctor starts watching (static checks of model, optimizer, loss)
+    data         once, when fit hands over the whole dataset (trainwise's own loop only)
+    loss_input   when the loss sees (output, target): the first steps, then sampled
+    step         after an optimizer step on a sampled step (gradient, update and activation statistics)
+    losses       after newly recorded training losses are read (every sampled step and epoch end)
+    eval_forward after a forward pass without gradients (validation or inference)
+    validation   after a validation loss is recorded
+    epoch        at the end of an epoch (trainwise's loop) or every steps_per_epoch steps
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainwise.doctor.core import Doctor
+
+EVENTS = ("setup", "data", "loss_input", "step", "losses", "eval_forward", "validation", "epoch")
+CheckFn = Callable[["Doctor"], None]
+REGISTRY: dict[str, list[CheckFn]] = {event: [] for event in EVENTS}
+FALLBACKS: dict[str, list[CheckFn]] = {event: [] for event in EVENTS}
+
+
+def check(*events: str, fallback: bool = False) -> Callable[[CheckFn], CheckFn]:
+    """Register a check for one or more events. Fallbacks (not-learning) run after all other checks,
+    so they can stay silent when a specific cause was found."""
+
+    def register(fn: CheckFn) -> CheckFn:
+        for event in events:
+            if event not in REGISTRY:
+                raise ValueError(f"unknown doctor event {event!r}")
+            (FALLBACKS if fallback else REGISTRY)[event].append(fn)
+        return fn
+
+    return register
+
+
+def run(event: str, doctor: Any) -> None:
+    for fn in REGISTRY[event]:
+        fn(doctor)
+    for fn in FALLBACKS[event]:
+        fn(doctor)
