@@ -151,6 +151,7 @@ def test_w5_tuned_reaches_88_percent_on_the_real_test_set() -> None:
     result = run("w5-tuned")
     assert result.test is not None
     assert result.test["accuracy"] >= 0.88
+    assert [f.code for f in result.fit.findings if f.severity != "info"] == []  # the doctor is silent
     dataset = build(result.config).dataset
     assert dataset.X_test is not None and dataset.X_test.shape[0] == 10_000
 

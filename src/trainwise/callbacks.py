@@ -349,8 +349,8 @@ class ProgressBar(Callback):
                 )
 
     def print(self, message: str) -> None:
-        """Print a line above the bar (used for findings)."""
-        self.console.print(message, highlight=False)
+        """Print a line above the bar (used for findings), as it is: no markup, no wrapping."""
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
         if self._progress is not None and self._batch_task is not None:

@@ -22,6 +22,7 @@ from torch import nn
 from trainwise.doctor import generalization, inputs, labels, learning_rate, network, numerics, optimization  # noqa: F401
 from trainwise.doctor.core import Doctor, Mode
 from trainwise.doctor.findings import CODES, Finding
+from trainwise.errors import TrainwiseError
 
 __all__ = ["CODES", "Doctor", "Finding", "check", "watch"]
 
@@ -71,10 +72,15 @@ def check(
         doctor.inspect_data(X, y)
         xb, yb = X[:batch_size].to(device), y[:batch_size].to(device)
         model.train()
-        value = loss_fn(model(xb), yb)
-        opt.zero_grad()
-        value.backward()
-        opt.step()  # only to let the step hooks see the gradients; the weights are restored below
+        try:
+            value = loss_fn(model(xb), yb)
+            opt.zero_grad()
+            value.backward()
+            opt.step()  # only to let the step hooks see the gradients; the weights are restored below
+        except Exception as exc:  # a crash the checks may already explain (labels beyond the outputs)
+            if not any(f.severity == "error" for f in doctor.findings):
+                raise TrainwiseError(f"check: one training step fails: {type(exc).__name__}: {exc}") from None
+            return doctor.findings
         doctor.record(value, target=yb)
     finally:
         doctor.close()

@@ -1,0 +1,176 @@
+"""The doctor's API: watch() and its modes, findings and reports, check(), and its place in fit and the CLI."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import trainwise
+from trainwise.doctor import CODES, Doctor, Finding, check, watch
+from trainwise.doctor.findings import nice_number
+from trainwise.errors import TrainingError
+
+T_U = torch.tensor([35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]).unsqueeze(1)
+T_C = torch.tensor([0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]).unsqueeze(1)
+
+
+def linear_w1() -> nn.Linear:
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.zero_()
+    return model
+
+
+def w1_loop(doctor: Doctor, model: nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> None:
+    loss_fn = nn.MSELoss()
+    for _ in range(steps):
+        loss = loss_fn(model(T_U), T_C)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        doctor.record(loss, target=T_C)
+
+
+def test_every_code_has_a_severity_of_the_issue() -> None:
+    errors = {c for c, s in CODES.items() if s == "error"}
+    assert errors == {"nonfinite-loss", "nonfinite-data", "label-out-of-range", "loss-broadcast",
+                      "missing-zero-grad", "no-gradient", "params-not-optimized"}  # fmt: skip
+    assert {c for c, s in CODES.items() if s == "info"} == {"sum-reduction"}
+    assert len(CODES) == 26
+
+
+def test_watch_prints_each_finding_once_and_removes_its_hooks() -> None:
+    model = linear_w1()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    printed: list[str] = []
+    with watch(model, optimizer, loss_fn=nn.MSELoss(), printer=printed.append) as doctor:
+        w1_loop(doctor, model, optimizer, 30)
+    assert isinstance(doctor, Doctor)
+    found = [f.code for f in doctor.findings]
+    assert found[0] == "nonfinite-loss"  # errors first
+    assert sorted(found) == ["lr-too-high", "nonfinite-loss", "unscaled-inputs"]
+    assert len(printed) == 3 and all(line.split()[1] in found for line in printed)
+    assert not model._forward_hooks and not model._forward_pre_hooks
+    assert not optimizer._optimizer_step_pre_hooks and not optimizer._optimizer_step_post_hooks
+
+
+def test_stop_mode_raises_at_the_first_error_only() -> None:
+    model = linear_w1()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    doctor = watch(model, optimizer, loss_fn=nn.MSELoss(), mode="stop", printer=lambda _: None)
+    with pytest.raises(TrainingError, match="nonfinite-loss"):
+        w1_loop(doctor, model, optimizer, 30)
+    # warnings came first and did not stop it
+    assert {f.code for f in doctor.findings} >= {"lr-too-high", "unscaled-inputs"}
+    doctor.close()
+
+
+def test_quiet_mode_collects_without_printing(capsys: pytest.CaptureFixture[str]) -> None:
+    model = linear_w1()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    with watch(model, optimizer, loss_fn=nn.MSELoss(), mode="quiet") as doctor:
+        w1_loop(doctor, model, optimizer, 50)
+    assert [f.code for f in doctor.findings] == ["unscaled-inputs"]
+    assert capsys.readouterr().err == ""
+
+
+def test_findings_are_deduplicated_with_evidence_updated() -> None:
+    model = nn.Linear(2, 1)
+    doctor = watch(model, torch.optim.SGD(model.parameters(), lr=0.1), mode="quiet")
+    doctor.raise_finding("dead-relu", "first", evidence={"dead_fraction": 0.7}, subject="relu1")
+    doctor.raise_finding("dead-relu", "again", evidence={"dead_fraction": 0.9}, subject="relu1")
+    doctor.raise_finding("dead-relu", "other layer", evidence={"dead_fraction": 0.8}, subject="relu2")
+    assert len(doctor.findings) == 2
+    first = next(f for f in doctor.findings if f.subject == "relu1")
+    assert first.message == "first" and first.evidence == {"dead_fraction": 0.9}
+    assert doctor.raised["dead-relu"] == 3
+    doctor.close()
+
+
+def test_report_and_finding_serialisation() -> None:
+    model = linear_w1()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    with watch(model, optimizer, loss_fn=nn.MSELoss(), mode="quiet") as doctor:
+        w1_loop(doctor, model, optimizer, 30)
+    report = doctor.report()
+    assert report.splitlines()[0] == "trainwise doctor: 3 finding(s) in 30 steps"
+    assert "Fix: lower lr to about 0.0001" in report
+    encoded = json.dumps([f.to_dict() for f in doctor.findings])  # NaN/inf evidence must still be JSON
+    assert json.loads(encoded)[0]["code"] == "nonfinite-loss"
+    healthy = nn.Linear(1, 1)
+    quiet = watch(healthy, torch.optim.SGD(healthy.parameters(), lr=0.01), mode="quiet")
+    assert quiet.report() == "trainwise doctor: no problems found in 0 steps."
+    quiet.close()
+
+
+def test_finding_format_is_one_line() -> None:
+    finding = Finding("lr-too-low", "warning", "Too slow.", {"lr": 1e-6, "steps": 20}, "raise lr", step=4)
+    assert finding.format() == "warning lr-too-low at step 4: Too slow. Evidence: lr 1e-06, steps 20. Fix: raise lr"
+    assert "\n" not in finding.format()
+
+
+def test_nice_numbers_are_1_2_5_steps() -> None:
+    assert [nice_number(v) for v in (1.7e-4, 3.4e-3, 0.0099, 7.0, 1e-3)] == [1e-4, 2e-3, 5e-3, 5.0, 1e-3]
+
+
+def test_fit_collects_findings_and_the_record_stores_them(tmp_path: Path) -> None:
+    result = trainwise.fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, epochs=30, doctor="quiet",
+                           run_dir=tmp_path, feature_names=["t_u"], progress=False)  # fmt: skip
+    assert {f.code for f in result.findings} == {"lr-too-high", "nonfinite-loss", "unscaled-inputs"}
+    assert result.run is not None
+    stored = json.loads((result.run / "findings.json").read_text())
+    assert [f["code"] for f in stored] == [f.code for f in result.findings]
+    assert next(f for f in stored if f["code"] == "unscaled-inputs")["subject"] == "t_u"
+    assert json.loads((result.run / "summary.json").read_text())["findings"] == 3
+    off = trainwise.fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, epochs=30, doctor="off", progress=False)
+    assert off.findings == []
+
+
+def test_fit_rejects_an_unknown_doctor_mode() -> None:
+    with pytest.raises(trainwise.ConfigError, match="doctor: 'loud' is not a mode"):
+        trainwise.fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, doctor="loud", progress=False)
+
+
+def test_check_finds_the_w5_mistake_without_changing_the_model() -> None:
+    generator = torch.Generator().manual_seed(0)
+    X, y = torch.rand(300, 1, 28, 28, generator=generator), torch.arange(300) % 10
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 18))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    findings = check(model, (X, y), loss="cross_entropy")
+    assert [f.code for f in findings] == ["output-class-mismatch"]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_check_reports_labels_beyond_the_outputs_instead_of_crashing() -> None:
+    X, y = torch.randn(64, 4), torch.arange(1, 65) % 10 + 1  # labels 1..10 for 10 outputs
+    findings = check(nn.Linear(4, 10), (X, y), loss="cross_entropy")
+    assert [f.code for f in findings] == ["label-out-of-range"]
+    assert findings[0].evidence["label"] == 10 and "map the labels to 0..9" in findings[0].suggestion
+
+
+def test_cli_fit_prints_findings_in_the_summary_and_check_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {"TRAINWISE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    fit = subprocess.run([sys.executable, "-m", "trainwise", "fit", "w1-raw-lr1e-2"], capture_output=True,
+                         text=True, env=env, timeout=120)  # fmt: skip
+    assert fit.returncode == 0
+    assert "doctor: 3 finding(s)" in fit.stdout and "lr-too-high" in fit.stdout
+    # findings also appeared as they happened, on stderr with the progress lines
+    assert "warning unscaled-inputs [t_u] at step 0" in fit.stderr
+    checked = subprocess.run([sys.executable, "-m", "trainwise", "check", "w5-as-written", "--json",
+                              "--set", "data.limit=500"], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    if "fashion-mnist" in checked.stderr:
+        pytest.skip("dataset-fashion-mnist is not installed")
+    assert checked.returncode == 0, checked.stderr
+    assert [f["code"] for f in json.loads(checked.stdout)] == ["output-class-mismatch"]
+    healthy = subprocess.run([sys.executable, "-m", "trainwise", "check", "w1-normalized"], capture_output=True,
+                             text=True, env=env, timeout=120)  # fmt: skip
+    assert healthy.returncode == 0 and healthy.stdout.strip() == "doctor: no problems found"
+    assert math.isfinite(0.0)
