@@ -215,7 +215,8 @@ def fit(
     if run_dir is not None:
         from trainwise.runs import RunRecorder
 
-        recorder = RunRecorder(Path(run_dir), run_name or type(model).__name__.lower(), config, prepared)
+        name = run_name or type(model).__name__.lower()
+        recorder = RunRecorder(Path(run_dir), name, config, prepared, feature_names=feature_names)
         extra.append(recorder)
     cbs = CallbackList(extra, state)
 

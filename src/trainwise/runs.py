@@ -337,7 +337,16 @@ class RunRecorder(Callback):
 
     FLUSH_SECONDS = 2.0
 
-    def __init__(self, root: Path, name: str, config: Mapping[str, object] | None, prepared: object) -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        config: Mapping[str, object] | None,
+        prepared: object,
+        *,
+        feature_names: Sequence[str] | None = None,
+    ) -> None:
+        self.feature_names = list(feature_names or [])
         self.root = Path(root)
         self.name = name
         self.config = config
@@ -432,7 +441,9 @@ class RunRecorder(Callback):
                 return values.cpu()
             return ((values.cpu() - transform.shift) / transform.scale).cpu()
 
-        plots.plot_fit(raw(X), y.cpu(), raw(grid), curve, self.path / "fit.png", title=self.name)  # type: ignore[operator]
+        xlabel = self.feature_names[0] if self.feature_names else "x"
+        path = self.path / "fit.png"  # type: ignore[operator]
+        plots.plot_fit(raw(X), y.cpu(), raw(grid), curve, path, xlabel=xlabel, title=self.name)
 
 
 def write_summary(run_dir: Path, summary: Mapping[str, object]) -> None:

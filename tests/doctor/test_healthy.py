@@ -47,33 +47,86 @@ def problems(findings: list[Finding]) -> list[str]:
 
 
 FIT_RUNS: dict[str, Callable[[], list[Finding]]] = {
-    "linear regression, full batch SGD, long after convergence": lambda: fit(
-        nn.Linear(5, 1), regression(), loss="mse", lr=0.1, epochs=3000, progress=False
-    ).findings,
-    "MLP regression, Adam, minibatches": lambda: fit(
-        mlp(5, 1, hidden=(32, 32)), regression(), loss="mse", optimizer="adam", lr=3e-3, epochs=40, batch_size=32,
-        progress=False,
-    ).findings,
-    "MLP classifier, SGD momentum, dropout, stratified validation": lambda: fit(
-        mlp(8, 3, hidden=(64,), dropout=0.2), blobs(), loss="cross_entropy", lr=0.05, momentum=0.9, epochs=30,
-        batch_size=16, val_split=0.2, stratify=True, metrics=["accuracy"], progress=False,
-    ).findings,
-    "MLP classifier with batchnorm, Adam, validation": lambda: fit(
-        mlp(8, 4, hidden=(64, 64), batchnorm=True), blobs(classes=4, seed=1), loss="cross_entropy",
-        optimizer="adam", lr=1e-3, epochs=20, batch_size=32, val_split=0.25, progress=False,
-    ).findings,
-    "small CNN with batchnorm and dropout, Adam": lambda: fit(
-        cnn(144, 4, image_size=12, channels=(8, 16), hidden=32), images(), loss="cross_entropy",
-        optimizer="adam", lr=2e-3, epochs=8, batch_size=32, val_split=0.25, progress=False,
-    ).findings,
-    "binary logistic regression, BCE with logits, SGD": lambda: fit(
-        nn.Linear(8, 1), (blobs(classes=2)[0], blobs(classes=2)[1].float().unsqueeze(1)), loss="bce_with_logits",
-        lr=0.1, epochs=200, progress=False,
-    ).findings,
-    "multi-output regression, AdamW with weight decay 1e-4, cosine schedule": lambda: fit(
-        mlp(5, 3, hidden=(32,)), regression(outputs=3, seed=2), loss="huber", optimizer="adamw", lr=3e-3,
-        weight_decay=1e-4, scheduler="cosine", epochs=30, batch_size=64, progress=False,
-    ).findings,
+    "linear regression, full batch SGD, long after convergence": lambda: (
+        fit(nn.Linear(5, 1), regression(), loss="mse", lr=0.1, epochs=3000, progress=False).findings
+    ),
+    "MLP regression, Adam, minibatches": lambda: (
+        fit(
+            mlp(5, 1, hidden=(32, 32)),
+            regression(),
+            loss="mse",
+            optimizer="adam",
+            lr=3e-3,
+            epochs=40,
+            batch_size=32,
+            progress=False,
+        ).findings
+    ),
+    "MLP classifier, SGD momentum, dropout, stratified validation": lambda: (
+        fit(
+            mlp(8, 3, hidden=(64,), dropout=0.2),
+            blobs(),
+            loss="cross_entropy",
+            lr=0.05,
+            momentum=0.9,
+            epochs=30,
+            batch_size=16,
+            val_split=0.2,
+            stratify=True,
+            metrics=["accuracy"],
+            progress=False,
+        ).findings
+    ),
+    "MLP classifier with batchnorm, Adam, validation": lambda: (
+        fit(
+            mlp(8, 4, hidden=(64, 64), batchnorm=True),
+            blobs(classes=4, seed=1),
+            loss="cross_entropy",
+            optimizer="adam",
+            lr=1e-3,
+            epochs=20,
+            batch_size=32,
+            val_split=0.25,
+            progress=False,
+        ).findings
+    ),
+    "small CNN with batchnorm and dropout, Adam": lambda: (
+        fit(
+            cnn(144, 4, image_size=12, channels=(8, 16), hidden=32),
+            images(),
+            loss="cross_entropy",
+            optimizer="adam",
+            lr=2e-3,
+            epochs=8,
+            batch_size=32,
+            val_split=0.25,
+            progress=False,
+        ).findings
+    ),
+    "binary logistic regression, BCE with logits, SGD": lambda: (
+        fit(
+            nn.Linear(8, 1),
+            (blobs(classes=2)[0], blobs(classes=2)[1].float().unsqueeze(1)),
+            loss="bce_with_logits",
+            lr=0.1,
+            epochs=200,
+            progress=False,
+        ).findings
+    ),
+    "multi-output regression, AdamW with weight decay 1e-4, cosine schedule": lambda: (
+        fit(
+            mlp(5, 3, hidden=(32,)),
+            regression(outputs=3, seed=2),
+            loss="huber",
+            optimizer="adamw",
+            lr=3e-3,
+            weight_decay=1e-4,
+            scheduler="cosine",
+            epochs=30,
+            batch_size=64,
+            progress=False,
+        ).findings
+    ),
 }
 
 

@@ -100,9 +100,7 @@ class DoctorCallback(Callback):
         state.optimizer.load_state_dict(self._rollback["optimizer"])
         for group, lr in zip(state.optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
-        doctor.obs.losses.clear()
-        doctor.obs.loss_steps.clear()
-        doctor.flushed_from = 0
+        doctor.forget_losses()
         action = (
             f"step {doctor.step}: {' and '.join(triggered)}; rolled back to the best epoch so far and lowered "
             f"lr to {lrs[0]:g} (repair {self.repairs} of {MAX_REPAIRS})"

@@ -30,6 +30,8 @@ ADAPTIVE_OPTIMIZERS = frozenset(
 )
 ACTIVATION_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 MAX_TRAIN_KEYS = 200_000
+MAX_PENDING_LOSSES = 64  # losses kept on the device before one read
+SAMPLE_SHARE = 20  # sample about one step pair in every 5% of the run so far
 FUNCTIONAL_LOSSES = {
     "mse_loss": "mse",
     "l1_loss": "l1",
@@ -65,6 +67,8 @@ class Observations:
     """Everything the checks read. Lists grow with training; sampled data is bounded."""
 
     losses: list[float] = field(default_factory=list)  # one per recorded training step
+    finite_losses: list[float] = field(default_factory=list)  # the same, without NaN/inf
+    best_loss: float = math.inf
     loss_steps: list[int] = field(default_factory=list)
     epoch_losses: list[float] = field(default_factory=list)
     val_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, value)
@@ -86,7 +90,6 @@ class Observations:
     train_keys: set[float] = field(default_factory=set)  # projections of training rows
     val_keys: set[float] = field(default_factory=set)
     eval_forwards_in_train_mode: int = 0
-    train_forwards_in_eval_mode: int = 0
     smoothed_loss: float | None = None  # exponential moving average of the training loss
     best_smoothed_loss: float = math.inf
     sigmoid_like_outputs: int = 0  # bce_with_logits calls whose inputs all lay in [0, 1]
@@ -133,6 +136,7 @@ class Doctor:
         self._pending_steps: list[int] = []
         self._handles: list[Any] = []
         self._sampling = False
+        self._sampled = True  # step 0 is always sampled
         self._pre_step_weights: list[torch.Tensor] | None = None
         self._probe_incoming: torch.Tensor | None = None
         self._probe_after_step: torch.Tensor | None = None
@@ -204,11 +208,11 @@ class Doctor:
             value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
             self._pending_losses.append(value)
             self._pending_steps.append(self.step)
-            if self._is_sampled(self.step) or len(self._pending_losses) >= 4 * self.sample_every:
+            if self._sampled or len(self._pending_losses) >= MAX_PENDING_LOSSES:
                 self.flush()
         if val_loss is not None:
             self.flush()
-            value = float(val_loss)
+            value = float(val_loss.detach() if isinstance(val_loss, torch.Tensor) else val_loss)
             self.obs.val_losses.append((self.epoch, value))
             registry.run("validation", self)
 
@@ -224,14 +228,27 @@ class Doctor:
             values = [float(v) for v in self._pending_losses]
         self.flushed_from = len(self.obs.losses)
         self.obs.losses.extend(values)
+        finite = [v for v in values if math.isfinite(v)]
+        self.obs.finite_losses.extend(finite)
+        self.obs.best_loss = min(self.obs.best_loss, *finite) if finite else self.obs.best_loss
         self.obs.loss_steps.extend(self._pending_steps)
         self._pending_losses.clear()
         self._pending_steps.clear()
         registry.run("losses", self)
 
+    def forget_losses(self) -> None:
+        """Start the loss history afresh (after a repair rolled the model back)."""
+        obs = self.obs
+        obs.losses.clear()
+        obs.loss_steps.clear()
+        obs.finite_losses.clear()
+        obs.best_loss, obs.smoothed_loss, obs.best_smoothed_loss = math.inf, None, math.inf
+        self.flushed_from = 0
+
     def end_epoch(self, epoch: int, train_loss: float | None = None) -> None:
         """Mark the end of an epoch (fit calls this; in a user loop it is inferred from steps_per_epoch)."""
-        self.flush()
+        if self.steps_per_epoch is None or self.steps_per_epoch > 1 or self._sampled:
+            self.flush()  # one-step epochs (full batch) read their losses on the sampled steps only
         if train_loss is not None:
             self.obs.epoch_losses.append(train_loss)
         registry.run("epoch", self)
@@ -314,18 +331,29 @@ class Doctor:
             self._handles.append(self.loss_fn.register_forward_pre_hook(self._on_loss_pre))
         self._handles.append(self.optimizer.register_step_pre_hook(self._on_step_pre))
         self._handles.append(self.optimizer.register_step_post_hook(self._on_step_post))
-        probe = self._probe_param()
-        if probe is not None:
-            self._handles.append(probe.register_hook(self._on_probe_grad))
+        self._probe = self._probe_param()
+        if self._probe is not None:
+            self._handles.append(self._probe.register_hook(self._on_probe_grad))
 
     def _probe_param(self) -> nn.Parameter | None:
-        """The smallest optimized parameter: its gradient tells whether zero_grad ran between steps."""
+        """A small optimized parameter (a vector if there is one): its gradient tells whether zero_grad ran."""
         candidates = [info.param for info in self.params if info.in_optimizer]
-        return min(candidates, key=lambda p: p.numel()) if candidates else None
+        vectors = [p for p in candidates if p.numel() >= 2]
+        return min(vectors or candidates, key=lambda p: p.numel()) if candidates else None
+
+    @property
+    def sampled(self) -> bool:
+        """Is the current step (the one the next optimizer.step() completes) a sampled step?"""
+        return self._sampled
 
     def _is_sampled(self, step: int) -> bool:
-        # pairs of consecutive steps, so the zero_grad probe can compare a step with the one before
-        return step < self.warmup or step % self.sample_every in (0, 1)
+        """Every step of the warm-up, then pairs of consecutive steps (so the zero_grad probe can compare
+        a step with the one before) ever further apart: every `sample_every` steps at first, then every
+        5% of the steps so far. Long runs then cost a few hundred samples, not one per N steps."""
+        if step < self.warmup:
+            return True
+        interval = max(self.sample_every, step // SAMPLE_SHARE)
+        return step % interval in (0, 1)
 
     def _on_forward_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -337,10 +365,8 @@ class Doctor:
                 self.obs.eval_forwards_in_train_mode += 1
             self.last_eval_input = x
             return
-        self._sampling = self._is_sampled(self.step)
+        self._sampling = self._sampled
         self._last_input = x
-        if not module.training and self.mode_dependent:
-            self.obs.train_forwards_in_eval_mode += 1
         if self._sampling and x.is_floating_point():
             self._add_input_stats(x.detach())
         if self._collect_keys and x.ndim >= 2:
@@ -384,7 +410,7 @@ class Doctor:
 
     def _see_loss_input(self, output: torch.Tensor, target: torch.Tensor) -> None:
         self._loss_input_calls += 1
-        if self._loss_input_calls > 3 and not self._is_sampled(self.step):
+        if self._loss_input_calls > 3 and not self._sampled:
             return
         self.loss_output, self.loss_target = output.detach(), target.detach()
         if self.data is None:  # with the whole dataset known, its labels were counted already
@@ -392,13 +418,13 @@ class Doctor:
         registry.run("loss_input", self)
 
     def _on_probe_grad(self, grad: torch.Tensor) -> None:
-        if not self._is_sampled(self.step):
+        if not self._sampled:
             return
         incoming = grad.detach()
         self._probe_incoming = incoming.clone() if self._probe_incoming is None else self._probe_incoming + incoming
 
     def _on_step_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if not self._is_sampled(self.step):
+        if not self._sampled:
             return
         self._check_zero_grad()
         weights = [info.param.detach() for info in self.params]
@@ -416,10 +442,12 @@ class Doctor:
 
     def _on_step_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         step = self.step
+        was_sampled = self._sampled
         self.step += 1
+        self._sampled = self._is_sampled(self.step)
         if self.steps_per_epoch and self.step % self.steps_per_epoch == 0 and not self.epochs_driven:
             self.end_epoch(self.epoch)
-        if not self._is_sampled(step) or self._pre_step_weights is None:
+        if not was_sampled or self._pre_step_weights is None:
             return
         weights = [info.param.detach() for info in self.params]
         updates = list(torch._foreach_sub(weights, self._pre_step_weights)) if weights else []
@@ -451,23 +479,29 @@ class Doctor:
     # ------------------------------------------------------------------ statistics helpers
 
     def _probe_value(self) -> torch.Tensor | None:
-        probe = self._probe_param()
+        probe = self._probe
         return None if probe is None or probe.grad is None else probe.grad.detach().clone()
 
     def _check_zero_grad(self) -> None:
-        """On a sampled step: the probe's gradient should equal what backward delivered since the last step."""
-        probe = self._probe_param()
+        """On a sampled step: is the probe's gradient what backward delivered since the last step (fresh),
+        or that plus the previous step's gradient (never zeroed)? Compared by direction, so clipping or a
+        GradScaler rescaling the gradient in place before step() does not hide it."""
+        probe = self._probe
         if probe is None or probe.grad is None or self._probe_incoming is None or self._probe_after_step is None:
             return
         if self._probe_after_step_index != self.step - 1:  # the snapshot must be of the step just before
             return
-        current = probe.grad.detach()
-        fresh_gap = float((current - self._probe_incoming).abs().max())
-        carried_gap = float((current - self._probe_incoming - self._probe_after_step).abs().max())
-        scale = float(self._probe_after_step.abs().max()) + 1e-12
+        current = probe.grad.detach().reshape(-1).double()
+        fresh = self._probe_incoming.reshape(-1).double()
+        carried = fresh + self._probe_after_step.reshape(-1).double()
         self.obs.zero_grad_checked += 1
-        # the old gradient is still in there: exactly old + new, and old was not negligible
-        if carried_gap <= 1e-4 * (scale + float(current.abs().max())) and fresh_gap > 1e-3 * scale:
+        if current.numel() < 2:  # a single number is parallel to anything: compare values exactly
+            fresh_off = float((current - fresh).abs().max()) > 1e-3 * float(self._probe_after_step.abs().max())
+            carried_on = float((current - carried).abs().max()) <= 1e-4 * float(carried.abs().max() + 1e-12)
+        else:
+            fresh_off = _off_direction(current, fresh) > 1e-3
+            carried_on = _off_direction(current, carried) <= 1e-4
+        if carried_on and fresh_off:
             self.obs.zero_grad_missed += 1
 
     def _project(self, grads: list[torch.Tensor]) -> torch.Tensor:
@@ -576,6 +610,15 @@ def row_keys(x: torch.Tensor) -> list[float]:
         generator = torch.Generator().manual_seed(99)
         _KEY_WEIGHTS[key] = torch.rand(flat.shape[1], generator=generator, dtype=torch.float64).to(flat.device)
     return (flat @ _KEY_WEIGHTS[key]).cpu().tolist()
+
+
+def _off_direction(a: torch.Tensor, b: torch.Tensor) -> float:
+    """How far a is from the line through b: |a - proj_b(a)| / |a| (0 when parallel)."""
+    a_norm = float(a.norm())
+    if a_norm == 0 or float(b.norm()) == 0:
+        return 1.0
+    projection = (a @ b) / (b @ b) * b
+    return float((a - projection).norm()) / a_norm
 
 
 def _pad(counts: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,12 +1,23 @@
 """Checks of the data as the model sees it: scale, class balance, order, and validation leaks.
 
 Codes: unscaled-inputs, class-imbalance, unshuffled-data, train-val-overlap.
+
+Thresholds, and why:
+- unscaled-inputs: see the constants below. Judged on the whole training set (fit) or on the batches of the
+  first step onward (a hand-written loop), so it is reported before its symptoms (a huge first loss).
+- class-imbalance: the largest class is at least IMBALANCE_RATIO times the smallest.
+- unshuffled-data: classification batches hold far fewer classes than shuffled batches would, or the mean
+  regression target rises (or falls) from each batch to the next. From the batches the loss sees, so it
+  works for DataLoaders and for fit alike.
+- train-val-overlap: at least half of the validation rows are also training rows.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import weakref
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -16,68 +27,152 @@ from trainwise.doctor.registry import check
 if TYPE_CHECKING:
     from trainwise.doctor.core import Doctor
 
+BINARY_LOSSES = ("bce_with_logits", "bce")
+
 # Plain SGD steps are proportional to the inputs: a feature whose root-mean-square is 20x the bias's
 # implicit input of 1 gets ~20x larger gradient steps, so any lr that is stable for it crawls for the
-# rest (W1: t_u has RMS 51, its gradient is 55x b's). Adaptive optimizers rescale each parameter,
-# so only extreme scales (RMS > 100, e.g. raw 0..255 pixels) hurt them.
+# rest (W1: t_u has RMS 54, its gradient is 55x b's). Adaptive optimizers rescale each parameter, so
+# only extreme scales hurt them, through the initialization (pre-activations start at ~RMS/sqrt(3)):
+# RMS > 100, e.g. raw 0..255 photographs (CIFAR-10's channels have RMS ~130-140).
 SGD_MAX_RMS = 20.0
-SGD_MAX_SPREAD = 50.0  # largest feature RMS over the median feature RMS
+SGD_MAX_SPREAD = 50.0  # largest feature RMS over the median RMS of the features that vary at all
 ADAPTIVE_MAX_RMS = 100.0
+MIN_ROWS_FOR_SCALE = 16  # rows before a per-feature RMS is trusted (a 20x excess is not a fluke of 16 rows)
+# At 10:1 a model that ignores the rare class already scores 91% accuracy (two classes), so accuracy
+# and the mean loss no longer show whether the rare class is learned at all.
 IMBALANCE_RATIO = 10.0
+# In a hand-written loop the balance is estimated from the labels seen: with 1000 of them, a 10:1
+# split's rare class has ~90 samples, so its share is known to about +-20% (two standard deviations).
 LABELS_FOR_BALANCE = 1000
+# Batch order: judged on the first SORTED_BATCHES batches of at least MIN_BATCH samples (smaller
+# batches hold few classes anyway). Classification: a shuffled batch of B samples holds on average
+# E = sum_k 1 - (1 - p_k)^B distinct classes (p_k: the class shares); sorted data gives about one.
+# Raised when the batches hold less than half of the classes beyond the first that shuffling gives,
+# and that shortfall is ORDER_Z standard deviations beyond chance, so shuffled data with a rare class
+# (most of its batches hold one class anyway) is not mistaken for sorted data. Regression: the mean
+# target moves the same way between each of the batches; shuffled, that happens with probability
+# 2 / 10! (< 1e-6).
 SORTED_BATCHES = 10
+MIN_BATCH = 8
+VARIETY_SHORTFALL = 0.5
+ORDER_Z = 3.0
+# A few duplicates across a split (common in scraped data) bias validation a little; when half of the
+# validation rows were trained on, the validation loss mostly measures memory.
 OVERLAP_FRACTION = 0.5
+MIN_VALIDATION_ROWS = 32  # fewer validation rows than this say little about a split
+# A no-gradient pass made only of training rows next to held-out ones is a training-accuracy pass
+# when it covers at least this share of the training rows; it is not validation.
+TRAIN_PASS_COVERAGE = 0.5
 
 
-def _unscaled(doctor: Doctor, mean: torch.Tensor, std: torch.Tensor) -> None:
+@dataclass
+class _Batches:
+    """What this family remembers per doctor: the first batches' labels and the current no-gradient pass."""
+
+    calls: int = -1  # the doctor's loss-input call last recorded
+    counts: torch.Tensor | None = None  # labels per class: the whole training set (fit) or the batches seen
+    classes: list[tuple[int, int]] = field(default_factory=list)  # (distinct labels, batch size) per batch
+    means: list[tuple[float, int]] = field(default_factory=list)  # (mean regression target, batch size)
+    eval_batches: list[tuple[int, int, int]] = field(default_factory=list)  # (step, rows, rows seen in training)
+
+
+_STATE: weakref.WeakKeyDictionary[Doctor, _Batches] = weakref.WeakKeyDictionary()
+
+
+def _state(doctor: Doctor) -> _Batches:
+    state = _STATE.get(doctor)
+    if state is None:
+        state = _STATE[doctor] = _Batches()
+    return state
+
+
+# ----------------------------------------------------------------------------- scale
+
+
+def _unscaled(doctor: Doctor, mean: torch.Tensor, std: torch.Tensor, *, images: bool) -> None:
     if doctor.has("unscaled-inputs") or mean.numel() == 0:
         return
     rms = (mean.square() + std.square()).sqrt()
     worst = int(rms.argmax())
     top = float(rms[worst])
-    spread = top / max(float(rms.median()), 1e-12) if rms.numel() >= 2 else 1.0
+    varying = rms[std > 0]  # constant features (blank image borders) get no gradient and set no scale
+    median = float(varying.median()) if varying.numel() else top
+    spread = top / max(median, 1e-12) if rms.numel() >= 2 else 1.0
     limit = ADAPTIVE_MAX_RMS if doctor.adaptive else SGD_MAX_RMS
     too_large = top > limit
     too_uneven = not doctor.adaptive and spread > SGD_MAX_SPREAD
     if not (too_large or too_uneven):
         return
-    name = doctor.feature_name(worst)
-    factor = 10.0 ** -math.floor(math.log10(top)) if top >= 10 else 1.0
+    name = f"channel {worst}" if images else doctor.feature_name(worst)
     evidence = {"mean": float(mean[worst]), "std": float(std[worst]), "rms": top}
     if rms.numel() >= 2:
         evidence["largest_to_median_rms"] = spread
     how = "" if doctor.adaptive else f" With {doctor.optimizer_name}, gradients scale with the inputs: "
     how += "" if doctor.adaptive else "one lr cannot suit a large feature and the bias at once."
+    if spread > SGD_MAX_RMS:  # one factor would leave the median feature this far below the bias's scale
+        suggestion = (
+            f"standardize each {'channel' if images else 'feature'}: (X - mean) / std with the training set's "
+            "statistics (fit(..., normalize='standard') does it)"
+        )
+    else:  # similar features (pixels): the power of ten that brings the RMS under 10, below every limit
+        factor = 10.0 ** -math.floor(math.log10(top))
+        suggestion = (
+            f"scale inputs by {factor:g} (RMS {top * factor:.2g} after), or standardize them: (X - mean) / std "
+            "with the training set's statistics (fit(..., normalize='standard'))"
+        )
     doctor.raise_finding(
         "unscaled-inputs",
         f"Input {name} has mean {float(mean[worst]):.3g} and std {float(std[worst]):.3g} (RMS {top:.3g}), "
         f"far from the ~1 scale the optimizer and the initialization assume.{how}",
         evidence=evidence,
-        suggestion=(
-            f"scale inputs by {factor:g} or standardize them (normalize = 'standard')"
-            if factor != 1
-            else "standardize the inputs (normalize = 'standard')"
-        ),
+        suggestion=suggestion,
         subject=name,
     )
 
 
-@check("step")
+@check("loss_input", "step")
 def check_input_scale(doctor: Doctor) -> None:
-    if len(doctor.obs.samples) < 2 or doctor.obs.input_dtype is None or not doctor.obs.input_dtype.is_floating_point:
+    obs = doctor.obs
+    if doctor.data is not None or obs.input_dtype is None or not obs.input_dtype.is_floating_point:
+        return  # with the whole dataset known, check_dataset judged it already
+    if obs.input_count < MIN_ROWS_FOR_SCALE:
         return
     moments = doctor.input_moments()
+    last = doctor._last_input
     if moments is not None:
-        _unscaled(doctor, *moments)
+        _unscaled(doctor, *moments, images=last is not None and last.ndim > 2)
 
 
-def _label_counts(y: torch.Tensor) -> torch.Tensor | None:
-    if y.is_floating_point() or y.ndim != 1 or y.numel() == 0 or int(y.min()) < 0:
+# ----------------------------------------------------------------------------- balance
+
+
+def _as_labels(doctor: Doctor, target: torch.Tensor) -> torch.Tensor | None:
+    """Class labels as a 1-D long tensor: class indices, or the 0/1 floats of a binary cross-entropy target
+    of one column; None for anything else (regression targets, one-hot or multi-label rows, masks)."""
+    if target.numel() == 0:
         return None
-    return torch.bincount(y.long().cpu())
+    if not target.is_floating_point():  # negative labels are ignore_index markers (or label-out-of-range)
+        labels = target[target >= 0].long() if target.ndim == 1 else target.new_empty(0)
+        return labels if labels.numel() else None
+    if doctor.loss_kind() not in BINARY_LOSSES or target.ndim > 2 or (target.ndim == 2 and target.shape[1] != 1):
+        return None  # float targets of other losses are values (a count that is often 0 or 1 is no class)
+    flat = target.reshape(-1)
+    return flat.long() if bool(((flat == 0) | (flat == 1)).all()) else None
 
 
-def _imbalance(doctor: Doctor, counts: torch.Tensor) -> None:
+def _label_counts(doctor: Doctor, y: torch.Tensor) -> torch.Tensor | None:
+    labels = _as_labels(doctor, y)
+    return None if labels is None else torch.bincount(labels.cpu())
+
+
+def _add_counts(old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
+    if old is None:
+        return new
+    size = max(len(old), len(new))
+    return torch.nn.functional.pad(old, (0, size - len(old))) + torch.nn.functional.pad(new, (0, size - len(new)))
+
+
+def _imbalance(doctor: Doctor, counts: torch.Tensor, where: str = "") -> None:
     present = counts[counts > 0]
     if present.numel() < 2 or doctor.has("class-imbalance"):
         return
@@ -86,15 +181,19 @@ def _imbalance(doctor: Doctor, counts: torch.Tensor) -> None:
         return
     rare = int(torch.where(counts > 0, counts, counts.max() + 1).argmin())
     common = int(counts.argmax())
-    share = float(counts[rare]) / float(counts.sum())
+    total = float(counts.sum())
+    share = float(counts[rare]) / total
+    # inverse-frequency weights, scaled so the largest class weighs 1
+    weight = float(counts[common]) / float(counts[rare])
     doctor.raise_finding(
         "class-imbalance",
         f"Class {rare} has {int(counts[rare])} samples ({share:.1%}) against {int(counts[common])} for class "
-        f"{common}: a model can score {float(counts[common]) / float(counts.sum()):.0%} accuracy by ignoring the "
-        "rare classes.",
-        evidence={"largest_to_smallest": ratio, "rare_class": rare, "rare_share": share},
-        suggestion="weight the loss by inverse class frequency (nn.CrossEntropyLoss(weight=...)), resample, "
-        "and watch per-class recall rather than accuracy",
+        f"{common}{where}: a model can score {float(counts[common]) / total:.0%} accuracy by ignoring the rare "
+        "classes.",
+        evidence={"largest_to_smallest": ratio, "rare_class": rare, "rare_share": share, "classes": len(present)},
+        suggestion=f"weight the loss by inverse class frequency (class {rare} about {weight:.3g}x class {common}: "
+        "nn.CrossEntropyLoss(weight=counts.max() / counts)), or resample, and watch per-class recall rather "
+        "than accuracy",
     )
 
 
@@ -105,8 +204,8 @@ def check_dataset(doctor: Doctor) -> None:
     if X.is_floating_point() and X.ndim >= 2 and X.shape[0] >= 2:
         values = X.reshape(X.shape[0], -1) if X.ndim == 2 else X.transpose(0, 1).reshape(X.shape[1], -1).T
         values = values.double()
-        _unscaled(doctor, values.mean(0).cpu(), values.std(0, correction=0).cpu())
-    counts = _label_counts(y)
+        _unscaled(doctor, values.mean(0).cpu(), values.std(0, correction=0).cpu(), images=X.ndim > 2)
+    counts = _state(doctor).counts = _label_counts(doctor, y)
     if counts is not None:
         _imbalance(doctor, counts)
     if X_val is not None:
@@ -117,59 +216,160 @@ def check_dataset(doctor: Doctor) -> None:
         _overlap(doctor, sum(key in train for key in val), len(val))
 
 
+# ----------------------------------------------------------------------------- order
+
+
+def record_batch(doctor: Doctor) -> None:
+    """Remember the current batch's labels (once per loss call; both label families may ask first)."""
+    state = _state(doctor)
+    calls = doctor._loss_input_calls
+    target = doctor.loss_target
+    if state.calls == calls or target is None or target.numel() == 0:
+        return
+    state.calls = calls
+    labels = _as_labels(doctor, target)
+    if labels is not None and doctor.data is None:  # with the whole dataset known, its counts are set
+        state.counts = _add_counts(state.counts, torch.bincount(labels.cpu()))
+    size = int(target.shape[0]) if target.ndim else 1
+    if size < MIN_BATCH:
+        return  # too small to show the order (the last batch of an epoch, or a tiny batch size)
+    if labels is not None and len(state.classes) < SORTED_BATCHES:
+        state.classes.append((int(labels.unique().numel()), size))
+    elif labels is None and target.is_floating_point() and len(state.means) < SORTED_BATCHES:
+        state.means.append((float(target.float().mean()), size))
+
+
+def label_order(doctor: Doctor) -> tuple[float, float, float] | None:
+    """(classes per batch, classes per batch if shuffled, z of the shortfall) over the first recorded
+    batches; None while there are too few batches or classes to tell."""
+    state = _state(doctor)
+    counts = state.counts
+    pairs = state.classes
+    if len(pairs) < SORTED_BATCHES or counts is None or int((counts > 0).sum()) < 2:
+        return None
+    shares = counts[counts > 0].double() / float(counts.sum())
+    seen, expected, variance = 0.0, 0.0, 0.0
+    for classes, size in pairs:
+        present = 1 - (1 - shares) ** size  # chance that each class is in a shuffled batch of this size
+        seen += classes
+        expected += float(present.sum())
+        variance += float((present * (1 - present)).sum())  # the indicators are negatively correlated: a bound
+    n = len(pairs)
+    z = (expected - seen) / math.sqrt(variance) if variance > 0 else (math.inf if seen < expected - 0.5 else 0.0)
+    return seen / n, expected / n, z
+
+
+def _grouped(order: tuple[float, float, float]) -> bool:
+    seen, expected, z = order
+    extra = expected - 1  # the classes beyond the first that a shuffled batch holds
+    return extra > 0 and (seen - 1) < (1 - VARIETY_SHORTFALL) * extra and z >= ORDER_Z
+
+
+def looks_sorted(doctor: Doctor) -> bool | None:
+    """Do the batches arrive grouped by class? None while it cannot be told yet."""
+    if doctor.has("unshuffled-data"):
+        return True
+    order = label_order(doctor)
+    return None if order is None else _grouped(order)
+
+
 @check("loss_input")
 def check_label_stream(doctor: Doctor) -> None:
-    obs = doctor.obs
-    if obs.label_counts is not None and obs.labels_seen >= LABELS_FOR_BALANCE and doctor.data is None:
-        _imbalance(doctor, obs.label_counts)
-    if doctor.has("unshuffled-data") or (obs.batch_size or 0) < 8:
-        return
-    single = obs.batch_label_classes
-    if len(single) >= SORTED_BATCHES and obs.label_counts is not None and int((obs.label_counts > 0).sum()) >= 2:
-        one_class = sum(n == 1 for n in single) / len(single)
-        if one_class >= 0.8:
+    record_batch(doctor)
+    state = _state(doctor)
+    if not doctor.has("unshuffled-data"):
+        order = label_order(doctor)
+        if order is not None and _grouped(order):
+            seen, expected, _z = order
             doctor.raise_finding(
                 "unshuffled-data",
-                f"{one_class:.0%} of the first {len(single)} batches hold a single class: the data arrives sorted "
-                "by label, so each step pulls the model toward one class and undoes the last.",
-                evidence={"single_class_batches": one_class, "batches": len(single)},
-                suggestion="shuffle the training data every epoch (DataLoader(..., shuffle=True))",
+                f"The first {SORTED_BATCHES} batches hold {seen:.2g} classes each on average where shuffled batches "
+                f"would hold {expected:.2g}: the data arrives grouped by label, so each step pulls the model toward "
+                "one class and undoes the last.",
+                evidence={"classes_per_batch": seen, "shuffled_classes_per_batch": expected, "batches": SORTED_BATCHES},
+                suggestion="shuffle the training data every epoch (DataLoader(..., shuffle=True), or fit(..., "
+                "shuffle=True))",
             )
-            return
-    means = obs.batch_target_means
-    if len(means) >= SORTED_BATCHES:
-        steps = [b - a for a, b in itertools.pairwise(means)]
-        if all(s > 0 for s in steps) or all(s < 0 for s in steps):
-            doctor.raise_finding(
-                "unshuffled-data",
-                f"The mean target rises or falls in every one of the first {len(means)} batches: the data is "
-                "sorted by its target, so each step sees a different part of the range.",
-                evidence={"batches": len(means), "first_mean": means[0], "last_mean": means[-1]},
-                suggestion="shuffle the training data every epoch (DataLoader(..., shuffle=True))",
-            )
+        means = [mean for mean, _ in state.means]
+        if len(means) >= SORTED_BATCHES:
+            steps = [b - a for a, b in itertools.pairwise(means)]
+            if all(s > 0 for s in steps) or all(s < 0 for s in steps):
+                direction = "rises" if steps[0] > 0 else "falls"
+                doctor.raise_finding(
+                    "unshuffled-data",
+                    f"The mean target {direction} from each of the first {len(means)} batches to the next "
+                    f"({means[0]:.3g} to {means[-1]:.3g}): the data is sorted by its target, so each step sees "
+                    "a different part of the range.",
+                    evidence={"batches": len(means), "first_mean": means[0], "last_mean": means[-1]},
+                    suggestion="shuffle the training data every epoch (DataLoader(..., shuffle=True), or fit(..., "
+                    "shuffle=True))",
+                )
+    # with the whole dataset known, check_dataset judged the balance; from a stream, only shuffled labels count
+    counts = state.counts
+    seen_labels = 0 if counts is None or doctor.data is not None else int(counts.sum())
+    if counts is not None and seen_labels >= LABELS_FOR_BALANCE and looks_sorted(doctor) is False:
+        _imbalance(doctor, counts, f" among the {seen_labels} labels seen so far")
+
+
+# ----------------------------------------------------------------------------- validation leaks
 
 
 def _overlap(doctor: Doctor, shared: int, total: int) -> None:
-    if total == 0 or shared / total < OVERLAP_FRACTION:
+    if total < 1 or shared / total < OVERLAP_FRACTION or doctor.has("train-val-overlap"):
         return
     doctor.raise_finding(
         "train-val-overlap",
         f"{shared} of {total} validation samples ({shared / total:.0%}) are also training samples: the "
         "validation loss measures memory, not generalization.",
         evidence={"shared": shared, "validation_samples": total, "fraction": shared / total},
-        suggestion="split once, before training, into disjoint train and validation sets (val_split=0.2)",
+        suggestion="split once, before training, into disjoint train and validation sets "
+        "(torch.utils.data.random_split, or fit(..., val_split=0.2))",
     )
 
 
+def _rescored(last: torch.Tensor | None, x: torch.Tensor) -> bool:
+    """Is x the very batch just trained on (scored again without gradients, e.g. for batch accuracy)?"""
+    if last is None or (last.shape, last.dtype, last.device) != (x.shape, x.dtype, x.device):
+        return False
+    return bool(torch.equal(last, x))
+
+
 @check("eval_forward")
-def check_eval_overlap(doctor: Doctor) -> None:
+def collect_eval_batch(doctor: Doctor) -> None:
+    """Count, per no-gradient batch, how many of its rows were training rows; judged when a validation loss
+    is recorded. Only the batches since the last training step are kept: earlier no-gradient passes were
+    not followed by a validation loss, so they were not validation."""
     x = doctor.last_eval_input
-    if x is None or doctor.has("train-val-overlap") or doctor.data is not None or not doctor.obs.train_keys:
+    if x is None or x.ndim < 2 or doctor.has("train-val-overlap"):
         return
+    if doctor.data is not None and doctor.data[2] is not None:
+        return  # check_dataset compared the whole validation set already
+    if not doctor.obs.train_keys or _rescored(doctor._last_input, x):
+        return  # nothing to compare with yet, or the batch just trained on scored again (batch accuracy)
     from trainwise.doctor.core import row_keys
 
-    keys = list(row_keys(x))
-    doctor.obs.val_keys.update(keys)
-    val = doctor.obs.val_keys
-    if len(val) >= 32:
-        _overlap(doctor, sum(key in doctor.obs.train_keys for key in val), len(val))
+    known = doctor.obs.train_keys
+    keys = row_keys(x)
+    state = _state(doctor)
+    state.eval_batches = [batch for batch in state.eval_batches if batch[0] == doctor.step]
+    state.eval_batches.append((doctor.step, len(keys), sum(key in known for key in keys)))
+
+
+@check("validation")
+def check_eval_overlap(doctor: Doctor) -> None:
+    """A validation loss was recorded: judge the no-gradient batches since the last training step.
+
+    Batches made only of training rows next to batches of held-out rows are a training-accuracy pass when
+    they cover at least TRAIN_PASS_COVERAGE of the training rows, and are left out; the rest is validation."""
+    state = _state(doctor)
+    batches = [(rows, shared) for step, rows, shared in state.eval_batches if step == doctor.step]
+    state.eval_batches = []
+    if not batches or doctor.has("train-val-overlap"):
+        return
+    held_out = any(shared < OVERLAP_FRACTION * rows for rows, shared in batches)
+    training_rows = sum(rows for rows, shared in batches if shared == rows)
+    if held_out and training_rows >= TRAIN_PASS_COVERAGE * len(doctor.obs.train_keys):
+        batches = [(rows, shared) for rows, shared in batches if shared < rows]
+    total = sum(rows for rows, _ in batches)
+    if total >= MIN_VALIDATION_ROWS:
+        _overlap(doctor, sum(shared for _, shared in batches), total)

@@ -2,6 +2,11 @@
 
 Codes: label-out-of-range, loss-broadcast, output-class-mismatch, softmax-into-cross-entropy,
 nll-without-log-softmax, wrong-loss, sum-reduction.
+
+Most of these are exact facts about one batch (a label >= the number of outputs, shapes that broadcast,
+rows that sum to 1). The one statistical claim, output-class-mismatch ("these outputs never get a
+label"), needs the whole training set (fit) or, in a hand-written loop, LABELS_PER_OUTPUT labels per
+output from batches that look shuffled: from sorted data the labels seen so far say nothing about the rest.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from trainwise.doctor.findings import nice_number
+from trainwise.doctor.inputs import BINARY_LOSSES, looks_sorted, record_batch
 from trainwise.doctor.registry import check
 
 if TYPE_CHECKING:
@@ -18,7 +24,6 @@ if TYPE_CHECKING:
 
 CLASS_LOSSES = ("cross_entropy", "nll")
 REGRESSION_LOSSES = ("mse", "l1", "huber", "smooth_l1")
-BINARY_LOSSES = ("bce_with_logits", "bce")
 # labels needed per output before "these outputs never get a label" is believable
 LABELS_PER_OUTPUT = 30
 
@@ -43,13 +48,18 @@ def _class_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, k
         return
     classes = int(output.shape[1])
     if classes == 1 and kind:
-        doctor.raise_finding(
+        finding = doctor.raise_finding(
             "wrong-loss",
             f"{kind} over a single output is always zero: with one logit there is only one class to pick.",
             evidence={"outputs": 1},
-            suggestion="for a yes/no target use loss 'bce_with_logits' with float 0/1 targets, or give the model "
-            "one output per class",
+            suggestion="for a yes/no target use nn.BCEWithLogitsLoss (loss 'bce_with_logits') with float 0/1 "
+            "targets of the output's shape, or give the model 2 outputs (one per class)",
         )
+        high = doctor.obs.max_label
+        if not target.is_floating_point() and high is not None and high >= 1 and doctor.mode in ("warn", "stop"):
+            from trainwise.errors import TrainingError
+
+            raise TrainingError(finding.format())  # label 1 of a single output: the loss would crash next
         return
     if not target.is_floating_point():
         _label_range(doctor, classes, kind)
@@ -68,12 +78,20 @@ def _label_range(doctor: Doctor, classes: int, kind: str) -> None:
         return
     if high >= classes or (low < 0 and low != ignore):
         bad = high if high >= classes else low
+        if low == 1 and high == classes:  # labels counted from 1 (a common export format)
+            fix = f"subtract 1 from the labels (y - 1) to map the labels to 0..{classes - 1}: PyTorch counts from 0"
+        elif bad < 0:  # a marker for a missing label
+            fix = (
+                f"drop the rows labelled {bad}, or label them {ignore} (the loss's ignore_index) so the loss skips them"
+            )
+        else:
+            fix = f"give the output layer {high + 1} outputs, or map the labels to 0..{classes - 1}"
         finding = doctor.raise_finding(
             "label-out-of-range",
             f"A label is {bad} but the model has {classes} outputs, so valid labels are 0..{classes - 1}; "
             f"{kind or 'the loss'} cannot score it (on a GPU this is the 'device-side assert' crash).",
             evidence={"label": bad, "outputs": classes, "max_label": high, "min_label": low},
-            suggestion=f"give the output layer {high + 1} outputs, or map the labels to 0..{classes - 1}",
+            suggestion=fix,
         )
         if doctor.mode in ("warn", "stop"):
             from trainwise.errors import TrainingError
@@ -83,11 +101,14 @@ def _label_range(doctor: Doctor, classes: int, kind: str) -> None:
 
 def _unused_outputs(doctor: Doctor, classes: int) -> None:
     obs = doctor.obs
-    if obs.max_label is None or obs.max_label + 1 >= classes:
+    if obs.max_label is None or obs.max_label + 1 >= classes or doctor.has("output-class-mismatch"):
         return
-    whole_data = doctor.data is not None
-    if not whole_data and obs.labels_seen < max(LABELS_PER_OUTPUT * classes, 200):
-        return
+    if doctor.data is None:  # from a stream: enough labels, from batches that look shuffled
+        if obs.labels_seen < max(LABELS_PER_OUTPUT * classes, 200):
+            return
+        record_batch(doctor)
+        if looks_sorted(doctor) is not False:
+            return
     seen = obs.max_label + 1
     doctor.raise_finding(
         "output-class-mismatch",
@@ -102,7 +123,9 @@ def _rows_are_distributions(values: torch.Tensor) -> bool:
     if values.numel() == 0 or values.min() < 0 or values.max() > 1:
         return False
     sums = values.float().sum(dim=1)
-    return bool((sums - 1).abs().max() < 1e-3)
+    # a softmax computed in half precision (autocast) is rounded to the dtype's precision per entry
+    tolerance = max(1e-3, 2 * torch.finfo(values.dtype).eps) if values.is_floating_point() else 1e-3
+    return bool((sums - 1).abs().max() < tolerance)
 
 
 def _softmax_before_cross_entropy(doctor: Doctor, output: torch.Tensor) -> None:
@@ -188,7 +211,8 @@ def _binary_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, 
                 "bce_with_logits receives values all within [0, 1]: a sigmoid was already applied, so it is "
                 "applied twice and the gradients shrink.",
                 evidence={"min_output": float(output.min()), "max_output": float(output.max())},
-                suggestion="remove the final sigmoid (bce_with_logits includes it), or use loss 'bce'",
+                suggestion="remove the final sigmoid (BCEWithLogitsLoss applies it itself), or use nn.BCELoss "
+                "(loss 'bce') on the probabilities",
             )
 
 
@@ -200,7 +224,7 @@ def _sum_reduction(doctor: Doctor, output: torch.Tensor) -> None:
     doctor.raise_finding(
         "sum-reduction",
         f"The loss adds over the {batch} samples of a batch (reduction='sum'), so gradients grow with the batch "
-        f"size and the learning rate must shrink with it: lr {lr:g} here acts like lr {nice_number(lr * batch):g} "
+        f"size and the learning rate must shrink with it: lr {lr:g} here acts like lr {lr * batch:.3g} "
         "with a mean.",
         evidence={"batch_size": batch, "lr": lr, "mean_equivalent_lr": lr * batch},
         suggestion=f"use reduction='mean' with lr about {nice_number(lr * batch):g}, so the lr does not depend "

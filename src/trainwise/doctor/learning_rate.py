@@ -2,20 +2,46 @@
 
 Codes: lr-too-high, lr-too-low, not-learning.
 
-The thresholds combine signals so that one noisy statistic cannot raise a finding:
-- lr-too-high: the loss grows steadily to 10x its best (or turns non-finite after growing), or
-  updates move weights by more than 10% per step while the loss stops falling (TheDeepChecker's and
-  DeepDiagnosis's upper bound on update/weight is 1e-1).
-- lr-too-low: updates move weights by less than 1e-4 of their size per step (the lower bound of the
-  same tools' healthy band, 1e-4..1e-1), while the gradient is still at least a tenth of its size at
-  the start (so the run is not simply converged) and points the same way step after step (so a
-  bigger step would go further down the same slope).
+The thresholds combine signals so that one noisy statistic cannot raise a finding. The loss's level is
+the median of its last LEVEL_WINDOW values: a median ignores the odd hard minibatch (an outlier moves an
+average by 1/n of its size, a median not at all), so noisy minibatch losses do not look like divergence.
+- lr-too-high, from the loss:
+  * it rose RISING_STEPS times in a row, by MIN_GROWTH per step on average, to DIVERGENCE_FACTOR x its
+    best level (geometric growth: gradient descent overshooting a minimum multiplies the error each step);
+  * or its level climbed to DIVERGENCE_FACTOR x the first loss: ten times worse than the untrained model
+    (oscillating divergence, e.g. Adam at lr 1: the loss jumps up and down far above where it started).
+    The first loss is only trusted as a reference when it is a mean over MIN_STABLE_BATCH samples or
+    more (a single sample's squared error can be near zero by chance);
+  * or its level ran RUNAWAY_FACTOR x above its best level (floored at FITTED_FRACTION of the first loss:
+    rebounds of a loss that is already a thousandth of its start are noise, not divergence);
+  * or the loss turned non-finite after its last finite value had grown to DIVERGENCE_FACTOR x its best.
+  It is raised once per run of losses (again after fit's repair rolls back and clears them).
+- lr-too-high, from the updates: they move weights by more than 10% per step while the loss stops
+  falling (TheDeepChecker's and DeepDiagnosis's upper bound on update/weight is 1e-1).
+- lr-too-low: updates move weights by less than 1e-4 of their size per step (the lower bound of
+  TheDeepChecker's healthy band, 1e-4..1e-1), while the gradient is still at least a tenth of its size
+  at the start (so the run is not simply converged), and either it points the same way step after step
+  (so a bigger step would go further down the same slope), or - when minibatch noise hides its
+  direction - the loss has not improved by FLAT_IMPROVEMENT since the start and the steps are below
+  1e-5 too (DeepDiagnosis's wider band, 1e-5..1e-1, ends there). W5 with SGD at lr 1e-3 moves its
+  weights by 4e-5 per step with noisy gradients: slow, but inside the wider band, so not flagged.
+  A warmup that is raising the lr is left alone.
+- not-learning: after NOT_LEARNING_STEPS steps (and a whole epoch) the loss is no better than the best
+  constant prediction (the label distribution's entropy for cross-entropy, the targets' variance for
+  MSE) by more than NEAR_BASELINE (R^2, or the share of label entropy explained, below 0.1), and the
+  gradients of successive minibatches point in unrelated directions (mean cosine below NO_SIGNAL_COSINE),
+  so no direction in the data lowers the loss: the targets do not depend on the inputs (labels shuffled
+  apart from their inputs) or the model cannot see them. A slow but real start (W5 with SGD at lr 1e-3
+  gains <1% in its first 100 steps) has consistent gradients and is not flagged. Without a known
+  baseline (a custom loss), the loss must have improved by less than 1% over NOT_LEARNING_STEPS steps.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import weakref
+from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING
 
@@ -30,29 +56,113 @@ if TYPE_CHECKING:
 DIVERGENCE_FACTOR = 10.0
 RISING_STEPS = 5
 MIN_GROWTH = 1.5  # per step, over the rising run: noise rarely compounds this fast
-RUNAWAY_FACTOR = 100.0  # the smoothed loss this far above its best is divergence however it got there
+RUNAWAY_FACTOR = 100.0  # the level this far above its best is divergence however it got there
+FITTED_FRACTION = 1e-3
+LEVEL_WINDOW = 9
+RECENT = 200  # the losses most checks read: the recent past, so a check costs the same at step 100 and 100000
+MIN_LEVEL_OF = 3  # a median of two values is their mean: not robust yet
+MIN_STABLE_BATCH = 8
 SMOOTHING = 0.1
 HIGH_UPDATE_RATIO = 1e-1
 LOW_UPDATE_RATIO = 1e-4
+VERY_LOW_UPDATE_RATIO = 1e-5  # DeepDiagnosis's lower bound (its healthy band is 1e-5..1e-1)
 TARGET_UPDATE_RATIO = 1e-3
 STILL_STEEP = 0.1
 CONSISTENT_DIRECTION = 0.8
 SAMPLES_FOR_LOW = 5
+FLAT_IMPROVEMENT = 0.1
 # long enough that a slow but real start (W5 with SGD at lr 1e-3 gains <1% in its first 100 steps)
 # is not mistaken for a run that does not learn
 NOT_LEARNING_STEPS = 500
 NOT_LEARNING_IMPROVEMENT = 0.01
+NEAR_BASELINE = 0.1
+# two independent gradients, seen through the doctor's 32-number projection, have cosine 0 +- 0.18;
+# averaged over 8 or more pairs, +- 0.06: a mean below 0.2 is no consistent direction at all
+NO_SIGNAL_COSINE = 0.2
+MIN_COSINE_PAIRS = 8
+
+
+@dataclass
+class _Episode:
+    """The loss statistics of one run of recorded losses (fit's repair clears the losses and starts anew)."""
+
+    start: float | None = None  # the first finite loss
+    level: float | None = None  # median of the last LEVEL_WINDOW finite losses
+    level_of: int = 0  # how many losses that median is of
+    best_level: float = math.inf
+    raised: bool = False  # lr-too-high already raised from these losses
+
+
+@dataclass
+class _Targets:
+    """Running sums of float targets per output, for the best constant prediction's loss."""
+
+    count: int = 0
+    total: torch.Tensor | None = None
+    squares: torch.Tensor | None = None
+
+
+_EPISODES: weakref.WeakKeyDictionary[Doctor, _Episode] = weakref.WeakKeyDictionary()
+_LRS: weakref.WeakKeyDictionary[Doctor, list[float]] = weakref.WeakKeyDictionary()
+_TARGETS: weakref.WeakKeyDictionary[Doctor, _Targets] = weakref.WeakKeyDictionary()
+_NOT_LEARNING_DUE: weakref.WeakKeyDictionary[Doctor, tuple[int, int]] = weakref.WeakKeyDictionary()
+
+
+def _episode(doctor: Doctor) -> _Episode:
+    if doctor.flushed_from == 0 or doctor not in _EPISODES:  # the first losses, or losses cleared by a repair
+        if doctor.flushed_from == 0:
+            doctor.obs.smoothed_loss, doctor.obs.best_smoothed_loss = None, math.inf
+        _EPISODES[doctor] = _Episode()
+    return _EPISODES[doctor]
+
+
+def _update_levels(doctor: Doctor, episode: _Episode) -> None:
+    obs = doctor.obs
+    losses = obs.losses
+    for i in range(doctor.flushed_from, len(losses)):
+        value = losses[i]
+        if not math.isfinite(value):
+            continue
+        previous = value if obs.smoothed_loss is None else obs.smoothed_loss
+        obs.smoothed_loss = (1 - SMOOTHING) * previous + SMOOTHING * value
+        obs.best_smoothed_loss = min(obs.best_smoothed_loss, obs.smoothed_loss)
+        if episode.start is None:
+            episode.start = value
+        window = [v for v in losses[max(0, i - LEVEL_WINDOW + 1) : i + 1] if math.isfinite(v)]
+        episode.level, episode.level_of = median(window), len(window)
+        if episode.level_of >= MIN_LEVEL_OF:
+            episode.best_level = min(episode.best_level, episode.level)
+
+
+def _stable_start(doctor: Doctor, episode: _Episode) -> bool:
+    """Is the first loss a trustworthy reference: a mean over enough samples to not be near zero by chance?"""
+    return episode.start is not None and episode.start > 0 and (doctor.obs.batch_size or 0) >= MIN_STABLE_BATCH
+
+
+def _best(doctor: Doctor, episode: _Episode | None, finite: list[float]) -> float:
+    """The loss's best level so far: the lowest median, or the first loss where that is trustworthy."""
+    candidates = [math.inf] if episode is None else [episode.best_level]
+    if episode is not None and _stable_start(doctor, episode) and episode.start is not None:
+        candidates.append(episode.start)
+    best = min(candidates)
+    return max(best if math.isfinite(best) else min(finite, default=0.0), 1e-12)
+
+
+def _is_linear(doctor: Doctor) -> bool:
+    """One weight matrix: the loss is (close to) quadratic in the parameters, as in linear regression."""
+    return sum(1 for info in doctor.params if info.param.ndim >= 2) == 1
 
 
 def diverged_before(doctor: Doctor, index: int) -> bool:
-    """Did the loss grow to DIVERGENCE_FACTOR x its best before losses[index]? Raises lr-too-high if so."""
+    """Had the loss grown to DIVERGENCE_FACTOR x its best level before losses[index]? Raises lr-too-high if so."""
     finite = [v for v in doctor.obs.losses[:index] if math.isfinite(v)]
     if len(finite) < 2:
         # non-finite within two steps: a rise we cannot see, but nothing else explains it either
         return False
-    if finite[-1] < DIVERGENCE_FACTOR * max(min(finite), 1e-12):
+    best = _best(doctor, _EPISODES.get(doctor), finite)
+    if finite[-1] < DIVERGENCE_FACTOR * best:
         return False
-    _raise_too_high(doctor, finite, "grew from {best:.4g} to {last:.4g} and then became non-finite")
+    _raise_too_high(doctor, finite, "grew from {best:.4g} to {last:.4g} and then became non-finite", best)
     return True
 
 
@@ -68,19 +178,26 @@ def _growth_per_step(losses: list[float]) -> float:
     return (run[0] / run[-1]) ** (1.0 / (len(run) - 1))
 
 
-def _raise_too_high(doctor: Doctor, finite: list[float], what: str) -> None:
-    best, last = min(finite), finite[-1]
+def _raise_too_high(doctor: Doctor, finite: list[float], what: str, best: float) -> None:
+    episode = _EPISODES.get(doctor)
+    if episode is not None:
+        if episode.raised:
+            return
+        episode.raised = True
+    last = finite[-1]
     lr = doctor.lrs()[0]
     growth = _growth_per_step(finite)
-    if not doctor.adaptive and growth > 1:
+    if not doctor.adaptive and growth > 1 and _is_linear(doctor):
         # gradient descent on a quadratic: the error is multiplied by |1 - lr*curvature| per step,
         # the loss by its square; the step is stable below lr = 2/curvature and fastest near 1/curvature
         amplification = math.sqrt(growth)
         suggested = nice_number(lr / (1 + amplification))
         how = f"the loss grew {growth:.3g}x per step, so steps overshoot by about {amplification:.3g}x"
     else:
+        # a deep net's curvature changes as it diverges, so the growth rate does not say how far to go:
+        # the usual remedy (and what fit's repair does) is a factor of ten
         suggested = nice_number(lr / 10)
-        how = "the loss rose instead of falling"
+        how = "the steps are too large for the loss surface" if growth <= 1 else f"the loss grew {growth:.3g}x per step"
     doctor.raise_finding(
         "lr-too-high",
         f"The learning rate {lr:g} is too high: the loss {what.format(best=best, last=last)}; {how}.",
@@ -91,24 +208,26 @@ def _raise_too_high(doctor: Doctor, finite: list[float], what: str) -> None:
 
 @check("losses")
 def check_divergence(doctor: Doctor) -> None:
-    obs = doctor.obs
-    losses = obs.losses
-    for value in losses[doctor.flushed_from :]:
-        if math.isfinite(value):
-            obs.smoothed_loss = (
-                value if obs.smoothed_loss is None else ((1 - SMOOTHING) * obs.smoothed_loss + SMOOTHING * value)
-            )
-            obs.best_smoothed_loss = min(obs.best_smoothed_loss, obs.smoothed_loss)
-    if len(losses) < RISING_STEPS + 1 or not all(math.isfinite(v) for v in losses[-RISING_STEPS - 1 :]):
+    episode = _episode(doctor)
+    _update_levels(doctor, episode)
+    losses = doctor.obs.losses
+    if episode.raised or doctor.has("exploding-gradients") or episode.level is None or episode.start is None:
         return
+    finite = [v for v in losses[-RECENT:] if math.isfinite(v)]  # a tail: this runs at every read of the losses
+    best = _best(doctor, episode, finite)
     window = losses[-RISING_STEPS - 1 :]
-    finite = [v for v in losses if math.isfinite(v)]
-    best = max(min(finite), 1e-12)
-    rising = all(b > a for a, b in itertools.pairwise(window))
-    if rising and window[-1] > DIVERGENCE_FACTOR * best and _growth_per_step(finite) >= MIN_GROWTH:
-        _raise_too_high(doctor, finite, "grew steadily from its best {best:.4g} to {last:.4g}")
-    elif obs.smoothed_loss is not None and obs.smoothed_loss > RUNAWAY_FACTOR * max(obs.best_smoothed_loss, 1e-12):
-        _raise_too_high(doctor, finite, "ran away from its best {best:.4g} to {last:.4g}")
+    if len(window) == RISING_STEPS + 1 and all(math.isfinite(v) for v in window):
+        rising = all(b > a for a, b in itertools.pairwise(window))
+        if rising and window[-1] > DIVERGENCE_FACTOR * best and _growth_per_step(finite) >= MIN_GROWTH:
+            _raise_too_high(doctor, finite, "grew steadily from its best {best:.4g} to {last:.4g}", best)
+            return
+    if episode.level_of < MIN_LEVEL_OF:
+        return
+    level = f"{episode.level:.4g} (the median of its last {episode.level_of} values)"
+    if _stable_start(doctor, episode) and episode.level > DIVERGENCE_FACTOR * episode.start:
+        _raise_too_high(doctor, finite, f"rose from {episode.start:.4g} at the start to {level}", best)
+    elif episode.level > RUNAWAY_FACTOR * max(best, FITTED_FRACTION * episode.start):
+        _raise_too_high(doctor, finite, f"ran away from its best {{best:.4g}} to {level}", best)
 
 
 def _update_ratios(doctor: Doctor, n: int) -> list[float]:
@@ -136,14 +255,15 @@ def _loss_falling(losses: list[float], fraction: float = 0.05) -> bool:
 
 @check("step")
 def check_update_sizes(doctor: Doctor) -> None:
-    if doctor.has("lr-too-high") or doctor.has("lr-too-low"):
+    if doctor.has("lr-too-high") or doctor.has("lr-too-low") or doctor.has("exploding-gradients"):
         return
     ratios = _update_ratios(doctor, SAMPLES_FOR_LOW)
     if len(ratios) < SAMPLES_FOR_LOW or doctor.step < 2 * doctor.warmup:
         return
     lr = doctor.lrs()[0]
-    losses = [v for v in doctor.obs.losses if math.isfinite(v)]
-    if min(ratios) > HIGH_UPDATE_RATIO and len(losses) >= 40 and not _loss_falling(losses[-200:], 0.0):
+    recorded = len(doctor.obs.losses)
+    losses = [v for v in doctor.obs.losses[-RECENT:] if math.isfinite(v)]
+    if min(ratios) > HIGH_UPDATE_RATIO and recorded >= 40 and not _loss_falling(losses, 0.0):
         doctor.raise_finding(
             "lr-too-high",
             f"Each step changes the weights by {median(ratios):.0%} of their size and the loss has stopped "
@@ -151,38 +271,141 @@ def check_update_sizes(doctor: Doctor) -> None:
             evidence={"lr": lr, "update_to_weight": median(ratios)},
             suggestion=f"lower lr to about {nice_number(lr * TARGET_UPDATE_RATIO * 10 / median(ratios)):g}",
         )
+        if doctor in _EPISODES:
+            _EPISODES[doctor].raised = True
         return
     if max(ratios) >= LOW_UPDATE_RATIO:
         return
     samples = doctor.recent_samples(SAMPLES_FOR_LOW)
+    lrs = _LRS.get(doctor, [])
+    if len(lrs) >= SAMPLES_FOR_LOW and lr > lrs[-SAMPLES_FOR_LOW]:
+        return  # a warmup is raising the lr: small steps are its plan
     first_total = math.sqrt(sum(v * v for v in doctor.obs.first_grad_norms.values()))
     now_total = math.sqrt(sum(v * v for v in samples[-1].grad_norms.values()))
     if first_total == 0 or now_total < STILL_STEEP * first_total:
         return  # the gradient has mostly vanished: converged, not crawling
     directions = [s.grad_direction for s in samples if s.grad_direction is not None]
     cosines = [float(torch.nn.functional.cosine_similarity(a, b, dim=0)) for a, b in itertools.pairwise(directions)]
-    if not cosines or min(cosines) < CONSISTENT_DIRECTION:
+    consistent = bool(cosines) and min(cosines) >= CONSISTENT_DIRECTION
+    head = [v for v in doctor.obs.losses[:LEVEL_WINDOW] if math.isfinite(v)]
+    initial = median(head) if head else math.nan
+    recent = median(losses[-LEVEL_WINDOW:]) if losses else math.nan
+    # a loss still near its start has not converged, though minibatch noise may hide the gradient's direction:
+    # then the steps must be below the wider band's lower edge too
+    flat = initial > 0 and recent > (1 - FLAT_IMPROVEMENT) * initial and max(ratios) < VERY_LOW_UPDATE_RATIO
+    if not (consistent or flat):
         return
     ratio = median(ratios)
+    evidence = {"lr": lr, "update_to_weight": ratio, "gradient_vs_start": now_total / first_total}
+    if consistent:
+        evidence["direction_cosine"] = min(cosines)
+        why = (
+            f"while the gradient still points the same way (cosine {min(cosines):.2f} between steps) and is "
+            f"{now_total / first_total:.0%} of its initial size"
+        )
+    else:
+        evidence.update({"initial_loss": initial, "loss": recent})
+        why = (
+            f"while the loss has not improved by {FLAT_IMPROVEMENT:.0%} since the start ({initial:.4g} -> "
+            f"{recent:.4g}) and the gradient is {now_total / first_total:.0%} of its initial size"
+        )
     doctor.raise_finding(
         "lr-too-low",
         f"The learning rate {lr:g} is too low: each step changes the weights by only {ratio:.2g} of their size "
-        f"while the gradient still points the same way (cosine {min(cosines):.2f} between steps) and is "
-        f"{now_total / first_total:.0%} of its initial size, so training crawls.",
-        evidence={
-            "lr": lr,
-            "update_to_weight": ratio,
-            "gradient_vs_start": now_total / first_total,
-            "direction_cosine": min(cosines),
-        },
+        f"{why}, so training crawls.",
+        evidence=evidence,
         suggestion=f"raise lr to about {nice_number(lr * TARGET_UPDATE_RATIO / ratio):g}, or use lr='auto'",
     )
 
 
+@check("step")
+def remember_lr(doctor: Doctor) -> None:
+    """The lr at each sampled step (a warmup schedule raises it on purpose)."""
+    lrs = _LRS.setdefault(doctor, [])
+    lrs.append(doctor.lrs()[0])
+    del lrs[: -2 * SAMPLES_FOR_LOW]
+
+
+# ---------------------------------------------------------------------------------------------- not learning
+
+
+@check("loss_input")
+def collect_targets(doctor: Doctor) -> None:
+    """Per-output sums of float targets on sampled steps: their variance is what a constant prediction scores."""
+    target = doctor.loss_target
+    if doctor.data is not None or target is None or not target.is_floating_point() or target.numel() == 0:
+        return
+    stats = _TARGETS.setdefault(doctor, _Targets())
+    values = target.detach().reshape(target.shape[0], -1).double() if target.ndim else target.reshape(1, 1).double()
+    if not bool(torch.isfinite(values).all()):
+        return
+    total, squares = values.sum(0).cpu(), values.square().sum(0).cpu()
+    if stats.total is None or stats.squares is None or stats.total.shape != total.shape:
+        stats.count, stats.total, stats.squares = 0, total, squares
+    else:
+        stats.total, stats.squares = stats.total + total, stats.squares + squares
+    stats.count += values.shape[0]
+
+
+def _constant_loss(doctor: Doctor) -> tuple[float, str] | None:
+    """The loss of the best constant prediction, and what it is, for the losses where it is known."""
+    kind = doctor.loss_kind()
+    if doctor.loss_reduction() != "mean":
+        return None
+    if kind in ("cross_entropy", "nll"):
+        counts = doctor.obs.label_counts
+        if counts is None or int(counts.sum()) == 0:
+            return None
+        p = counts.double() / counts.sum()
+        p = p[p > 0]
+        return float(-(p * p.log()).sum()), "the entropy of the labels"
+    if kind not in ("mse", "bce", "bce_with_logits"):
+        return None
+    if doctor.data is not None and doctor.data[1].is_floating_point():
+        y = doctor.data[1]
+        values = y.detach().reshape(y.shape[0], -1).double()
+        mean, count = values.mean(0), values.shape[0]
+        squares = values.square().mean(0)
+    else:
+        stats = _TARGETS.get(doctor)
+        if stats is None or stats.total is None or stats.squares is None or stats.count < 2:
+            return None
+        count = stats.count
+        mean, squares = stats.total / count, stats.squares / count
+    if count < 2:
+        return None
+    if kind == "mse":
+        return float((squares - mean.square()).clamp(min=0).mean()), "the variance of the targets"
+    if bool(((mean < 0) | (mean > 1)).any()):
+        return None
+    p = mean.clamp(1e-12, 1 - 1e-12)
+    return float((-(p * p.log() + (1 - p) * (1 - p).log())).mean()), "the entropy of the targets"
+
+
+def _mean_cosine(doctor: Doctor) -> tuple[float, int]:
+    """Mean cosine between the gradients of consecutive sampled steps (the doctor samples them in pairs)."""
+    directions = [(s.step, s.grad_direction) for s in doctor.obs.samples[-40:] if s.grad_direction is not None]
+    cosines = [
+        float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+        for (step_a, a), (step_b, b) in itertools.pairwise(directions)
+        if step_b == step_a + 1
+    ]
+    cosines = [c for c in cosines if math.isfinite(c)]
+    return (sum(cosines) / len(cosines), len(cosines)) if cosines else (math.nan, 0)
+
+
 @check("losses", "epoch", fallback=True)
 def check_not_learning(doctor: Doctor) -> None:
+    recorded = len(doctor.obs.losses)
+    if recorded < NOT_LEARNING_STEPS or doctor.has("not-learning"):
+        return
+    # it reads every loss: run it each time the record has grown by a tenth (fit's repair shrinks it)
+    seen, due = _NOT_LEARNING_DUE.get(doctor, (0, 0))
+    if seen <= recorded < due:
+        return
+    _NOT_LEARNING_DUE[doctor] = (recorded, recorded + max(NOT_LEARNING_STEPS // 10, recorded // 10))
     losses = [v for v in doctor.obs.losses if math.isfinite(v)]
-    if len(losses) < NOT_LEARNING_STEPS or doctor.has("not-learning"):
+    if len(losses) < NOT_LEARNING_STEPS:
         return
     if doctor.steps_per_epoch and doctor.step < doctor.steps_per_epoch:
         return  # at least one whole epoch
@@ -191,18 +414,36 @@ def check_not_learning(doctor: Doctor) -> None:
     tenth = max(len(losses) // 10, 5)
     start = sum(losses[:tenth]) / tenth
     end = sum(losses[-tenth:]) / tenth
-    if start <= 0 or end < start * (1 - NOT_LEARNING_IMPROVEMENT):
-        return
     evidence = {"first_losses_mean": start, "last_losses_mean": end, "steps": len(losses)}
-    width = doctor.obs.output_width or 0
-    chance = ""
-    if doctor.loss_kind() in ("cross_entropy", "nll") and width >= 2:
-        evidence["chance_loss"] = math.log(width)
-        chance = f" (chance level for {width} classes is {math.log(width):.3g})"
+    baseline = _constant_loss(doctor)
+    if baseline is not None:
+        constant, what = baseline
+        if constant <= 0 or end < (1 - NEAR_BASELINE) * constant:
+            return
+        cosine, pairs = _mean_cosine(doctor)
+        if pairs < MIN_COSINE_PAIRS:
+            return
+        if not cosine < NO_SIGNAL_COSINE:
+            return  # the gradients agree from batch to batch: learning, however slowly
+        evidence.update({"constant_prediction_loss": constant, "gradient_cosine": cosine})
+        message = (
+            f"The loss is {end:.4g} after {len(losses)} steps, within {NEAR_BASELINE:.0%} of what a constant "
+            f"prediction scores ({constant:.4g}, {what}), and the gradients of successive batches are unrelated "
+            f"(mean cosine {cosine:.2f}): nothing in the inputs predicts the targets."
+        )
+    else:
+        if start <= 0 or end < start * (1 - NOT_LEARNING_IMPROVEMENT):
+            return
+        width = doctor.obs.output_width or 0
+        chance = ""
+        if doctor.loss_kind() in ("cross_entropy", "nll") and width >= 2:
+            evidence["chance_loss"] = math.log(width)
+            chance = f" (chance level for {width} classes is {math.log(width):.3g})"
+        message = f"The loss has not improved in {len(losses)} steps: {start:.4g} at the start, {end:.4g} now{chance}."
     doctor.raise_finding(
         "not-learning",
-        f"The loss has not improved in {len(losses)} steps: {start:.4g} at the start, {end:.4g} now{chance}.",
+        message,
         evidence=evidence,
-        suggestion="check that the targets belong to the inputs (same order, same shuffle), that the model can "
-        "represent the task, and try overfitting a single batch first",
+        suggestion="check that the targets belong to the inputs (same order, same shuffle: shuffle X and y with "
+        "one permutation), that the model can represent the task, and try overfitting a single batch first",
     )

@@ -2,6 +2,19 @@
 and regularization strong enough to stop learning.
 
 Codes: params-not-optimized, no-gradient, missing-zero-grad, over-regularized.
+
+- no-gradient: at optimizer.step() no optimized parameter has a gradient (the loss was cut off from
+  the graph, backward() was not called, or zero_grad() ran between backward() and step()), or every
+  gradient is exactly zero on several sampled steps (zero_grad(set_to_none=False) between backward()
+  and step(); a real loss practically never has an exactly zero gradient for every parameter at once),
+  or some parameters never get one (a layer not used in forward()).
+- over-regularized by weight decay needs two things: (1) at the start the decay pulls the weights
+  harder than the data does. With L2 added to the gradient (SGD, Adam, RMSprop, ...) that is
+  weight_decay * |w| against |grad|; healthy settings (1e-5..1e-2) are far below 1. With decoupled decay
+  (AdamW) each step shrinks the weights by lr * weight_decay * |w| while Adam moves them by about lr per
+  coordinate, lr * sqrt(n): the decay wins when weight_decay * rms(w) exceeds 1. (2) the decay did win:
+  the weights shrank below half their starting norm (healthy training grows them) while the loss
+  stopped falling. Long runs whose weights shrink slowly under a mild decay (BatchNorm nets) fail (1).
 """
 
 from __future__ import annotations
@@ -19,10 +32,13 @@ if TYPE_CHECKING:
 # A parameter that got no gradient on this many sampled steps is not part of the computation
 # (one unlucky batch or a randomly skipped layer, as in W3's dynamic net, recovers well before).
 STEPS_WITHOUT_GRADIENT = 10
+ZERO_GRADIENT_STEPS = 3
+CONVERGED_LOSS = 0.01  # of the first loss: saturated softmax or fitted targets give zero gradients
 MISSED_ZERO_GRADS = 2
-# Weights shrunk below this share of their starting norm while the loss stalls: decay wins over data.
-SHRUNK_WEIGHTS = 0.2
-HEAVY_DROPOUT = 0.8
+DECAY_DOMINATES = 1.0
+SHRUNK_WEIGHTS = 0.5
+HEAVY_DROPOUT = 0.8  # p is the share dropped; 0.1-0.5 is the usual range, 0.8+ is keep_prob mixed up
+DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 
 
 def _names(names: list[str]) -> str:
@@ -32,26 +48,35 @@ def _names(names: list[str]) -> str:
 @check("setup")
 def check_optimizer_params(doctor: Doctor) -> None:
     missing = [info.name for info in doctor.params if not info.in_optimizer]
+    model_ids = {id(p) for p in doctor.model.parameters()}  # frozen ones too
+    foreign = sum(1 for group in doctor.optimizer.param_groups for p in group["params"] if id(p) not in model_ids)
+    optimizer = type(doctor.optimizer).__name__
     if missing and len(missing) == len(doctor.params):
         doctor.raise_finding(
             "params-not-optimized",
             "The optimizer holds none of this model's parameters (it was made for another model instance, or "
             "before the model was rebuilt), so step() changes nothing here.",
-            evidence={"model_params": len(doctor.params), "optimizer_params": doctor.extra_optimizer_params},
-            suggestion="create the optimizer from this model: torch.optim.SGD(model.parameters(), lr=...)",
+            evidence={"model_params": len(doctor.params), "optimizer_params": foreign},
+            suggestion=f"create the optimizer from this model: torch.optim.{optimizer}(model.parameters(), ...)",
         )
     elif missing:
+        replaced = (
+            f"; the optimizer holds {foreign} tensors that are not in the model, so it was made before those "
+            "layers were replaced"
+            if foreign
+            else ""
+        )
         doctor.raise_finding(
             "params-not-optimized",
             f"{len(missing)} trainable parameters are not in the optimizer ({_names(missing)}): they get "
-            "gradients but never change.",
-            evidence={"not_optimized": len(missing), "model_params": len(doctor.params)},
-            suggestion="pass model.parameters() to the optimizer, or freeze those parameters with "
-            "requires_grad_(False) if that is intended",
+            f"gradients but never change{replaced}.",
+            evidence={"not_optimized": len(missing), "model_params": len(doctor.params), "foreign_params": foreign},
+            suggestion=f"create the optimizer after changing the model (torch.optim.{optimizer}"
+            "(model.parameters(), ...)), or freeze those parameters with requires_grad_(False) if that is intended",
             subject=missing[0],
         )
     for name, module in doctor.modules.items():
-        if isinstance(module, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.Dropout3d) and module.p >= HEAVY_DROPOUT:
+        if isinstance(module, DROPOUT_LAYERS) and module.p >= HEAVY_DROPOUT:
             doctor.raise_finding(
                 "over-regularized",
                 f"Dropout {name} drops {module.p:.0%} of its inputs: p is the share dropped, not kept, so "
@@ -72,12 +97,12 @@ def check_gradients_arrive(doctor: Doctor) -> None:
     if len(never) == len(optimized):
         doctor.raise_finding(
             "no-gradient",
-            "No parameter received a gradient at optimizer.step(): the loss is cut off from the model "
-            "(.item(), .detach(), .data, numpy, or torch.tensor(loss) break the graph), or backward() was not "
-            "called before step().",
+            "No parameter had a gradient at optimizer.step(): the loss is cut off from the model (.item(), "
+            ".detach(), .data, numpy, or torch.tensor(loss) break the graph), backward() was not called, or "
+            "zero_grad() ran between backward() and step().",
             evidence={"steps_checked": obs.grad_checks, "parameters": len(optimized)},
-            suggestion="compute the loss from the model's output tensors directly and call loss.backward() "
-            "before optimizer.step()",
+            suggestion="compute the loss from the model's output tensors directly, and call "
+            "optimizer.zero_grad(), loss.backward(), optimizer.step() in that order",
         )
     elif never and obs.grad_checks >= STEPS_WITHOUT_GRADIENT:
         doctor.raise_finding(
@@ -88,6 +113,7 @@ def check_gradients_arrive(doctor: Doctor) -> None:
             suggestion="use those layers in forward() (or delete them), and do not detach their outputs",
             subject=never[0],
         )
+    check_zero_gradients(doctor)
     if obs.zero_grad_missed >= MISSED_ZERO_GRADS:
         doctor.raise_finding(
             "missing-zero-grad",
@@ -98,11 +124,60 @@ def check_gradients_arrive(doctor: Doctor) -> None:
         )
 
 
+def check_zero_gradients(doctor: Doctor) -> None:
+    """Gradients present but exactly zero everywhere, step after step: cleared before step() ran."""
+    samples = doctor.obs.samples
+    if doctor.has("no-gradient") or len(samples) < ZERO_GRADIENT_STEPS:
+        return
+    recent = samples[-ZERO_GRADIENT_STEPS:]
+    if not all(s.grad_norms and not any(v != 0 for v in s.grad_norms.values()) for s in recent):
+        return
+    finite = [v for v in doctor.obs.losses if math.isfinite(v)]
+    losses = finite[-ZERO_GRADIENT_STEPS:]
+    if losses and max(abs(v) for v in losses) <= CONVERGED_LOSS * abs(finite[0]):
+        return  # a (nearly) minimized loss can have an exactly zero gradient: nothing left to learn
+    doctor.raise_finding(
+        "no-gradient",
+        f"Every gradient was exactly zero at optimizer.step() on {len(recent)} sampled steps in a row, while the "
+        "loss was not: the gradients were cleared after backward() (zero_grad() between backward() and step()), "
+        "so step() changes nothing.",
+        evidence={"steps_with_zero_gradient": len(recent), "loss": losses[-1] if losses else math.nan},
+        suggestion="call optimizer.zero_grad() before loss.backward(), not between backward() and step()",
+    )
+
+
+def _decay_pull(doctor: Doctor) -> tuple[float, float, bool] | None:
+    """(weight decay, its pull on the weights relative to the data's at the start, decoupled?)."""
+    names = {id(info.param): info.name for info in doctor.params}
+    first_w, first_g = doctor.obs.first_weight_norms, doctor.obs.first_grad_norms
+    strongest: tuple[float, float, bool] | None = None
+    for group in doctor.optimizer.param_groups:
+        decay = float(group.get("weight_decay", 0.0) or 0.0)
+        if decay <= 0:
+            continue
+        decoupled = bool(group.get("decoupled_weight_decay", False)) or doctor.optimizer_name == "adamw"
+        params = [(names[id(p)], p.numel()) for p in group["params"] if id(p) in names]
+        weights = math.sqrt(sum(first_w.get(name, 0.0) ** 2 for name, _ in params))
+        if decoupled:
+            size = math.sqrt(sum(n for _, n in params))
+        else:
+            size = math.sqrt(sum(first_g.get(name, 0.0) ** 2 for name, _ in params))
+        if weights == 0 or size == 0:
+            continue
+        pull = decay * weights / size
+        if strongest is None or pull > strongest[1]:
+            strongest = (decay, pull, decoupled)
+    return strongest
+
+
 @check("step")
 def check_weight_decay(doctor: Doctor) -> None:
-    decays = [float(group.get("weight_decay", 0.0) or 0.0) for group in doctor.optimizer.param_groups]
-    if max(decays, default=0.0) <= 0 or len(doctor.obs.samples) < 10 or doctor.has("over-regularized"):
+    if len(doctor.obs.samples) < 10 or doctor.has("over-regularized") or not doctor.obs.first_weight_norms:
         return
+    decay_pull = _decay_pull(doctor)
+    if decay_pull is None or decay_pull[1] < DECAY_DOMINATES:
+        return
+    decay, pull, decoupled = decay_pull
     start = math.sqrt(sum(v * v for v in doctor.obs.first_weight_norms.values()))
     now = math.sqrt(sum(v * v for v in doctor.obs.samples[-1].weight_norms.values()))
     losses = [v for v in doctor.obs.losses if math.isfinite(v)]
@@ -112,11 +187,14 @@ def check_weight_decay(doctor: Doctor) -> None:
 
     if _loss_falling(losses, 0.02):
         return
-    decay = max(decays)
+    against = "Adam's own step size" if decoupled else "the data's gradient"
     doctor.raise_finding(
         "over-regularized",
-        f"weight_decay {decay:g} has shrunk the weights to {now / start:.0%} of their initial size while the loss "
-        "stopped improving: the penalty outweighs the data.",
-        evidence={"weight_decay": decay, "weight_norm_vs_start": now / start, "loss": losses[-1]},
-        suggestion="lower weight_decay to about 1e-4 (the usual range is 1e-5 to 1e-2)",
+        f"weight_decay {decay:g} pulls the weights toward zero {pull:.3g}x as hard as {against} at the start, and "
+        f"has shrunk them to {now / start:.0%} of their initial size while the loss stopped improving: the "
+        "penalty outweighs the data.",
+        evidence={"weight_decay": decay, "decay_pull": pull, "weight_norm_vs_start": now / start, "loss": losses[-1]},
+        suggestion="lower weight_decay to about 0.01 (AdamW's usual range is 1e-4 to 0.1)"
+        if decoupled
+        else "lower weight_decay to about 1e-4 (the usual range is 1e-5 to 1e-2)",
     )
