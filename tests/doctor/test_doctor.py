@@ -164,8 +164,10 @@ def test_cli_fit_prints_findings_in_the_summary_and_check_command(tmp_path: Path
     assert "doctor: 3 finding(s)" in fit.stdout and "lr-too-high" in fit.stdout
     # findings also appeared as they happened, on stderr with the progress lines
     assert "warning unscaled-inputs [t_u] at step 0" in fit.stderr
-    checked = subprocess.run([sys.executable, "-m", "trainwise", "check", "w5-as-written", "--json",
-                              "--set", "data.limit=500"], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    checked = subprocess.run(
+        [sys.executable, "-m", "trainwise", "check", "w5-as-written", "--json", "--set", "data.limit=500"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
     if "fashion-mnist" in checked.stderr:
         pytest.skip("dataset-fashion-mnist is not installed")
     assert checked.returncode == 0, checked.stderr

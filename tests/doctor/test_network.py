@@ -429,7 +429,7 @@ def test_model_train_not_called_again_after_validation_is_eval_mode_missing(
     assert codes(doctor) & MY_CODES == {"eval-mode-missing"}
     found = of(doctor, "eval-mode-missing")
     assert set(found) == {"training"}
-    assert found["training"].evidence["sampled_steps_in_eval_mode"] >= 3
+    assert found["training"].evidence["steps_in_eval_mode"] >= 3
     # raised in the second epoch, at the third sampled step after the first validation
     steps_per_epoch = math.ceil(0.75 * len(data()[0]) / 32)
     step = found["training"].step

@@ -92,6 +92,7 @@ class Observations:
     eval_forwards_in_train_mode: int = 0
     smoothed_loss: float | None = None  # exponential moving average of the training loss
     best_smoothed_loss: float = math.inf
+    steps_in_eval_mode: int = 0  # optimizer steps taken while a dropout/batchnorm model was in eval mode
     sigmoid_like_outputs: int = 0  # bce_with_logits calls whose inputs all lay in [0, 1]
     zero_grad_missed: int = 0
     zero_grad_checked: int = 0
@@ -111,7 +112,7 @@ class Doctor:
         *,
         loss_fn: Callable[..., torch.Tensor] | None = None,
         mode: Mode = "warn",
-        sample_every: int = 10,
+        sample_every: int = 25,
         warmup: int = 10,
         steps_per_epoch: int | None = None,
         feature_names: Sequence[str] | None = None,
@@ -137,6 +138,7 @@ class Doctor:
         self._handles: list[Any] = []
         self._sampling = False
         self._sampled = True  # step 0 is always sampled
+        self._next_sample = warmup  # the first step of the next sampled pair after the warm-up
         self._pre_step_weights: list[torch.Tensor] | None = None
         self._probe_incoming: torch.Tensor | None = None
         self._probe_after_step: torch.Tensor | None = None
@@ -144,6 +146,7 @@ class Doctor:
         self._projection: torch.Tensor | None = None
         self._last_input: torch.Tensor | None = None
         self._last_output: torch.Tensor | None = None
+        self.last_target: torch.Tensor | None = None  # the latest training targets (a reference)
         self._loss_input_calls = 0
         self._first_forward_done = False
         self._probe_after_step_index = -1
@@ -202,13 +205,18 @@ class Doctor:
     ) -> None:
         """Tell the doctor about a training step's loss (and targets), or a validation loss."""
         # without a hooked loss module, the targets arrive here (after the loss ran)
-        if isinstance(target, torch.Tensor) and not self._loss_is_hooked() and self._last_output is not None:
-            self._see_loss_input(self._last_output, target)
+        if isinstance(target, torch.Tensor) and not self._loss_is_hooked():
+            self.last_target = target
+            if self._last_output is not None:
+                self._see_loss_input(self._last_output, target)
         if loss is not None:
             value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
             self._pending_losses.append(value)
             self._pending_steps.append(self.step)
-            if self._sampled or len(self._pending_losses) >= MAX_PENDING_LOSSES:
+            # on the CPU a loss costs nothing to read: a bad one is diagnosed while its batch is in hand
+            on_host = not isinstance(value, torch.Tensor) or value.device.type == "cpu"
+            bad = on_host and not math.isfinite(float(value))
+            if bad or self._sampled or len(self._pending_losses) >= MAX_PENDING_LOSSES:
                 self.flush()
         if val_loss is not None:
             self.flush()
@@ -251,7 +259,8 @@ class Doctor:
             self.flush()  # one-step epochs (full batch) read their losses on the sampled steps only
         if train_loss is not None:
             self.obs.epoch_losses.append(train_loss)
-        registry.run("epoch", self)
+        if self.steps_per_epoch is None or self.steps_per_epoch > 1 or self._sampled:
+            registry.run("epoch", self)
         self.epoch = epoch + 1
 
     def inspect_data(
@@ -352,8 +361,9 @@ class Doctor:
         5% of the steps so far. Long runs then cost a few hundred samples, not one per N steps."""
         if step < self.warmup:
             return True
-        interval = max(self.sample_every, step // SAMPLE_SHARE)
-        return step % interval in (0, 1)
+        while step > self._next_sample + 1:  # steps only grow: move the schedule along
+            self._next_sample += max(self.sample_every, self._next_sample // SAMPLE_SHARE)
+        return step - self._next_sample in (0, 1)
 
     def _on_forward_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -369,7 +379,7 @@ class Doctor:
         self._last_input = x
         if self._sampling and x.is_floating_point():
             self._add_input_stats(x.detach())
-        if self._collect_keys and x.ndim >= 2:
+        if self._collect_keys and x.ndim >= 2 and self.data is None:  # fit hands over its data instead
             self._add_train_keys(x)
 
     def _on_forward(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -406,6 +416,7 @@ class Doctor:
     def _on_loss_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         tensors = len(args) >= 2 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor)
         if tensors and torch.is_grad_enabled():
+            self.last_target = args[1]
             self._see_loss_input(args[0], args[1])
 
     def _see_loss_input(self, output: torch.Tensor, target: torch.Tensor) -> None:
@@ -443,6 +454,8 @@ class Doctor:
     def _on_step_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         step = self.step
         was_sampled = self._sampled
+        if self.mode_dependent and not self.model.training:
+            self.obs.steps_in_eval_mode += 1
         self.step += 1
         self._sampled = self._is_sampled(self.step)
         if self.steps_per_epoch and self.step % self.steps_per_epoch == 0 and not self.epochs_driven:
@@ -599,17 +612,24 @@ class Doctor:
         return None if self.loss_fn is None else loss_reduction(self.loss_fn)
 
 
-_KEY_WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}
+_KEY_WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}  # (features, device) -> [columns; weights]
+
+
+KEY_FEATURES = 64
 
 
 def row_keys(x: torch.Tensor) -> list[float]:
-    """One number per sample that is equal for identical samples (a fixed random projection)."""
-    flat = x.detach().reshape(x.shape[0], -1).double()
+    """One number per sample that is equal for identical samples: a fixed random projection of a fixed
+    random subset of at most 64 features (enough to tell real samples apart, cheap on every batch)."""
+    flat = x.detach().reshape(x.shape[0], -1)
     key = (flat.shape[1], str(flat.device))
     if key not in _KEY_WEIGHTS:
         generator = torch.Generator().manual_seed(99)
-        _KEY_WEIGHTS[key] = torch.rand(flat.shape[1], generator=generator, dtype=torch.float64).to(flat.device)
-    return (flat @ _KEY_WEIGHTS[key]).cpu().tolist()
+        columns = torch.randperm(flat.shape[1], generator=generator)[:KEY_FEATURES].sort().values
+        weights = torch.rand(len(columns), generator=generator, dtype=torch.float64)
+        _KEY_WEIGHTS[key] = torch.stack([columns.double(), weights]).to(flat.device)
+    columns, weights = _KEY_WEIGHTS[key]
+    return (flat[:, columns.long()].double() @ weights).cpu().tolist()
 
 
 def _off_direction(a: torch.Tensor, b: torch.Tensor) -> float:

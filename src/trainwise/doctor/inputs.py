@@ -202,7 +202,11 @@ def check_dataset(doctor: Doctor) -> None:
     assert doctor.data is not None
     X, y, X_val, _y_val = doctor.data
     if X.is_floating_point() and X.ndim >= 2 and X.shape[0] >= 2:
-        values = X.reshape(X.shape[0], -1) if X.ndim == 2 else X.transpose(0, 1).reshape(X.shape[1], -1).T
+        # 10,000 evenly spaced rows estimate a mean and std to well under 1%: no need to copy all of X
+        sample = X[:: max(1, X.shape[0] // 10_000)]
+        values = (
+            sample.reshape(sample.shape[0], -1) if X.ndim == 2 else sample.transpose(0, 1).reshape(X.shape[1], -1).T
+        )
         values = values.double()
         _unscaled(doctor, values.mean(0).cpu(), values.std(0, correction=0).cpu(), images=X.ndim > 2)
     counts = _state(doctor).counts = _label_counts(doctor, y)

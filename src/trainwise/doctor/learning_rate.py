@@ -255,8 +255,9 @@ def _loss_falling(losses: list[float], fraction: float = 0.05) -> bool:
 
 @check("step")
 def check_update_sizes(doctor: Doctor) -> None:
-    if doctor.has("lr-too-high") or doctor.has("lr-too-low") or doctor.has("exploding-gradients"):
-        return
+    explained = ("lr-too-high", "lr-too-low", "exploding-gradients", "over-regularized", "params-not-optimized")
+    if any(doctor.has(code) for code in explained):
+        return  # decay-shrunk weights make every step look large; weights that never move say nothing
     ratios = _update_ratios(doctor, SAMPLES_FOR_LOW)
     if len(ratios) < SAMPLES_FOR_LOW or doctor.step < 2 * doctor.warmup:
         return
@@ -314,7 +315,7 @@ def check_update_sizes(doctor: Doctor) -> None:
         f"The learning rate {lr:g} is too low: each step changes the weights by only {ratio:.2g} of their size "
         f"{why}, so training crawls.",
         evidence=evidence,
-        suggestion=f"raise lr to about {nice_number(lr * TARGET_UPDATE_RATIO / ratio):g}, or use lr='auto'",
+        suggestion=f"raise lr to about {nice_number(lr * TARGET_UPDATE_RATIO / max(ratio, 1e-12)):g}, or use lr='auto'",
     )
 
 

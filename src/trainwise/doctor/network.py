@@ -49,7 +49,7 @@ INITIAL_LOSS_FACTOR = 3.0
 # Activation scale drifting this much over the layers at the first forward pass.
 ACTIVATION_DRIFT = 100.0
 MIN_DEPTH = 4
-# Training in eval mode: seen at this many sampled optimizer steps (not a one-off).
+# Training in eval mode: seen at this many optimizer steps (not a one-off).
 EVAL_MODE_STEPS = 3
 UNIT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -60,7 +60,6 @@ class _State:
 
     off_units: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> units <= 0 on the last batch
     functional_dead: dict[str, list[float]] = field(default_factory=dict)  # layer -> dead unit share per sample
-    steps_in_eval: int = 0
     initial_ce: float | None = None  # first batch's cross-entropy, when no loss module was given
 
 
@@ -287,16 +286,13 @@ def check_mode_switching(doctor: Doctor) -> None:
 @check("step")
 def check_training_in_eval_mode(doctor: Doctor) -> None:
     """Optimizer steps while the model is in eval mode: the training forward passes ran in eval mode."""
-    if not doctor.mode_dependent or doctor.model.training:
-        return
-    state = _state(doctor)
-    state.steps_in_eval += 1
-    if state.steps_in_eval >= EVAL_MODE_STEPS:
+    steps = doctor.obs.steps_in_eval_mode  # counted at every optimizer step by the core
+    if steps >= EVAL_MODE_STEPS:
         doctor.raise_finding(
             "eval-mode-missing",
             "The model trained in eval mode: dropout and batchnorm are off while learning (model.train() "
             "was not called again after validation).",
-            evidence={"sampled_steps_in_eval_mode": state.steps_in_eval},
+            evidence={"steps_in_eval_mode": steps},
             suggestion="call model.train() at the start of every training epoch",
             subject="training",
         )

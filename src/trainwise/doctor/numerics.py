@@ -91,8 +91,13 @@ def _state(doctor: Doctor) -> _State:
 
 
 def _float_sum(tensor: Any) -> torch.Tensor | None:
-    """One reduction: NaN or inf anywhere makes it non-finite (read only when a loss goes bad)."""
+    """One reduction: NaN or inf anywhere makes it non-finite (read only when a loss goes bad).
+
+    Only on accelerators, where losses are read in batches and the bad batch is gone by then. On the
+    CPU the doctor reads each loss as it comes (cheap there) and looks at the batch still in hand."""
     if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point() or tensor.numel() == 0:
+        return None
+    if tensor.device.type == "cpu":
         return None
     if tensor.dtype in (torch.float16, torch.bfloat16):  # a half sum of large finite values overflows
         return tensor.detach().sum(dtype=torch.float32)
@@ -145,14 +150,17 @@ def install_hooks(doctor: Doctor) -> None:
                 if len(state.pending_targets) > max(MAX_PENDING, 8 * doctor.sample_every):
                     del state.pending_targets[0]
 
-    handles = [
-        doctor.model.register_forward_pre_hook(before_forward),
-        doctor.model.register_forward_hook(after_forward),
-    ]
+    handles = []
+    on_accelerator = any(p.device.type != "cpu" for p in doctor.model.parameters())
+    if on_accelerator:  # on the CPU each loss is read at once and the bad batch is still in hand
+        handles += [
+            doctor.model.register_forward_pre_hook(before_forward),
+            doctor.model.register_forward_hook(after_forward),
+        ]
     for module in doctor.modules.values():
         if isinstance(module, WEIGHT_LAYERS) and module is not doctor.model:
             handles.append(module.register_forward_hook(layer_output))
-    if isinstance(doctor.loss_fn, nn.Module):
+    if on_accelerator and isinstance(doctor.loss_fn, nn.Module):
         handles.append(doctor.loss_fn.register_forward_pre_hook(loss_targets))
     doctor._handles.extend(handles)
 
@@ -161,7 +169,10 @@ def install_hooks(doctor: Doctor) -> None:
 
 
 def _all_finite(tensor: torch.Tensor | None) -> bool:
-    return tensor is None or not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
+    if tensor is None or not tensor.is_floating_point():
+        return True
+    # one sum first: finite for almost all data, and far cheaper than an elementwise test of all of it
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
 
 
 def _reported(doctor: Doctor, subject: str) -> bool:
@@ -208,6 +219,13 @@ def _forwards_of(state: _State, step: int) -> tuple[list[torch.Tensor | None], l
     return [e[1] for e in near], [e[2] for e in near]
 
 
+def _bad_sum(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """A tensor that is non-finite exactly when `tensor` holds NaN or inf (None for non-float data)."""
+    if tensor is None or not tensor.is_floating_point() or tensor.numel() == 0:
+        return None
+    return torch.isfinite(tensor.detach()).all().float().log()  # 0 when all finite, -inf otherwise
+
+
 def _nonfinite(values: Sequence[torch.Tensor | None]) -> bool:
     present = [v for v in values if v is not None]
     return bool(present) and not bool(torch.isfinite(torch.stack([v.float() for v in present])).all())
@@ -216,7 +234,10 @@ def _nonfinite(values: Sequence[torch.Tensor | None]) -> bool:
 def _bad_batch(doctor: Doctor, state: _State, step: int) -> str:
     """'inputs' or 'targets' when the batch of the loss recorded at `step` held NaN or inf, else ''."""
     inputs, _ = _forwards_of(state, step)
-    targets = [t for s, t in state.pending_targets if s == step - state.record_offset]
+    targets: list[torch.Tensor | None] = [t for s, t in state.pending_targets if s == step - state.record_offset]
+    if not any(v is not None for v in inputs):  # on the CPU: the batch is still in hand, test it directly
+        inputs = [_bad_sum(doctor._last_input)]
+        targets = [_bad_sum(doctor.last_target)]
     for name, values in (("inputs", inputs), ("targets", targets)):
         if not _nonfinite(values):
             continue
@@ -234,7 +255,7 @@ def _bad_batch(doctor: Doctor, state: _State, step: int) -> str:
             )
         return name
     # the latest sampled batch, if it is the bad one (user loops pass targets through record())
-    if nonfinite_data(doctor, doctor._last_input, doctor.loss_target, "of the current batch"):
+    if nonfinite_data(doctor, doctor._last_input, doctor.last_target, "of the current batch"):
         return "data"
     return ""
 
@@ -274,6 +295,8 @@ def _diagnose_nonfinite(doctor: Doctor, state: _State, index: int) -> None:
             cause = "a learning rate too high"
         else:
             _, outputs = _forwards_of(state, step)
+            if not any(v is not None for v in outputs):  # on the CPU: the output is still in hand
+                outputs = [_bad_sum(doctor._last_output)]
             cause = ""
             suggestion = (
                 "look for log(0), division by zero or sqrt of negatives in the loss, and clip gradients "
@@ -366,8 +389,8 @@ def check_gradient_flow(doctor: Doctor) -> None:
             _raise_exploding(doctor, min(g for _, g, _ in flow), flow[-1][2])
         return
     recent = doctor.recent_samples(SAMPLES_TO_CONFIRM)
-    if len(recent) < SAMPLES_TO_CONFIRM:
-        return
+    if len(recent) < SAMPLES_TO_CONFIRM or doctor.has("dead-relu") or doctor.has("bad-init"):
+        return  # dead units or a symmetric start zero the early gradients: that cause is already reported
     ratios, firsts = [], []
     for sample in recent:
         first, last = _relative_grads(sample, [layers[0], layers[-1]])

@@ -132,7 +132,7 @@ def check_zero_gradients(doctor: Doctor) -> None:
     recent = samples[-ZERO_GRADIENT_STEPS:]
     if not all(s.grad_norms and not any(v != 0 for v in s.grad_norms.values()) for s in recent):
         return
-    finite = [v for v in doctor.obs.losses if math.isfinite(v)]
+    finite = doctor.obs.finite_losses
     losses = finite[-ZERO_GRADIENT_STEPS:]
     if losses and max(abs(v) for v in losses) <= CONVERGED_LOSS * abs(finite[0]):
         return  # a (nearly) minimized loss can have an exactly zero gradient: nothing left to learn
@@ -180,7 +180,7 @@ def check_weight_decay(doctor: Doctor) -> None:
     decay, pull, decoupled = decay_pull
     start = math.sqrt(sum(v * v for v in doctor.obs.first_weight_norms.values()))
     now = math.sqrt(sum(v * v for v in doctor.obs.samples[-1].weight_norms.values()))
-    losses = [v for v in doctor.obs.losses if math.isfinite(v)]
+    losses = doctor.obs.finite_losses[-400:]  # the recent record is what _loss_falling compares
     if start == 0 or now > SHRUNK_WEIGHTS * start or len(losses) < 20:
         return
     from trainwise.doctor.learning_rate import _loss_falling
