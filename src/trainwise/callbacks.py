@@ -355,8 +355,6 @@ class ProgressBar(Callback):
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
         if self._progress is not None and self._batch_task is not None:
             self._progress.reset(self._batch_task, total=self.state.steps_per_epoch)
-        self._loss_sum: torch.Tensor | float = 0.0
-        self._seen = 0
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:
         if self._progress is None or self._batch_task is None:

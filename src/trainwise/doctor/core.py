@@ -28,7 +28,7 @@ Mode = Literal["warn", "stop", "quiet"]
 ADAPTIVE_OPTIMIZERS = frozenset(
     {"adam", "adamw", "adamax", "nadam", "radam", "rmsprop", "adagrad", "adadelta", "sparseadam", "adafactor"}
 )
-ACTIVATION_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # layers whose outputs are units
 MAX_TRAIN_KEYS = 200_000
 MAX_PENDING_LOSSES = 64  # losses kept on the device before one read
 SAMPLE_SHARE = 20  # sample about one step pair in every 5% of the run so far
@@ -83,12 +83,9 @@ class Observations:
     labels_seen: int = 0
     min_label: int | None = None
     max_label: int | None = None
-    batch_label_classes: list[int] = field(default_factory=list)  # distinct labels per early batch
-    batch_target_means: list[float] = field(default_factory=list)  # regression targets per early batch
     dead_fractions: dict[str, list[float]] = field(default_factory=dict)  # ReLU layer -> per sample
     layer_stds: list[tuple[str, float]] = field(default_factory=list)  # first forward, in order
     train_keys: set[float] = field(default_factory=set)  # projections of training rows
-    val_keys: set[float] = field(default_factory=set)
     eval_forwards_in_train_mode: int = 0
     smoothed_loss: float | None = None  # exponential moving average of the training loss
     best_smoothed_loss: float = math.inf
@@ -272,7 +269,7 @@ class Doctor:
     ) -> None:
         """Whole-dataset checks before training (trainwise's own loop knows all of its data)."""
         self.data = (X, y, X_val, y_val)
-        self._add_label_stats(y, batch=False)
+        self._add_label_stats(y)
         registry.run("data", self)
 
     def close(self) -> None:
@@ -334,7 +331,7 @@ class Doctor:
         for name, module in self.modules.items():
             if isinstance(module, nn.ReLU | nn.ReLU6):
                 self._handles.append(module.register_forward_hook(self._relu_hook(name or "relu")))
-            elif isinstance(module, ACTIVATION_LAYERS) and module is not self.model:
+            elif isinstance(module, WEIGHT_LAYERS) and module is not self.model:
                 self._handles.append(module.register_forward_hook(self._layer_hook(name)))
         if isinstance(self.loss_fn, nn.Module):
             self._handles.append(self.loss_fn.register_forward_pre_hook(self._on_loss_pre))
@@ -555,11 +552,9 @@ class Doctor:
         if self._repeated_batches >= 3 or len(known) >= MAX_TRAIN_KEYS:
             self._collect_keys = False
 
-    def _add_label_stats(self, target: torch.Tensor, batch: bool = True) -> None:
+    def _add_label_stats(self, target: torch.Tensor) -> None:
         obs = self.obs
         if target.is_floating_point() or target.ndim != 1 or target.numel() == 0:
-            if target.is_floating_point() and len(obs.batch_target_means) < 50 and target.numel() > 0:
-                obs.batch_target_means.append(float(target.float().mean()))
             return
         labels = target.long()
         low, high = int(labels.min()), int(labels.max())
@@ -574,8 +569,6 @@ class Doctor:
             size = max(len(obs.label_counts), len(counts))
             obs.label_counts = _pad(obs.label_counts, size) + _pad(counts, size)
         obs.labels_seen += labels.numel()
-        if batch and len(obs.batch_label_classes) < 50:
-            obs.batch_label_classes.append(int((counts > 0).sum()))
 
     # ------------------------------------------------------------------ helpers for checks
 

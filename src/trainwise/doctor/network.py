@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainwise.doctor.core import WEIGHT_LAYERS
 from trainwise.doctor.registry import check
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ ACTIVATION_DRIFT = 100.0
 MIN_DEPTH = 4
 # Training in eval mode: seen at this many optimizer steps (not a one-off).
 EVAL_MODE_STEPS = 3
-UNIT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 @dataclass
@@ -78,7 +78,7 @@ def _unit_layers(doctor: Doctor) -> list[tuple[str, nn.Module, torch.Tensor]]:
     layers: list[tuple[str, nn.Module, torch.Tensor]] = []
     for name, module in doctor.modules.items():
         weight = getattr(module, "weight", None)
-        if isinstance(module, UNIT_LAYERS) and isinstance(weight, torch.Tensor) and weight.requires_grad:
+        if isinstance(module, WEIGHT_LAYERS) and isinstance(weight, torch.Tensor) and weight.requires_grad:
             layers.append((name, module, weight))
     return layers
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from trainwise.doctor.core import WEIGHT_LAYERS
 from trainwise.doctor.registry import check
 
 if TYPE_CHECKING:
@@ -64,7 +65,6 @@ DIVERGED_FACTOR = 10.0
 # forwards remembered between two reads of the losses (at most 4 x sample_every steps apart; a loop that
 # never records stays bounded)
 MAX_PENDING = 256
-WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 @dataclass
