@@ -15,6 +15,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -30,7 +31,7 @@ ADAPTIVE_OPTIMIZERS = frozenset(
 )
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # layers whose outputs are units
 MAX_TRAIN_KEYS = 200_000
-MAX_PENDING_LOSSES = 64  # losses kept on the device before one read
+MAX_PENDING_LOSSES = 256  # losses kept on the device before one read
 SAMPLE_SHARE = 20  # sample about one step pair in every 5% of the run so far
 FUNCTIONAL_LOSSES = {
     "mse_loss": "mse",
@@ -133,6 +134,8 @@ class Doctor:
         self._pending_losses: list[torch.Tensor | float] = []
         self._pending_steps: list[int] = []
         self._handles: list[Any] = []
+        self._sampled_hook_factories: list[Callable[[], Any]] = []
+        self._sampled_handles: list[Any] = []
         self._sampling = False
         self._sampled = True  # step 0 is always sampled
         self._next_sample = warmup  # the first step of the next sampled pair after the warm-up
@@ -202,9 +205,9 @@ class Doctor:
     ) -> None:
         """Tell the doctor about a training step's loss (and targets), or a validation loss."""
         # without a hooked loss module, the targets arrive here (after the loss ran)
-        if isinstance(target, torch.Tensor) and not self._loss_is_hooked():
+        if isinstance(target, torch.Tensor):
             self.last_target = target
-            if self._last_output is not None:
+            if not self._loss_is_hooked() and self._last_output is not None:
                 self._see_loss_input(self._last_output, target)
         if loss is not None:
             value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
@@ -225,12 +228,13 @@ class Doctor:
         """Read pending losses from the device (one synchronisation) and run the loss checks."""
         if not self._pending_losses:
             return
-        tensors = [v for v in self._pending_losses if isinstance(v, torch.Tensor)]
+        pending = self._pending_losses
         values: list[float]
-        if len(tensors) == len(self._pending_losses):
-            values = torch.stack([t.reshape(()).float() for t in tensors]).tolist()
-        else:
-            values = [float(v) for v in self._pending_losses]
+        device = next((v.device for v in pending if isinstance(v, torch.Tensor) and v.device.type != "cpu"), None)
+        if device is not None:  # one transfer (one synchronisation) for all of them
+            values = torch.stack([torch.as_tensor(v, device=device).reshape(()).float() for v in pending]).tolist()
+        else:  # host values: reading them one by one costs nothing
+            values = [float(v) for v in pending]
         self.flushed_from = len(self.obs.losses)
         self.obs.losses.extend(values)
         finite = [v for v in values if math.isfinite(v)]
@@ -275,6 +279,8 @@ class Doctor:
     def close(self) -> None:
         """Remove every hook (the model and optimizer are left as they were)."""
         self.flush()
+        self._set_sampled_hooks(False)
+        self._sampled_hook_factories.clear()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -326,20 +332,38 @@ class Doctor:
         return isinstance(self.loss_fn, nn.Module)
 
     def _install_hooks(self) -> None:
+        # every step: the model's own forward hooks and the optimizer's step hooks
         self._handles.append(self.model.register_forward_pre_hook(self._on_forward_pre))
         self._handles.append(self.model.register_forward_hook(self._on_forward))
-        for name, module in self.modules.items():
-            if isinstance(module, nn.ReLU | nn.ReLU6):
-                self._handles.append(module.register_forward_hook(self._relu_hook(name or "relu")))
-            elif isinstance(module, WEIGHT_LAYERS) and module is not self.model:
-                self._handles.append(module.register_forward_hook(self._layer_hook(name)))
-        if isinstance(self.loss_fn, nn.Module):
-            self._handles.append(self.loss_fn.register_forward_pre_hook(self._on_loss_pre))
         self._handles.append(self.optimizer.register_step_pre_hook(self._on_step_pre))
         self._handles.append(self.optimizer.register_step_post_hook(self._on_step_post))
+        # sampled steps only: attached just before them and removed after, so the other steps run
+        # without them (a hooked module takes PyTorch's slower call path)
+        for name, module in self.modules.items():
+            if isinstance(module, nn.ReLU | nn.ReLU6):
+                self.add_sampled_hook(partial(module.register_forward_hook, self._relu_hook(name or "relu")))
+            elif isinstance(module, WEIGHT_LAYERS) and module is not self.model:
+                self.add_sampled_hook(partial(module.register_forward_hook, self._layer_hook(name)))
+        if isinstance(self.loss_fn, nn.Module):
+            self.add_sampled_hook(partial(self.loss_fn.register_forward_pre_hook, self._on_loss_pre))
         self._probe = self._probe_param()
         if self._probe is not None:
-            self._handles.append(self._probe.register_hook(self._on_probe_grad))
+            self.add_sampled_hook(partial(self._probe.register_hook, self._on_probe_grad))
+
+    def add_sampled_hook(self, attach: Callable[[], Any]) -> None:
+        """Register a hook that is only needed on sampled steps: `attach()` installs it and returns its
+        handle; the doctor installs it before each sampled step and removes it after."""
+        self._sampled_hook_factories.append(attach)
+        if self._sampled:
+            self._sampled_handles.append(attach())
+
+    def _set_sampled_hooks(self, attached: bool) -> None:
+        if attached and not self._sampled_handles:
+            self._sampled_handles = [attach() for attach in self._sampled_hook_factories]
+        elif not attached and self._sampled_handles:
+            for handle in self._sampled_handles:
+                handle.remove()
+            self._sampled_handles = []
 
     def _probe_param(self) -> nn.Parameter | None:
         """A small optimized parameter (a vector if there is one): its gradient tells whether zero_grad ran."""
@@ -455,6 +479,8 @@ class Doctor:
             self.obs.steps_in_eval_mode += 1
         self.step += 1
         self._sampled = self._is_sampled(self.step)
+        if self._sampled != was_sampled:
+            self._set_sampled_hooks(self._sampled)
         if self.steps_per_epoch and self.step % self.steps_per_epoch == 0 and not self.epochs_driven:
             self.end_epoch(self.epoch)
         if not was_sampled or self._pre_step_weights is None:

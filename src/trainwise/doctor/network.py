@@ -30,6 +30,7 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -201,14 +202,14 @@ def watch_functional_relus(doctor: Doctor) -> None:
         return  # the doctor watches ReLU modules directly
     for name, module, _ in _unit_layers(doctor):
         if module is not doctor.model:
-            doctor._handles.append(module.register_forward_hook(_off_units_hook(doctor, name)))
+            doctor.add_sampled_hook(partial(module.register_forward_hook, _off_units_hook(doctor, name)))
 
 
 def _off_units_hook(doctor: Doctor, name: str) -> Callable[..., None]:
     def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if not isinstance(output, torch.Tensor) or output.ndim < 2 or output.shape[0] < MIN_DEAD_BATCH:
             return
-        if not torch.is_grad_enabled() or not doctor._is_sampled(doctor.step):
+        if not torch.is_grad_enabled() or not doctor.sampled:
             return
         out = output.detach()
         # units: a Linear's last dimension, a Conv's channels

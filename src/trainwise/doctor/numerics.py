@@ -40,6 +40,7 @@ import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -159,7 +160,7 @@ def install_hooks(doctor: Doctor) -> None:
         ]
     for module in doctor.modules.values():
         if isinstance(module, WEIGHT_LAYERS) and module is not doctor.model:
-            handles.append(module.register_forward_hook(layer_output))
+            doctor.add_sampled_hook(partial(module.register_forward_hook, layer_output))
     if on_accelerator and isinstance(doctor.loss_fn, nn.Module):
         handles.append(doctor.loss_fn.register_forward_pre_hook(loss_targets))
     doctor._handles.extend(handles)
