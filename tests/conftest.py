@@ -2,6 +2,28 @@ from pathlib import Path
 
 import pytest
 
+# every built-in recipe, one per seed variant (../shared/seed-workloads.md), in sorted order
+RECIPE_NAMES = [
+    "w1-adam-raw",
+    "w1-normalized",
+    "w1-normalized-3000",
+    "w1-quadratic",
+    "w1-raw-lr1e-2",
+    "w1-raw-lr1e-4",
+    "w1-val-split",
+    "w2-logistic",
+    "w3-adam",
+    "w3-custom-module",
+    "w3-dynamic",
+    "w3-sequential-sgd",
+    "w4-rmsprop",
+    "w4-rmsprop-as-written",
+    "w4-sgd-sum",
+    "w5-as-written",
+    "w5-corrected",
+    "w5-tuned",
+]
+
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
 
 needs_fashion_mnist = pytest.mark.skipif(

@@ -19,6 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import RECIPE_NAMES
 from trainwise import cli
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -27,26 +28,7 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
 T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
 W1_LOSS = 2.927647  # the book's loss after 5000 epochs at lr 1e-2 on inputs scaled by 0.1
-RECIPES = [
-    "w1-adam-raw",
-    "w1-normalized",
-    "w1-normalized-3000",
-    "w1-quadratic",
-    "w1-raw-lr1e-2",
-    "w1-raw-lr1e-4",
-    "w1-val-split",
-    "w2-logistic",
-    "w3-adam",
-    "w3-custom-module",
-    "w3-dynamic",
-    "w3-sequential-sgd",
-    "w4-rmsprop",
-    "w4-rmsprop-as-written",
-    "w4-sgd-sum",
-    "w5-as-written",
-    "w5-corrected",
-    "w5-tuned",
-]
+RECIPES = RECIPE_NAMES
 
 
 def _no_nan(constant: str) -> Any:

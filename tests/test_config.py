@@ -11,29 +11,11 @@ import pytest
 import tomli_w
 
 import trainwise
+from tests.conftest import RECIPE_NAMES
 from trainwise import config as C
 from trainwise.errors import ConfigError, TrainwiseError
 
-RECIPES = [
-    "w1-adam-raw",
-    "w1-normalized",
-    "w1-normalized-3000",
-    "w1-quadratic",
-    "w1-raw-lr1e-2",
-    "w1-raw-lr1e-4",
-    "w1-val-split",
-    "w2-logistic",
-    "w3-adam",
-    "w3-custom-module",
-    "w3-dynamic",
-    "w3-sequential-sgd",
-    "w4-rmsprop",
-    "w4-rmsprop-as-written",
-    "w4-sgd-sum",
-    "w5-as-written",
-    "w5-corrected",
-    "w5-tuned",
-]
+RECIPES = RECIPE_NAMES
 
 DATA_KEYS = "name, normalize, poly_features, one_hot, val_split, stratify, shuffle, limit, fallback, test"
 TRAIN_KEYS = "epochs, batch_size, seed, device, metrics, clip_grad_norm, early_stopping, doctor"

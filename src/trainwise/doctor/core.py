@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ from trainwise.doctor.findings import CODES, SEVERITY_ORDER, Finding
 from trainwise.errors import ConfigError, TrainingError
 
 Mode = Literal["warn", "stop", "quiet"]
+T = TypeVar("T")
 ADAPTIVE_OPTIMIZERS = frozenset(
     {"adam", "adamw", "adamax", "nadam", "radam", "rmsprop", "adagrad", "adadelta", "sparseadam", "adafactor"}
 )
@@ -135,6 +136,7 @@ class Doctor:
         self._pending_steps: list[int] = []
         self._handles: list[Any] = []
         self._sampled_hook_factories: list[Callable[[], Any]] = []
+        self._family_states: dict[type, Any] = {}
         self._sampled_handles: list[Any] = []
         self._sampling = False
         self._sampled = True  # step 0 is always sampled
@@ -183,6 +185,13 @@ class Doctor:
     def findings(self) -> list[Finding]:
         """All findings so far, errors first, one per code and subject."""
         return sorted(self._findings.values(), key=lambda f: (SEVERITY_ORDER[f.severity], f.step or 0))
+
+    def family_state(self, cls: type[T]) -> T:
+        """The per-doctor state of a check family: one `cls()`, made on first use."""
+        state = self._family_states.get(cls)
+        if state is None:
+            state = self._family_states[cls] = cls()
+        return state
 
     def has(self, code: str) -> bool:
         return any(key[0] == code for key in self._findings)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import weakref
 from dataclasses import dataclass, field
 from statistics import median
 from typing import TYPE_CHECKING
@@ -51,9 +50,6 @@ class _Validations:
     train_means: list[float | None] = field(default_factory=list)
 
 
-_STATES: weakref.WeakKeyDictionary[Doctor, _Validations] = weakref.WeakKeyDictionary()
-
-
 def _train_losses(doctor: Doctor, count: int) -> list[float | None] | None:
     """The training loss belonging to each validation, or None when it is not known yet."""
     epoch_losses = doctor.obs.epoch_losses
@@ -61,7 +57,7 @@ def _train_losses(doctor: Doctor, count: int) -> list[float | None] | None:
         return list(epoch_losses)
     if doctor.epochs_driven:
         return None  # fit validates before it ends the epoch: wait for the epoch's training loss
-    state = _STATES.setdefault(doctor, _Validations())
+    state = doctor.family_state(_Validations)
     losses = doctor.obs.losses
     while len(state.train_means) < count:  # the mean training loss since the previous validation
         recent = [v for v in losses[state.losses_seen : len(losses)] if math.isfinite(v)]

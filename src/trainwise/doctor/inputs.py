@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -76,14 +75,8 @@ class _Batches:
     eval_batches: list[tuple[int, int, int]] = field(default_factory=list)  # (step, rows, rows seen in training)
 
 
-_STATE: weakref.WeakKeyDictionary[Doctor, _Batches] = weakref.WeakKeyDictionary()
-
-
 def _state(doctor: Doctor) -> _Batches:
-    state = _STATE.get(doctor)
-    if state is None:
-        state = _STATE[doctor] = _Batches()
-    return state
+    return doctor.family_state(_Batches)
 
 
 # ----------------------------------------------------------------------------- scale

@@ -27,7 +27,6 @@ Codes: bad-init, dead-relu, eval-mode-missing.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -64,14 +63,8 @@ class _State:
     initial_ce: float | None = None  # first batch's cross-entropy, when no loss module was given
 
 
-_STATES: weakref.WeakKeyDictionary[Doctor, _State] = weakref.WeakKeyDictionary()
-
-
 def _state(doctor: Doctor) -> _State:
-    state = _STATES.get(doctor)
-    if state is None:
-        state = _STATES[doctor] = _State()
-    return state
+    return doctor.family_state(_State)
 
 
 def _unit_layers(doctor: Doctor) -> list[tuple[str, nn.Module, torch.Tensor]]:

@@ -37,7 +37,6 @@ which shrink only the first layer's weight gradient, are not called vanishing gr
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -81,14 +80,8 @@ class _State:
     record_offset: int = 1
 
 
-_STATES: weakref.WeakKeyDictionary[Doctor, _State] = weakref.WeakKeyDictionary()
-
-
 def _state(doctor: Doctor) -> _State:
-    state = _STATES.get(doctor)
-    if state is None:
-        state = _STATES[doctor] = _State()
-    return state
+    return doctor.family_state(_State)
 
 
 def _float_sum(tensor: Any) -> torch.Tensor | None:
