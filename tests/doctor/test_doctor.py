@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import trainwise
+from tests.doctor.helpers import full_batch_steps
 from trainwise.doctor import CODES, Doctor, Finding, check, watch
 from trainwise.doctor.findings import nice_number
 from trainwise.errors import TrainingError
@@ -27,12 +28,7 @@ def linear_w1() -> nn.Linear:
 
 def w1_loop(doctor: Doctor, model: nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> None:
     loss_fn = nn.MSELoss()
-    for _ in range(steps):
-        loss = loss_fn(model(T_U), T_C)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        doctor.record(loss, target=T_C)
+    full_batch_steps(doctor, model, optimizer, loss_fn, T_U, T_C, steps)
 
 
 def test_every_code_has_a_severity_of_the_issue() -> None:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests.doctor.helpers import full_batch_steps
 from trainwise import fit
 from trainwise.doctor import Finding, watch
 from trainwise.models import cnn, mlp
@@ -207,10 +208,5 @@ def test_healthy_full_batch_regression_converges_and_stays_flat() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     loss_fn = nn.MSELoss()
     with watch(model, optimizer, loss_fn=loss_fn, mode="quiet") as doctor:
-        for _ in range(2000):
-            loss = loss_fn(model(X), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            doctor.record(loss, target=y)
+        full_batch_steps(doctor, model, optimizer, loss_fn, X, y, 2000)
     assert problems(doctor.findings) == []

@@ -10,15 +10,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import trainwise
+from tests.doctor.helpers import full_batch_steps, generator
 from trainwise.doctor import Doctor, Finding, watch
 from trainwise.models import mlp
 
 T_U = torch.tensor([35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]).unsqueeze(1)
 T_C = torch.tensor([0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]).unsqueeze(1)
-
-
-def generator(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def regression(n: int = 256, features: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,12 +89,7 @@ def test_temperature_raw_inputs_at_lr_1e_2_diverge_to_inf_caused_by_the_lr() -> 
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
     loss_fn = nn.MSELoss()
     with watch(model, optimizer, loss_fn=loss_fn, mode="quiet") as doctor:
-        for _ in range(100):
-            loss = loss_fn(model(T_U), T_C)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            doctor.record(loss, target=T_C)
+        full_batch_steps(doctor, model, optimizer, loss_fn, T_U, T_C, 100)
     found = codes(doctor.findings)
     assert {"lr-too-high", "nonfinite-loss"} <= found and "nonfinite-data" not in found
     high, nonfinite = finding(doctor.findings, "lr-too-high"), finding(doctor.findings, "nonfinite-loss")
@@ -272,12 +264,7 @@ def test_a_converged_run_whose_loss_stops_changing_is_not_too_low_or_not_learnin
     loss_fn = nn.MSELoss()
     inputs = (T_U - T_U.mean()) / T_U.std()
     with watch(model, optimizer, loss_fn=loss_fn, mode="quiet") as doctor:
-        for _ in range(1000):
-            loss = loss_fn(model(inputs), T_C)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            doctor.record(loss, target=T_C)
+        full_batch_steps(doctor, model, optimizer, loss_fn, inputs, T_C, 1000)
     losses = doctor.obs.losses
     assert losses[-1] == pytest.approx(2.927646, abs=1e-4)  # the least-squares optimum
     assert max(losses[-900:]) - min(losses[-900:]) < 1e-4  # and it stopped changing

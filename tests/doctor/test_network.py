@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.doctor.helpers import blobs, generator, regression
 from trainwise import fit
 from trainwise.doctor import Doctor, Finding, check, watch
 
@@ -18,24 +19,6 @@ MY_CODES = {"dead-relu", "bad-init", "eval-mode-missing"}
 ModelFactory = Callable[[], nn.Module]
 DataFactory = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-
-
-def generator(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def blobs(n: int = 512, classes: int = 4, features: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gaussian clusters, one per class, in shuffled order."""
-    g = generator(seed)
-    centers = 1.5 * torch.randn(classes, features, generator=g)
-    y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]
-    return centers[y] + torch.randn(n, features, generator=g), y
-
-
-def regression(n: int = 512, features: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = generator(seed)
-    X = torch.randn(n, features, generator=g)
-    return X, torch.tanh(X @ torch.randn(features, 1, generator=g)) + 0.05 * torch.randn(n, 1, generator=g)
 
 
 def images(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

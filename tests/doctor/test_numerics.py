@@ -12,13 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import trainwise
+from tests.doctor.helpers import full_batch_steps, generator
 from trainwise.doctor import Doctor, Finding, watch
 from trainwise.doctor.core import Mode
 from trainwise.models import mlp
-
-
-def generator(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def codes(findings: list[Finding]) -> set[str]:
@@ -157,12 +154,7 @@ def test_log_of_zero_in_a_hand_written_loss_is_blamed_on_the_loss(lr: float) -> 
     nn.init.zeros_(model.bias)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     with watch(model, optimizer, loss_fn=hand_written_bce, mode="quiet") as doctor:
-        for _ in range(250):
-            loss = hand_written_bce(model(X), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            doctor.record(loss, target=y)
+        full_batch_steps(doctor, model, optimizer, hand_written_bce, X, y, 250)
     losses = doctor.obs.losses
     first_nan = next(i for i, v in enumerate(losses) if not math.isfinite(v))
     assert losses[first_nan - 1] < losses[0] / 5  # the loss was falling nicely until then

@@ -10,28 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.doctor.helpers import blobs, generator, regression
 from trainwise import fit
 from trainwise.doctor import Doctor, Finding, watch
 
 MY_CODES = {"missing-zero-grad", "no-gradient", "params-not-optimized", "over-regularized"}
-
-
-def generator(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def blobs(n: int = 512, classes: int = 4, features: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gaussian clusters, one per class, in shuffled order."""
-    g = generator(seed)
-    centers = 1.5 * torch.randn(classes, features, generator=g)
-    y = (torch.arange(n) % classes)[torch.randperm(n, generator=g)]
-    return centers[y] + torch.randn(n, features, generator=g), y
-
-
-def regression(n: int = 512, features: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = generator(seed)
-    X = torch.randn(n, features, generator=g)
-    return X, torch.tanh(X @ torch.randn(features, 1, generator=g)) + 0.05 * torch.randn(n, 1, generator=g)
 
 
 def mlp(features: int = 16, hidden: int = 32, classes: int = 4) -> nn.Sequential:
