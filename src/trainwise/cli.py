@@ -116,21 +116,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Pre-flight checks of a recipe's data, model and loss: one forward/backward pass, no training."""
     from trainwise.config import load_config
     from trainwise.doctor import check
-    from trainwise.losses import make_loss
-    from trainwise.recipes import build
+    from trainwise.recipes import tool_inputs
 
     config = load_config(args.recipe, args.set or [])
-    prepared = build(config)
-    dataset = prepared.dataset
-    from trainwise.data import fit_transform
-
-    X = dataset.X
-    transform = fit_transform(X, config.data.normalize)
-    if transform is not None:
-        X = transform(X)
-    loss = make_loss(config.loss.name, reduction=config.loss.reduction, **config.loss.options)
-    findings = check(prepared.model, (X, dataset.y), loss=loss, optimizer=config.optim.name, lr=config.optim.lr,
-                     feature_names=dataset.feature_names)  # fmt: skip
+    inputs = tool_inputs(config)
+    findings = check(inputs.model, (inputs.X, inputs.y), loss=inputs.loss, optimizer=config.optim.name,
+                     lr=config.optim.lr, feature_names=inputs.feature_names)  # fmt: skip
     if args.json:
         print(json.dumps(_finite([f.to_dict() for f in findings]), indent=1))
     else:
@@ -210,8 +201,7 @@ def _splits(config: Any, dataset: Any) -> dict[str, tuple[Any, Any]]:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainwise.loop import evaluate
-    from trainwise.losses import make_loss
-    from trainwise.recipes import load_data
+    from trainwise.recipes import config_loss, load_data
 
     path, config, model = _load_run(args.run, args.runs_dir)
     dataset, _ = load_data(config)
@@ -221,7 +211,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if X is None:
         available = ", ".join(s for s in ("test", "val", "train") if splits[s][0] is not None)
         raise TrainwiseError(f"--split {split}: {config.data.name} has no {split} split; use --split {available}")
-    loss = make_loss(config.loss.name, reduction=config.loss.reduction, **config.loss.options)
+    loss = config_loss(config)
     values = evaluate(model, (X, y), loss=loss, metrics=config.train.metrics, transform=_transform(path))
     if args.json:
         print(json.dumps(_finite({"run": path.name, "split": split, "samples": len(X), **values})))

@@ -17,7 +17,7 @@ from trainwise.callbacks import Callback, EarlyStopping, LRScheduler
 from trainwise.config import Config, load_config
 from trainwise.errors import DataError
 from trainwise.loop import FitResult, evaluate, fit
-from trainwise.losses import make_loss
+from trainwise.losses import LossFn, make_loss
 
 
 @dataclass
@@ -98,6 +98,37 @@ def build(config: Config) -> Prepared:
     return Prepared(dataset, model, spec, notes)
 
 
+@dataclass
+class ToolInputs:
+    """What the tools that do not train (check, lr-find, gradcheck) take from a config: the model, the
+    training inputs scaled as fit would scale them, the targets and the loss."""
+
+    config: Config
+    model: torch.nn.Module
+    X: torch.Tensor
+    y: torch.Tensor
+    loss: LossFn
+    feature_names: list[str]
+    notes: list[str]
+
+
+def config_loss(config: Config) -> LossFn:
+    return make_loss(config.loss.name, reduction=config.loss.reduction, **config.loss.options)
+
+
+def tool_inputs(config: Config) -> ToolInputs:
+    """The config's model (freshly built, seeded) with its training data and loss."""
+    prepared = build(config)
+    dataset = prepared.dataset
+    X = dataset.X
+    transform = data_lib.fit_transform(X, config.data.normalize)
+    if transform is not None:
+        X = transform(X)
+    return ToolInputs(
+        config, prepared.model, X, dataset.y, config_loss(config), list(dataset.feature_names or []), prepared.notes
+    )
+
+
 def model_from_spec(spec: dict[str, Any]) -> torch.nn.Module:
     """Rebuild a model from the model.json of a run record (weights are loaded separately)."""
     return models.build_model(spec["name"], spec["in_features"], spec["out_features"], **spec.get("options", {}))
@@ -127,7 +158,7 @@ def run_config(
         if on_note:
             on_note(note)
     dataset, train = prepared.dataset, config.train
-    loss_fn = make_loss(config.loss.name, reduction=config.loss.reduction, **config.loss.options)
+    loss_fn = config_loss(config)
     result = fit(
         prepared.model,
         (dataset.X, dataset.y),

@@ -44,8 +44,8 @@ class DoctorCallback(Callback):
             steps_per_epoch=state.steps_per_epoch,
             feature_names=self.feature_names,
             printer=self.printer,
+            driven=True,
         )
-        self.doctor.epochs_driven = True
         if self.data is not None:
             self.doctor.inspect_data(*self.data)
         self._best_loss = math.inf
@@ -62,8 +62,13 @@ class DoctorCallback(Callback):
         if self.mode == "repair":
             self._candidate = self._snapshot()  # the weights this epoch's loss will be measured on
 
+    def on_before_step(self, batch: int, logs: Logs) -> None:
+        assert self.doctor is not None
+        self.doctor.before_step()
+
     def on_batch_end(self, batch: int, logs: Logs) -> None:
         assert self.doctor is not None
+        self.doctor.after_step(logs["inputs"])
         self.doctor.record(logs["loss"], target=logs["target"])
         if self.mode == "repair":
             self.doctor.flush()

@@ -4,7 +4,8 @@ The doctor never changes the training step. It reads state through forward hooks
 (inputs, outputs, train/eval mode, activations on sampled steps), forward pre-hooks on the loss
 module (output and target, before the loss can crash on them), tensor hooks on one probe
 parameter (did gradients get zeroed between steps?) and optimizer step hooks (gradients, update
-sizes). Cheap statistics are read every step; expensive ones on sampled steps (the first
+sizes). Inside fit (driven=True) the loop's callbacks call before_step() and after_step() instead
+of the optimizer hooks, and the model's hooks are attached only around sampled steps. Cheap statistics are read every step; expensive ones on sampled steps (the first
 `warmup` steps, then every `sample_every` steps). Recorded losses stay on the device and are read
 in one go on sampled steps, so there is no per-step host synchronisation.
 """
@@ -116,6 +117,7 @@ class Doctor:
         steps_per_epoch: int | None = None,
         feature_names: Sequence[str] | None = None,
         printer: Callable[[str], None] | None = None,
+        driven: bool = False,
     ) -> None:
         if mode not in ("warn", "stop", "quiet"):
             raise ConfigError(f"doctor mode {mode!r}: use 'warn', 'stop' or 'quiet'")
@@ -159,7 +161,12 @@ class Doctor:
         self.last_eval_input: torch.Tensor | None = None
         self.data: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None = None
         self.flushed_from = 0  # index of the first loss read by the latest flush
-        self.epochs_driven = False  # True when the caller reports epoch ends (fit does)
+        # fit's callback drives the doctor: it reports steps and epoch ends itself, so the model's forward
+        # hooks are needed on sampled steps only and the optimizer's step hooks not at all
+        self.driven = driven
+        self._losses_on_host: bool | None = None
+        # full batch under fit: the step's loss is the epoch's, which fit reads and hands to end_epoch()
+        self._read_each_loss = not (driven and steps_per_epoch == 1)
         self.raised: dict[str, int] = {}  # how often each code was raised, repeats included
         self.actions: list[str] = []  # what a repairing caller did (fit's doctor="repair")
 
@@ -219,12 +226,13 @@ class Doctor:
             if not self._loss_is_hooked() and self._last_output is not None:
                 self._see_loss_input(self._last_output, target)
         if loss is not None:
-            value = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
+            value = loss.detach() if isinstance(loss, torch.Tensor) and loss.requires_grad else loss
             self._pending_losses.append(value)
             self._pending_steps.append(self.step)
-            # on the CPU a loss costs nothing to read: a bad one is diagnosed while its batch is in hand
-            on_host = not isinstance(value, torch.Tensor) or value.device.type == "cpu"
-            bad = on_host and not math.isfinite(float(value))
+            if self._losses_on_host is None:
+                self._losses_on_host = not isinstance(value, torch.Tensor) or value.is_cpu
+            # on the CPU a loss costs little to read: a bad one is diagnosed while its batch is in hand
+            bad = self._losses_on_host and self._read_each_loss and not math.isfinite(float(value))
             if bad or self._sampled or len(self._pending_losses) >= MAX_PENDING_LOSSES:
                 self.flush()
         if val_loss is not None:
@@ -265,11 +273,13 @@ class Doctor:
 
     def end_epoch(self, epoch: int, train_loss: float | None = None) -> None:
         """Mark the end of an epoch (fit calls this; in a user loop it is inferred from steps_per_epoch)."""
-        if self.steps_per_epoch is None or self.steps_per_epoch > 1 or self._sampled:
-            self.flush()  # one-step epochs (full batch) read their losses on the sampled steps only
+        # one-step epochs (full batch) read their losses on sampled steps only, or when one went bad
+        quiet = self.steps_per_epoch == 1 and not self._sampled and math.isfinite(train_loss or 0.0)
+        if not quiet:
+            self.flush()
         if train_loss is not None:
             self.obs.epoch_losses.append(train_loss)
-        if self.steps_per_epoch is None or self.steps_per_epoch > 1 or self._sampled:
+        if not quiet:
             registry.run("epoch", self)
         self.epoch = epoch + 1
 
@@ -341,11 +351,17 @@ class Doctor:
         return isinstance(self.loss_fn, nn.Module)
 
     def _install_hooks(self) -> None:
-        # every step: the model's own forward hooks and the optimizer's step hooks
-        self._handles.append(self.model.register_forward_pre_hook(self._on_forward_pre))
-        self._handles.append(self.model.register_forward_hook(self._on_forward))
-        self._handles.append(self.optimizer.register_step_pre_hook(self._on_step_pre))
-        self._handles.append(self.optimizer.register_step_post_hook(self._on_step_post))
+        # the model's own forward hooks: every step in a user's loop (they see eval passes, batches
+        # of any size), sampled steps only under fit, which hands over its data and batches itself
+        forward_hooks = (
+            partial(self.model.register_forward_pre_hook, self._on_forward_pre),
+            partial(self.model.register_forward_hook, self._on_forward),
+        )
+        for attach in forward_hooks:
+            self.add_sampled_hook(attach) if self.driven else self._handles.append(attach())
+        if not self.driven:  # fit calls before_step() and after_step() itself
+            self._handles.append(self.optimizer.register_step_pre_hook(lambda *_: self.before_step()))
+            self._handles.append(self.optimizer.register_step_post_hook(lambda *_: self.after_step()))
         # sampled steps only: attached just before them and removed after, so the other steps run
         # without them (a hooked module takes PyTorch's slower call path)
         for name, module in self.modules.items():
@@ -355,7 +371,9 @@ class Doctor:
                 self.add_sampled_hook(partial(module.register_forward_hook, self._layer_hook(name)))
         if isinstance(self.loss_fn, nn.Module):
             self.add_sampled_hook(partial(self.loss_fn.register_forward_pre_hook, self._on_loss_pre))
-        self._probe = self._probe_param()
+        # fit zeroes the gradients itself: the zero_grad probe is for users' loops (a tensor hook, once
+        # registered, costs a call on every backward even after its removal)
+        self._probe = None if self.driven else self._probe_param()
         if self._probe is not None:
             self.add_sampled_hook(partial(self._probe.register_hook, self._on_probe_grad))
 
@@ -464,7 +482,8 @@ class Doctor:
         incoming = grad.detach()
         self._probe_incoming = incoming.clone() if self._probe_incoming is None else self._probe_incoming + incoming
 
-    def _on_step_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    def before_step(self) -> None:
+        """The gradients are ready and optimizer.step() is next (an optimizer hook calls this)."""
         if not self._sampled:
             return
         self._check_zero_grad()
@@ -481,7 +500,10 @@ class Doctor:
         self._grad_norms_now = dict(zip([n for n, _ in present], norms, strict=True))
         self._grad_direction_now = self._project([g for _, g in present]) if present else None
 
-    def _on_step_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    def after_step(self, inputs: torch.Tensor | None = None) -> None:
+        """optimizer.step() has run (an optimizer hook calls this); `inputs` are the step's batch."""
+        if inputs is not None:
+            self._last_input = inputs
         step = self.step
         was_sampled = self._sampled
         if self.mode_dependent and not self.model.training:
@@ -490,7 +512,7 @@ class Doctor:
         self._sampled = self._is_sampled(self.step)
         if self._sampled != was_sampled:
             self._set_sampled_hooks(self._sampled)
-        if self.steps_per_epoch and self.step % self.steps_per_epoch == 0 and not self.epochs_driven:
+        if self.steps_per_epoch and self.step % self.steps_per_epoch == 0 and not self.driven:
             self.end_epoch(self.epoch)
         if not was_sampled or self._pre_step_weights is None:
             return

@@ -55,7 +55,7 @@ def _train_losses(doctor: Doctor, count: int) -> list[float | None] | None:
     epoch_losses = doctor.obs.epoch_losses
     if len(epoch_losses) == count:
         return list(epoch_losses)
-    if doctor.epochs_driven:
+    if doctor.driven:
         return None  # fit validates before it ends the epoch: wait for the epoch's training loss
     state = doctor.family_state(_Validations)
     losses = doctor.obs.losses

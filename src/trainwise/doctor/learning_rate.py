@@ -38,10 +38,12 @@ average by 1/n of its size, a median not at all), so noisy minibatch losses do n
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import weakref
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from statistics import median
 from typing import TYPE_CHECKING
 
@@ -91,6 +93,8 @@ class _Episode:
     level_of: int = 0  # how many losses that median is of
     best_level: float = math.inf
     raised: bool = False  # lr-too-high already raised from these losses
+    window: deque[float] = field(default_factory=lambda: deque(maxlen=LEVEL_WINDOW))  # the last losses
+    finite_sorted: list[float] = field(default_factory=list)  # the finite ones among them, sorted
 
 
 @dataclass
@@ -117,20 +121,25 @@ def _episode(doctor: Doctor) -> _Episode:
 
 
 def _update_levels(doctor: Doctor, episode: _Episode) -> None:
+    """Move the smoothed loss and the median level along the newly read losses (this runs on every
+    recorded loss, so the window's finite values are kept sorted rather than sorted each time)."""
     obs = doctor.obs
-    losses = obs.losses
-    for i in range(doctor.flushed_from, len(losses)):
-        value = losses[i]
+    window, ordered = episode.window, episode.finite_sorted
+    for value in obs.losses[doctor.flushed_from :]:
+        if len(window) == LEVEL_WINDOW and math.isfinite(window[0]):
+            del ordered[bisect.bisect_left(ordered, window[0])]
+        window.append(value)
         if not math.isfinite(value):
             continue
+        bisect.insort(ordered, value)
         previous = value if obs.smoothed_loss is None else obs.smoothed_loss
         obs.smoothed_loss = (1 - SMOOTHING) * previous + SMOOTHING * value
         obs.best_smoothed_loss = min(obs.best_smoothed_loss, obs.smoothed_loss)
         if episode.start is None:
             episode.start = value
-        window = [v for v in losses[max(0, i - LEVEL_WINDOW + 1) : i + 1] if math.isfinite(v)]
-        episode.level, episode.level_of = median(window), len(window)
-        if episode.level_of >= MIN_LEVEL_OF:
+        count = len(ordered)
+        episode.level, episode.level_of = (ordered[(count - 1) // 2] + ordered[count // 2]) / 2, count
+        if count >= MIN_LEVEL_OF:
             episode.best_level = min(episode.best_level, episode.level)
 
 
