@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from trainwise.errors import TrainwiseError
-from trainwise.plots import plot_curves, plot_fit, plot_history
+from trainwise.plots import plot_compare, plot_fit, plot_history
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -208,10 +208,10 @@ def test_plot_fit_length_mismatch() -> None:
         plot_fit([1], [1], [1, 2], [1])
 
 
-def test_plot_curves_overlay(tmp_path: Path) -> None:
+def test_plot_compare_overlay(tmp_path: Path) -> None:
     curves = {"sgd": [1.0, 0.8, 0.7], "adam": [1.0, 0.3, float("nan")], "rmsprop": [1.0, 0.5]}
     out = tmp_path / "cmp.png"
-    fig = plot_curves(curves, out, ylabel="train loss", title="optimizers")
+    fig = plot_compare(curves, out, ylabel="train loss", title="optimizers")
     assert len(fig.axes) == 1
     ax = fig.axes[0]
     data_lines = ax.lines[:3]
@@ -224,13 +224,13 @@ def test_plot_curves_overlay(tmp_path: Path) -> None:
     _assert_png(out)
 
 
-def test_plot_curves_log_scale() -> None:
-    fig = plot_curves({"a": [500.0, 50.0], "b": [10.0, 1.0]})
+def test_plot_compare_log_scale() -> None:
+    fig = plot_compare({"a": [500.0, 50.0], "b": [10.0, 1.0]})
     assert fig.axes[0].get_yscale() == "log"
 
 
-def test_plot_curves_empty() -> None:
-    fig = plot_curves({})
+def test_plot_compare_empty() -> None:
+    fig = plot_compare({})
     assert fig.axes == []
     assert any("no epochs recorded" in t.get_text() for t in fig.texts)
 

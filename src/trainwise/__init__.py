@@ -4,9 +4,11 @@ result = trainwise.fit(model, (X, y), loss="mse", optimizer="sgd", lr=1e-2, epoc
 """
 
 from trainwise.callbacks import Callback, EarlyStopping, GradientClipping, History, LRScheduler, ProgressBar
+from trainwise.compare import Comparison, compare
 from trainwise.config import load_config
 from trainwise.datasets import Dataset, load_dataset
 from trainwise.errors import ConfigError, DataError, TrainingError, TrainwiseError
+from trainwise.gradcheck import GradcheckResult, gradcheck
 from trainwise.loop import FitResult, evaluate, fit, predict
 from trainwise.metrics import Metric
 from trainwise.models import build_model
@@ -14,11 +16,13 @@ from trainwise.recipes import run_recipe
 
 __all__ = [
     "Callback",
+    "Comparison",
     "ConfigError",
     "DataError",
     "Dataset",
     "EarlyStopping",
     "FitResult",
+    "GradcheckResult",
     "GradientClipping",
     "History",
     "LRScheduler",
@@ -27,8 +31,10 @@ __all__ = [
     "TrainingError",
     "TrainwiseError",
     "build_model",
+    "compare",
     "evaluate",
     "fit",
+    "gradcheck",
     "load_config",
     "load_dataset",
     "predict",

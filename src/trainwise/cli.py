@@ -120,13 +120,75 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     config = load_config(args.recipe, args.set or [])
     inputs = tool_inputs(config)
+    lr = 1e-3 if config.optim.lr == "auto" else config.optim.lr  # one step: any lr shows the wiring
     findings = check(inputs.model, (inputs.X, inputs.y), loss=inputs.loss, optimizer=config.optim.name,
-                     lr=config.optim.lr, feature_names=inputs.feature_names)  # fmt: skip
+                     lr=lr, feature_names=inputs.feature_names)  # fmt: skip
     if args.json:
         print(json.dumps(_finite([f.to_dict() for f in findings]), indent=1))
     else:
         _print_findings(_console(), findings)
     return 1 if any(f.severity == "error" for f in findings) else 0
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    """Autograd against finite differences for every parameter of a recipe's model: exit 1 on a mismatch."""
+    from trainwise.config import load_config
+    from trainwise.gradcheck import gradcheck
+    from trainwise.recipes import tool_inputs
+
+    inputs = tool_inputs(load_config(args.recipe, args.set or []))
+    result = gradcheck(inputs.model, (inputs.X, inputs.y), loss=inputs.loss, samples=args.samples)
+    if args.json:
+        print(json.dumps(_finite(result.to_dict()), indent=1))
+    else:
+        for note in inputs.notes:
+            _console(stderr=True).print(f"note: {note}")
+        _console().print(result)
+    return 0 if result.ok else EXIT_FAILED
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    """The LR finder on a recipe's model and data: prints the suggestion and writes the plot."""
+    from trainwise.config import load_config
+    from trainwise.lr_find import lr_find
+    from trainwise.recipes import budget_steps, tool_inputs
+    from trainwise.runs import runs_root
+
+    config = load_config(args.recipe, args.set or [])
+    inputs = tool_inputs(config)
+    result = lr_find(
+        inputs.model,
+        (inputs.X, inputs.y),
+        loss=inputs.loss,
+        optimizer=config.optim.name,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        steps=args.steps,
+        trial_steps=args.trial_steps,
+        budget_steps=budget_steps(config, len(inputs.X)),
+        batch_size=None if config.train.batch_size == "full" else config.train.batch_size,
+        seed=config.train.seed,
+        device=config.train.device,
+        **config.optim.options,
+    )
+    plot = (
+        Path(args.plot)
+        if args.plot
+        else (Path(args.runs_dir) if args.runs_dir else runs_root()) / (f"lr-find-{config.name or 'config'}.png")
+    )
+    try:
+        result.plot(plot)
+    except OSError as exc:
+        raise TrainwiseError(f"--plot {plot}: cannot write it ({exc.strerror or exc})") from None
+    if args.json:
+        print(json.dumps(_finite({**result.to_dict(), "plot": str(plot)}), indent=1))
+    else:
+        out = _console()
+        out.print(f"suggested lr: {result.suggestion:.3g} ({result.confidence} confidence)")
+        out.print(result.explanation, markup=False)
+        out.print(f"plot: {plot}")
+        out.print(f"train with it: trainwise fit {args.recipe} --set optim.lr={result.suggestion:.3g}")
+    return 0
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
@@ -320,9 +382,56 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_comparison(comparison: Any, plot: Path, as_json: bool) -> int:
+    """The ranked table (or its rows as JSON on stdout) and the loss-curve overlay written to `plot`."""
+    comparison.plot(plot)
+    if as_json:
+        print(json.dumps(_finite(comparison.to_dicts()), indent=1, default=str))
+        _console(stderr=True).print(f"plot: {plot}", markup=False)
+        return 0
+    out = _console()
+    out.print(comparison.table())
+    out.print(f"best: {comparison.best.label}", markup=False)
+    out.print(f"plot: {plot}", markup=False)
+    return 0
+
+
+def _runs_compare(args: argparse.Namespace) -> int:
+    """`trainwise runs compare ID ID ...`: rank recorded runs as `compare` ranks fresh ones."""
+    from trainwise.compare import compare_runs, default_plot_path
+    from trainwise.runs import runs_root
+
+    root = Path(args.runs_dir) if args.runs_dir else runs_root()
+    comparison = compare_runs(args.refs, runs_dir=root, rank_by=args.rank_by)
+    return _show_comparison(comparison, Path(args.plot) if args.plot else default_plot_path(root, "runs"), args.json)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Train every combination of the --vary values, rank the runs and overlay their loss curves."""
+    from trainwise.compare import compare, default_plot_path, parse_vary
+    from trainwise.runs import runs_root
+
+    vary = parse_vary(args.vary)
+    root = Path(args.runs_dir) if args.runs_dir else runs_root()
+    err = _console(stderr=True)
+    comparison = compare(
+        args.recipe,
+        vary,
+        overrides=args.set or [],
+        run_root=root,
+        progress=False if args.json else lambda line: err.print(line, markup=False),
+        rank_by=args.rank_by,
+        max_runs=args.max_runs,
+    )
+    plot = Path(args.plot) if args.plot else default_plot_path(root, comparison.title)
+    return _show_comparison(comparison, plot, args.json)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from trainwise.runs import RunIndex, format_runs_table, runs_root
 
+    if getattr(args, "runs_action", None) == "compare":
+        return _runs_compare(args)
     root = Path(args.runs_dir) if args.runs_dir else runs_root()
     rows = RunIndex(root).list()
     if args.json:
@@ -363,8 +472,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
     check.set_defaults(func=cmd_check)
 
+    grad = sub.add_parser("gradcheck", help="compare autograd gradients with finite differences (no training)")
+    grad.add_argument("recipe", help="a built-in recipe name or a .toml file")
+    grad.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    grad.add_argument("--samples", type=int, default=256, metavar="N", help="training samples to use (default 256)")
+    grad.add_argument("--json", action="store_true", help="print the result as JSON")
+    grad.set_defaults(func=cmd_gradcheck)
+
     recipes = sub.add_parser("recipes", help="list the built-in recipes")
     recipes.set_defaults(func=cmd_recipes)
+
+    lr_find = sub.add_parser("lr-find", help="sweep the learning rate on a recipe and suggest one")
+    lr_find.add_argument("recipe", help="a built-in recipe name or a .toml file")
+    lr_find.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
+    lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first lr of the sweep (default 1e-7)")
+    lr_find.add_argument("--end-lr", type=float, default=10.0, help="last lr of the sweep (default 10)")
+    lr_find.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
+    lr_find.add_argument(
+        "--trial-steps", type=int, default=1000, help="steps of each trial run (default 1000; 0: no trials)"
+    )
+    lr_find.add_argument("--plot", help="write the plot here (default: lr-find-RECIPE.png in the runs folder)")
+    lr_find.add_argument("--json", action="store_true", help="print the result as JSON")
+    lr_find.add_argument("--runs-dir", **runs_dir)
+    lr_find.set_defaults(func=cmd_lr_find)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a recorded run's model")
     evaluate.add_argument("run", help="run id, unique prefix, 'latest' or path")
@@ -380,10 +510,46 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--runs-dir", **runs_dir)
     predict.set_defaults(func=cmd_predict)
 
-    runs = sub.add_parser("runs", help="list recorded runs")
+    rank_by: dict[str, Any] = {
+        "default": "loss",
+        "metavar": "METRIC",
+        "help": "rank by this final metric: loss (default), val_loss, test_accuracy, ... (accuracies: highest first)",
+    }
+    compare = sub.add_parser("compare", help="train a grid of config values and rank the runs side by side")
+    compare.add_argument("recipe", help="a built-in recipe name or a .toml file")
+    compare.add_argument(
+        "--vary", action="append", required=True, metavar="SECTION.KEY=V1,V2,...",
+        help="values to try for a config key (repeat for a grid: every combination is trained)",
+    )  # fmt: skip
+    compare.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a value in every run")
+    compare.add_argument("--rank-by", **rank_by)
+    compare.add_argument("--plot", metavar="PATH", help="write the loss-curve overlay here (default: runs folder)")
+    compare.add_argument("--json", action="store_true", help="print the ranked rows as JSON")
+    compare.add_argument(
+        "--max-runs", type=int, default=64, metavar="N", help="refuse grids of more combinations (default: 64)"
+    )
+    compare.add_argument("--runs-dir", **runs_dir)
+    compare.set_defaults(func=cmd_compare)
+
+    runs = sub.add_parser(
+        "runs",
+        help="list recorded runs, or compare some: runs compare ID ID ...",
+        usage="trainwise runs [--json] [--runs-dir RUNS_DIR]\n"
+        "       trainwise runs compare ID [ID ...] [--rank-by METRIC] [--plot PATH] [--json] [--runs-dir RUNS_DIR]",
+    )
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--runs-dir", **runs_dir)
     runs.set_defaults(func=cmd_runs)
+    runs_actions = runs.add_subparsers(dest="runs_action", metavar="ACTION")
+    runs_compare = runs_actions.add_parser(
+        "compare", prog="trainwise runs compare", help="rank recorded runs and overlay their loss curves"
+    )
+    runs_compare.add_argument("refs", nargs="+", metavar="ID", help="run id, unique prefix, 'latest' or path")
+    runs_compare.add_argument("--rank-by", **rank_by)
+    runs_compare.add_argument("--plot", metavar="PATH", help="write the loss-curve overlay here")
+    # SUPPRESS: when not given here, `runs --json compare ...` keeps the value the runs parser read
+    runs_compare.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print rows as JSON")
+    runs_compare.add_argument("--runs-dir", default=argparse.SUPPRESS, help=runs_dir["help"])
     return parser
 
 

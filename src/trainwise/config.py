@@ -93,7 +93,8 @@ class LossConfig(_OpenSection):
 
 class OptimConfig(_OpenSection):
     name: str = "sgd"
-    lr: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)]
+    # a number, or "auto": run the LR finder first and train with its suggestion
+    lr: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)] | Literal["auto"]
 
 
 class SchedulerConfig(_OpenSection):

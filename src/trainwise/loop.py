@@ -62,6 +62,7 @@ class FitResult:
     status: str = "completed"
     seconds: float = 0.0
     device: str = "cpu"
+    lr_find: Any = None  # the LR finder's result when fit ran with lr="auto"
 
     @property
     def epochs(self) -> int:
@@ -82,6 +83,7 @@ class FitResult:
             "run": str(self.run) if self.run else None,
             "findings": [finding.to_dict() for finding in self.findings],
             "repairs": self.doctor_actions,
+            **({"lr_find": _lr_find_summary(self.lr_find)} if self.lr_find is not None else {}),
         }
 
     def predict(self, X: Any) -> torch.Tensor:
@@ -127,7 +129,7 @@ def fit(
     *,
     loss: str | LossFn,
     optimizer: str | torch.optim.Optimizer = "sgd",
-    lr: float | None = None,
+    lr: float | str | None = None,
     epochs: int = 1,
     batch_size: int | None = None,
     val_split: float = 0.0,
@@ -168,7 +170,9 @@ def fit(
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
     if lr is None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise ConfigError("lr: a learning rate is needed when the optimizer is given by name")
+        raise ConfigError("lr: a learning rate is needed when the optimizer is given by name (or lr='auto')")
+    if isinstance(lr, str) and lr != "auto":
+        raise ConfigError(f"lr: {lr!r} is not a learning rate; give a number or 'auto' (run the LR finder)")
     torch.manual_seed(seed)
     target_device = data_lib.resolve_device(device)
     prepared = data_lib.prepare_data(
@@ -184,7 +188,20 @@ def fit(
     )
     model.to(target_device)
     loss_fn = make_loss(loss)
-    opt = make_optimizer(optimizer, model.parameters(), lr if lr is not None else 0.0, **optimizer_kwargs)
+    lr_search = None
+    if lr == "auto":
+        from trainwise.lr_find import sweep
+
+        # the sweep restores the weights, the optimizer and every random state it touched
+        budget = epochs * len(prepared.train)
+        lr_search = sweep(
+            model, prepared.train, loss=loss_fn, optimizer=optimizer, budget_steps=budget, seed=seed, **optimizer_kwargs
+        )
+        lr = lr_search.suggestion
+        if isinstance(optimizer, torch.optim.Optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+    opt = make_optimizer(optimizer, model.parameters(), float(lr) if lr is not None else 0.0, **optimizer_kwargs)
     state = TrainState(
         model=model,
         optimizer=opt,
@@ -201,6 +218,8 @@ def fit(
         extra.append(GradientClipping(max_norm=clip_grad_norm))
     extra.extend(callbacks)
     bar = ProgressBar(mode="auto" if progress is True else str(progress)) if progress else None
+    if bar is not None and lr_search is not None:
+        bar.print(f"lr='auto': {lr_search}")
     if doctor != "off":
         train = prepared.train
         data = None
@@ -216,7 +235,7 @@ def fit(
         from trainwise.runs import RunRecorder
 
         name = run_name or type(model).__name__.lower()
-        recorder = RunRecorder(Path(run_dir), name, config, prepared, feature_names=feature_names)
+        recorder = RunRecorder(Path(run_dir), name, config, prepared, feature_names=feature_names, lr_find=lr_search)
         extra.append(recorder)
     cbs = CallbackList(extra, state)
 
@@ -259,7 +278,13 @@ def fit(
         status=state.status,
         seconds=time.perf_counter() - started,
         device=str(target_device),
+        lr_find=lr_search,
     )
+
+
+def _lr_find_summary(result: Any) -> dict[str, Any]:
+    keys = ("suggestion", "min_lr", "confidence", "explanation")
+    return {key: value for key, value in result.to_dict().items() if key in keys}
 
 
 def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList) -> Logs:

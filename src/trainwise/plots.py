@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from trainwise.errors import TrainwiseError
 
-__all__ = ["plot_curves", "plot_fit", "plot_history"]
+__all__ = ["plot_compare", "plot_fit", "plot_history", "plot_lr_find"]
 
 # Bookkeeping columns of a history: not metrics, so they get no panel.
 _SKIPPED_KEYS = frozenset({"lr", "epoch_seconds"})
@@ -98,22 +98,39 @@ def plot_fit(
     return fig
 
 
-def plot_curves(
-    curves: Mapping[str, Sequence[float]],
+def plot_lr_find(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    suggestion: float,
     path: str | Path | None = None,
     *,
-    ylabel: str = "loss",
-    title: str | None = None,
+    min_lr: float | None = None,
+    title: str | None = "LR finder",
 ) -> Figure:
-    """Overlay several runs' per-epoch curves on one axes, one labelled line each."""
-    series = {name: _to_1d(values) for name, values in curves.items()}
-    if not any(len(values) for values in series.values()):
-        return _message_figure("no epochs recorded", path, title=title)
+    """Loss against learning rate (log x axis): the raw sweep, its smoothed curve and the suggestion."""
+    x, raw, smooth = _to_1d(lrs), _to_1d(losses), _to_1d(smoothed)
+    if not np.isfinite(raw).any():
+        return _message_figure("no finite loss in the sweep", path, title=title)
     fig = Figure(figsize=_PANEL_SIZE, layout="constrained")
     ax = fig.add_subplot()
-    _draw_series(ax, series, log_rule=True)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
+    ax.plot(x, np.where(np.isfinite(raw), raw, np.nan), color="0.7", linewidth=1, label="loss")
+    ax.plot(x, smooth, color="C0", linewidth=2, label="smoothed")
+    if min_lr is not None:
+        ax.axvline(min_lr, color="0.5", linestyle=":", linewidth=1, label=f"lowest loss at {min_lr:.2g}")
+    ax.axvline(suggestion, color="C3", linestyle="--", linewidth=1.5, label=f"suggested lr {suggestion:.2g}")
+    ax.set_xscale("log")
+    finite = smooth[np.isfinite(smooth)]
+    if _wants_log_scale(finite):
+        ax.set_yscale("log")
+    if finite.size:  # the divergence at the end would squash the interesting part: cut it off
+        low, high = float(finite.min()), min(float(finite.max()), 1.3 * float(finite[0]))
+        linear = ax.get_yscale() == "linear"
+        ax.set_ylim(bottom=low - 0.05 * (high - low) if linear else low / 1.2, top=high + 0.05 * (high - low))
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
     if title:
         ax.set_title(title)
     _save(fig, path)
@@ -137,7 +154,7 @@ def _group_panels(series: Mapping[str, NDArray[np.float64]]) -> list[tuple[str, 
 def _draw_series(ax: Axes, series: Mapping[str, NDArray[np.float64]], *, log_rule: bool) -> None:
     """Draw labelled per-epoch lines with breaks at non-finite values; optionally pick a log y scale.
 
-    Shared by the loss panel of `plot_history` and by `plot_curves` so both follow the same rules.
+    Shared by the loss panel of `plot_history` and by `plot_compare` so both follow the same rules.
     """
     finite_parts: list[NDArray[np.float64]] = []
     breaks: list[int] = []
@@ -202,3 +219,65 @@ def _save(fig: Figure, path: str | Path | None) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, dpi=110, bbox_inches="tight", format="png")
+
+
+# The default colour cycle has ten colours; further runs of a comparison repeat them with these dashes.
+_COMPARE_LINE_STYLES: tuple[Literal["-", "--", ":", "-."], ...] = ("-", "--", ":", "-.")
+# Past this many curves the legend would cover them: it moves to the right of the axes.
+_COMPARE_LEGEND_INSIDE = 6
+
+
+def plot_compare(
+    curves: Mapping[str, Sequence[float]],
+    path: str | Path | None = None,
+    *,
+    title: str | None = None,
+    ylabel: str = "loss",
+) -> Figure:
+    """Overlay the loss curves of compared runs, one line per label (e.g. "optim.name=adam, optim.lr=0.01").
+
+    Same rules as the loss panel of `plot_history`: a log y axis when the losses span orders of magnitude,
+    breaks where a run turned non-finite. Beyond ten runs line styles keep the repeated colours apart.
+    """
+    series = {label: _to_1d(values) for label, values in curves.items()}
+    if not any(len(values) for values in series.values()):
+        return _message_figure("no epochs recorded", path, title=title)
+    outside = len(series) > _COMPARE_LEGEND_INSIDE
+    width = _PANEL_SIZE[0] * (1.7 if outside else 1.2)
+    fig = Figure(figsize=(width, _PANEL_SIZE[1] * 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    _draw_series(ax, series, log_rule=True)
+    for i, line in enumerate(ax.lines[: len(series)]):
+        line.set_linestyle(_COMPARE_LINE_STYLES[(i // 10) % len(_COMPARE_LINE_STYLES)])
+    _fit_to_stable_runs(ax, list(series.values()))
+    if outside:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    _save(fig, path)
+    return fig
+
+
+def _fit_to_stable_runs(ax: Axes, series: Sequence[NDArray[np.float64]]) -> None:
+    """Fit the y axis to the runs that stayed finite (and every run's start) when some runs diverged.
+
+    A diverged run's last finite losses (1e30 and up) would squash the other curves into a flat line;
+    this way its curve leaves through the top, and its label already says where it turned non-finite.
+    """
+    diverged = [not bool(np.isfinite(values).all()) for values in series]
+    if not any(diverged) or all(diverged):
+        return
+    parts = [values for values, bad in zip(series, diverged, strict=True) if not bad]
+    parts += [values[:1] for values in series]
+    visible = np.concatenate(parts)
+    visible = visible[np.isfinite(visible)]
+    low, high = float(visible.min()), float(visible.max())
+    if _wants_log_scale(visible):
+        ax.set_yscale("log")
+        ax.set_ylim(low / 1.5, high * 1.5)
+        return
+    ax.set_yscale("linear")
+    pad = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
+    ax.set_ylim(low - pad, high + pad)

@@ -129,6 +129,14 @@ def tool_inputs(config: Config) -> ToolInputs:
     )
 
 
+def budget_steps(config: Config, samples: int) -> int:
+    """How many optimizer steps the config's training takes on `samples` training samples."""
+    train_samples = samples - round(samples * config.data.val_split)
+    batch = config.train.batch_size
+    per_epoch = 1 if batch == "full" else -(-train_samples // batch)
+    return config.train.epochs * per_epoch
+
+
 def model_from_spec(spec: dict[str, Any]) -> torch.nn.Module:
     """Rebuild a model from the model.json of a run record (weights are loaded separately)."""
     return models.build_model(spec["name"], spec["in_features"], spec["out_features"], **spec.get("options", {}))

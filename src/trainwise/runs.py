@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -332,8 +333,8 @@ from trainwise.callbacks import Callback, Logs, best_epoch  # noqa: E402
 
 class RunRecorder(Callback):
     """Writes a run's record folder while it trains: config.toml, metrics.csv (a row per epoch),
-    model.safetensors, transform.json, summary.json, loss-curve.png and, for 1-D regression,
-    fit.png; and keeps its row in the runs index up to date."""
+    model.safetensors, transform.json, summary.json, loss-curve.png, for 1-D regression fit.png,
+    with lr="auto" lr-find.json and lr-find.png; and keeps its row in the runs index up to date."""
 
     FLUSH_SECONDS = 2.0
 
@@ -345,8 +346,10 @@ class RunRecorder(Callback):
         prepared: object,
         *,
         feature_names: Sequence[str] | None = None,
+        lr_find: Any = None,
     ) -> None:
         self.feature_names = list(feature_names or [])
+        self.lr_find = lr_find  # the LR finder's result, when fit chose the lr with it
         self.root = Path(root)
         self.name = name
         self.config = config
@@ -365,6 +368,9 @@ class RunRecorder(Callback):
         self._rows: builtins.list[str] = []
         self._columns: builtins.list[str] | None = None
         self._last_flush = 0.0
+        if self.lr_find is not None:
+            (self.path / "lr-find.json").write_text(json.dumps(self.lr_find.to_dict(), indent=1))
+            self.lr_find.plot(self.path / "lr-find.png")
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         import time

@@ -5,9 +5,11 @@ The doctor never changes the training step. It reads state through forward hooks
 module (output and target, before the loss can crash on them), tensor hooks on one probe
 parameter (did gradients get zeroed between steps?) and optimizer step hooks (gradients, update
 sizes). Inside fit (driven=True) the loop's callbacks call before_step() and after_step() instead
-of the optimizer hooks, and the model's hooks are attached only around sampled steps. Cheap statistics are read every step; expensive ones on sampled steps (the first
-`warmup` steps, then every `sample_every` steps). Recorded losses stay on the device and are read
-in one go on sampled steps, so there is no per-step host synchronisation.
+of the optimizer hooks, and the model's hooks are attached only around sampled steps. Cheap
+statistics are read every step; expensive ones on sampled steps (the first `warmup` steps, then
+pairs every `sample_every` steps, spreading out to one pair per 5% of the run). Recorded losses
+stay on the device and are read in one go on sampled steps, so there is no per-step host
+synchronisation.
 """
 
 from __future__ import annotations
