@@ -46,7 +46,7 @@ MIN_DROP = 0.1  # a minimum less than 10% below the starting loss says little
 TRIAL_STEPS = 1000  # steps of each trial run at a candidate lr (fewer when training is shorter)
 TIE = 0.1  # trial losses within 10% of the lowest count as equally good
 CONVERGED = 1e-6  # losses below a millionth of the starting loss count as equal
-MAX_CANDIDATES = 16  # quarter-decade candidates: at most four decades below min_lr / sqrt(10)
+MAX_CANDIDATES = 16  # at most 16 trial runs
 
 
 @dataclass
@@ -179,34 +179,52 @@ def sweep(
     diverged_at = lrs[len(losses) - 1] if diverged else None
     result = suggest(lrs[: len(losses)], losses, diverged_at=diverged_at, settings=settings)
     if trial_steps == 0:
+        result.explanation += f" Without trial runs, the suggestion is a decade lower: {result.suggestion:.3g}."
         return result
-    top = math.floor(4 * math.log10(result.min_lr / 10**0.5) + 1e-9)  # quarter decades below min_lr
-    worse_in_a_row = 0
-    for quarter in range(top, top - MAX_CANDIDATES, -1):
-        lr = 10 ** (quarter / 4)  # a fixed grid: a small shift of min_lr changes no candidate's value
+    # a fixed quarter-decade grid, so a small shift of min_lr changes no candidate's value
+    start = math.floor(4 * math.log10(result.min_lr / 10**0.5) + 1e-9)
+    highest = 4 * math.log10(diverged_at or end_lr)
+
+    def trial(quarter: int) -> float:
+        lr = 10 ** (quarter / 4)
         with _restoring(model, opt, batches):
             torch.manual_seed(seed)
-            trial, diverged = _train(model, opt, batches, loss, [lr] * trial_steps)
-        result.trials[lr] = math.inf if diverged else _settled(trial)
-        finite = [v for v in result.trials.values() if math.isfinite(v)]
-        if finite and math.isfinite(result.trials[lr]):
-            worse = result.trials[lr] > _tie_bound(min(finite), result)
-            worse_in_a_row = worse_in_a_row + 1 if worse else 0
-        if worse_in_a_row == 2:  # two lower lrs ended worse than the best: the best lies behind
+            losses, _ = _train(model, opt, batches, loss, [lr] * trial_steps, stop_on_divergence=False)
+        result.trials[lr] = _settled(losses, start=result.losses[0])
+        return result.trials[lr]
+
+    # walk down from half a decade below min_lr until two lrs in a row end worse than the best; if the
+    # start stays the best, walk up the same way (a noisy sweep can put min_lr too low)
+    for step in (-1, 1):
+        quarter, worse_in_a_row = (start if step < 0 else start + 1), 0
+        while worse_in_a_row < 2 and len(result.trials) < MAX_CANDIDATES and quarter <= highest:
+            value = trial(quarter)
+            best = min(result.trials.values())
+            if math.isfinite(value) or step > 0:  # lrs that diverge going down: the good ones lie below
+                worse_in_a_row = worse_in_a_row + 1 if value > _tie_bound(best, result) else 0
+            quarter += step
+        if step < 0 and min(result.trials, key=lambda lr: result.trials[lr]) != 10 ** (start / 4):
             break
     return _choose(result)
 
 
-def _settled(losses: list[float]) -> float:
-    """Where a trial run ended: the median of its last fifth."""
+def _settled(losses: list[float], *, start: float) -> float:
+    """Where a trial run ended: the mean of its last fifth, inf if it ended above where it started.
+    A mean, not a median: a run that keeps jumping out of its minimum (an lr at the edge) must pay
+    for the jumps. Single jumps are no divergence here: some losses are noisy by nature (W3's
+    dynamic net changes its depth every step)."""
     tail = losses[-max(1, len(losses) // 5) :]
-    return float(np.median(tail))
+    settled = sum(tail) / len(tail)
+    return settled if math.isfinite(settled) and settled <= abs(start) else math.inf
 
 
 def _choose(result: LRFindResult) -> LRFindResult:
     finite = {lr: value for lr, value in result.trials.items() if math.isfinite(value)}
     if not finite:
-        result.explanation += " Every trial run diverged, so the suggestion stays a decade below that lr."
+        result.explanation += (
+            " No trial run ended below its starting loss, so the suggestion stays a decade below the sweep's "
+            f"minimum: {result.suggestion:.3g}."
+        )
         result.confidence = "low"
         return result
     lowest = min(finite.values())
@@ -242,9 +260,11 @@ def _train(
     batches: data_lib.Batches,
     loss: LossFn,
     lrs: list[float],
+    *,
+    stop_on_divergence: bool = True,
 ) -> tuple[list[float], bool]:
-    """Train one step per lr (one minibatch each); stop when the loss diverges. Returns the losses
-    and whether it diverged (non-finite, or DIVERGE_FACTOR x its lowest running median)."""
+    """Train one step per lr (one minibatch each). Returns the losses and whether they diverged: turned
+    non-finite or (with stop_on_divergence) rose DIVERGE_FACTOR x above their lowest running median."""
     model.train()
     batch_iter = _cycle(batches)
     losses: list[float] = []
@@ -262,7 +282,7 @@ def _train(
         recent = [v for v in losses[-5:] if math.isfinite(v)]
         if recent:
             best = min(best, float(np.median(recent)))
-        if not math.isfinite(value) or (len(losses) > 5 and value > DIVERGE_FACTOR * best):
+        if not math.isfinite(value) or (stop_on_divergence and len(losses) > 5 and value > DIVERGE_FACTOR * best):
             return losses, True
     return losses, False
 
@@ -338,7 +358,7 @@ def suggest(
     at_high_edge = diverged_at is None and math.log10(lrs[-1] / min_lr) < WINDOW_DECADES
     how = (
         f"the smoothed loss was lowest ({min_loss:.4g}, from {start_loss:.4g} at the start) at lr {min_lr:.3g}; "
-        f"above it the steps overshoot, so the suggestion is a decade lower"
+        "above it the steps overshoot"
     )
     if at_low_edge:
         confidence = "low"
