@@ -303,8 +303,8 @@ def test_predict_applies_the_stored_normalization(
 
 def test_predict_image_rows_with_per_channel_scaling(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Images (N, 2, 3, 3) scaled per channel; predict takes them as flat CSV rows or as an image .npy."""
+    from trainwise import load
     from trainwise.data import AffineTransform
-    from trainwise.recipes import model_from_spec
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 2, 3, 3)).astype(np.float32) * np.array([1.0, 50.0], dtype=np.float32)[:, None, None]
@@ -321,8 +321,7 @@ def test_predict_image_rows_with_per_channel_scaling(tmp_path: Path, capsys: pyt
     (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     transform = AffineTransform.from_dict(json.loads((run / "transform.json").read_text()))
     assert tuple(transform.scale.shape) == (2, 1, 1)
-    model = model_from_spec(json.loads((run / "model.json").read_text()))
-    model.load_state_dict(load_file(str(run / "model.safetensors")))
+    model = load(run)
     model.eval()
     with torch.no_grad():
         expected = model(transform(torch.from_numpy(X))).argmax(dim=1).tolist()
@@ -446,7 +445,7 @@ def test_usage_mistakes_are_one_line(capsys: pytest.CaptureFixture[str]) -> None
     assert (code, out) == (2, "")
     assert one_error_line(err) == (
         "error: trainwise: argument COMMAND: invalid choice: 'bogus' (choose from 'fit', 'check', 'gradcheck', "
-        "'recipes', 'lr-find', 'evaluate', 'predict', 'compare', 'runs'); see `trainwise --help`"
+        "'recipes', 'lr-find', 'evaluate', 'predict', 'export', 'compare', 'runs'); see `trainwise --help`"
     )
     code, out, err = run_main(capsys, "evaluate", "latest", "--split", "dev")
     assert code == 2

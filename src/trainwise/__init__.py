@@ -4,6 +4,7 @@ result = trainwise.fit(model, (X, y), loss="mse", optimizer="sgd", lr=1e-2, epoc
 """
 
 from trainwise.callbacks import Callback, EarlyStopping, GradientClipping, History, LRScheduler, ProgressBar
+from trainwise.checkpoint import load, save
 from trainwise.compare import Comparison, compare
 from trainwise.config import load_config
 from trainwise.datasets import Dataset, load_dataset
@@ -35,9 +36,11 @@ __all__ = [
     "evaluate",
     "fit",
     "gradcheck",
+    "load",
     "load_config",
     "load_dataset",
     "predict",
     "run_recipe",
+    "save",
 ]
 __version__ = "0.1.0"

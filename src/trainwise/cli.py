@@ -209,10 +209,8 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 def _load_run(ref: str, runs_dir: str | None) -> tuple[Any, Any, Any]:
     """(run folder, config, model with its trained weights) of a recorded run."""
-    from safetensors.torch import load_model
-
+    from trainwise.checkpoint import load
     from trainwise.config import load_config
-    from trainwise.recipes import model_from_spec
     from trainwise.runs import RunIndex, runs_root
 
     row = RunIndex(Path(runs_dir) if runs_dir else runs_root()).get(ref)
@@ -224,16 +222,7 @@ def _load_run(ref: str, runs_dir: str | None) -> tuple[Any, Any, Any]:
         config = load_config(path / "config.toml")
     except ConfigError as exc:  # say whose config it is: the user did not type this one
         raise ConfigError(f"run {row.id}: its config.toml no longer validates: {exc}") from None
-    try:
-        spec = json.loads((path / "model.json").read_text())
-    except ValueError as exc:
-        raise TrainwiseError(f"run {row.id}: model.json is not valid JSON ({exc})") from None
-    model = model_from_spec(spec)
-    try:
-        load_model(model, str(path / "model.safetensors"))
-    except Exception as exc:  # safetensors raises plain errors for a damaged file or a shape mismatch
-        raise TrainwiseError(f"run {row.id}: model.safetensors does not load into the model ({exc})") from None
-    return path, config, model
+    return path, config, load(path)
 
 
 def _transform(path: Path) -> Any:
@@ -427,6 +416,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return _show_comparison(comparison, plot, args.json)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a recorded run's model as a trainwise.save folder, TorchScript or ONNX."""
+    from trainwise.checkpoint import export
+    from trainwise.recipes import load_data
+
+    path, config, model = _load_run(args.run, args.runs_dir)
+    dataset, _ = load_data(config)
+    example = dataset.X[:1].float()  # tracing runs the model once, on inputs of the trained shape
+    transform = _transform(path)
+    if transform is not None:
+        example = transform(example)
+    suffix = {"safetensors": "", "torchscript": ".pt", "onnx": ".onnx"}.get(args.format, "")
+    output = Path(args.output) if args.output else path / f"export-{args.format}{suffix}"
+    written = export(model, output, format=args.format, example=example)
+    _console().print(f"{args.format} export: {written}")
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from trainwise.runs import RunIndex, format_runs_table, runs_root
 
@@ -509,6 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="write the predictions here (CSV) instead of stdout")
     predict.add_argument("--runs-dir", **runs_dir)
     predict.set_defaults(func=cmd_predict)
+
+    export = sub.add_parser("export", help="export a recorded run's model (safetensors, torchscript, onnx)")
+    export.add_argument("run", help="run id, unique prefix, 'latest' or path")
+    export.add_argument("--format", default="safetensors", choices=("safetensors", "torchscript", "onnx"))
+    export.add_argument("--output", help="where to write it (default: export-FORMAT in the run folder)")
+    export.add_argument("--runs-dir", **runs_dir)
+    export.set_defaults(func=cmd_export)
 
     rank_by: dict[str, Any] = {
         "default": "loss",

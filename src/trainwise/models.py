@@ -243,6 +243,9 @@ def model_options(name: str) -> Mapping[str, inspect.Parameter]:
     return {k: p for k, p in params.items() if k not in ("in_features", "out_features")}
 
 
+SPEC_ATTRIBUTE = "trainwise_spec"
+
+
 def build_model(
     name: str,
     in_features: int,
@@ -273,7 +276,16 @@ def build_model(
             raise ConfigError(f"model.name: {name} made a {type(model).__name__}, not a torch.nn.Module")
     if init:
         set_parameters(model, init)
+    # how to build it again (trainwise.save writes it next to the weights; init values are in the weights)
+    spec = {"name": name, "in_features": in_features, "out_features": out_features, "options": dict(options)}
+    setattr(model, SPEC_ATTRIBUTE, spec)
     return model
+
+
+def spec_of(model: nn.Module) -> dict[str, Any] | None:
+    """How build_model made this model (name, sizes, options), or None for a model it did not make."""
+    spec = getattr(model, SPEC_ATTRIBUTE, None)
+    return dict(spec) if isinstance(spec, dict) else None
 
 
 def set_parameters(model: nn.Module, values: Mapping[str, float | Sequence[Any]]) -> None:

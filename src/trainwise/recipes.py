@@ -86,16 +86,10 @@ def build(config: Config) -> Prepared:
         out_features = int(dataset.n_classes or int(dataset.y.max()) + 1)
     else:
         out_features = int(dataset.y.shape[1]) if dataset.y.ndim > 1 else 1
-    spec = {
-        "name": config.model.name,
-        "in_features": in_features,
-        "out_features": out_features,
-        "options": config.model.options,
-    }
     model = models.build_model(
         config.model.name, in_features, out_features, init=config.model.init or None, **config.model.options
     )
-    return Prepared(dataset, model, spec, notes)
+    return Prepared(dataset, model, models.spec_of(model) or {}, notes)
 
 
 @dataclass
@@ -135,11 +129,6 @@ def budget_steps(config: Config, samples: int) -> int:
     batch = config.train.batch_size
     per_epoch = 1 if batch == "full" else -(-train_samples // batch)
     return config.train.epochs * per_epoch
-
-
-def model_from_spec(spec: dict[str, Any]) -> torch.nn.Module:
-    """Rebuild a model from the model.json of a run record (weights are loaded separately)."""
-    return models.build_model(spec["name"], spec["in_features"], spec["out_features"], **spec.get("options", {}))
 
 
 def config_callbacks(config: Config) -> list[Callback]:
