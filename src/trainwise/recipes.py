@@ -14,6 +14,7 @@ import torch
 from trainwise import data as data_lib
 from trainwise import datasets, models
 from trainwise.callbacks import Callback, EarlyStopping, LRScheduler
+from trainwise.checkpoint import atomic_write_text
 from trainwise.config import Config, load_config
 from trainwise.errors import DataError
 from trainwise.loop import FitResult, evaluate, fit
@@ -192,7 +193,7 @@ def run_config(
             transform=result.transform,
         )
     if result.run is not None:
-        (result.run / "model.json").write_text(json.dumps(prepared.model_spec, indent=1))
+        atomic_write_text(result.run / "model.json", json.dumps(prepared.model_spec, indent=1))
         if test is not None:
             from trainwise.runs import add_results
 

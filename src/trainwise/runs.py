@@ -329,6 +329,7 @@ def format_runs_table(rows: Sequence[RunRow]) -> Table:
 # Imported lazily by fit: plotting and safetensors cost start-up time that unrecorded runs skip.
 
 from trainwise.callbacks import Callback, Logs, best_epoch  # noqa: E402
+from trainwise.checkpoint import atomic_path, atomic_write_text  # noqa: E402
 
 
 class RunRecorder(Callback):
@@ -364,12 +365,12 @@ class RunRecorder(Callback):
         self.path = new_run_dir(self.root, self.name)
         self.index.start(self.path, self.name)
         if self.config is not None:
-            (self.path / "config.toml").write_text(tomli_w.dumps(dict(self.config)))
+            atomic_write_text(self.path / "config.toml", tomli_w.dumps(dict(self.config)))
         self._rows: builtins.list[str] = []
         self._columns: builtins.list[str] | None = None
         self._last_flush = 0.0
         if self.lr_find is not None:
-            (self.path / "lr-find.json").write_text(json.dumps(self.lr_find.to_dict(), indent=1))
+            atomic_write_text(self.path / "lr-find.json", json.dumps(self.lr_find.to_dict(), indent=1))
             self.lr_find.plot(self.path / "lr-find.png")
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
@@ -398,13 +399,12 @@ class RunRecorder(Callback):
         assert self.path is not None
         self._flush()
         state = self.state
-        save_model(state.model, str(self.path / "model.safetensors"))
+        with atomic_path(self.path / "model.safetensors") as tmp:  # a crash leaves the old file or none
+            save_model(state.model, str(tmp))
         transform = getattr(self.prepared, "transform", None)
         if transform is not None:
-            (self.path / "transform.json").write_text(json.dumps(transform.to_dict(), indent=1))
-        (self.path / "findings.json").write_text(
-            json.dumps([finding.to_dict() for finding in state.findings], indent=1)
-        )
+            atomic_write_text(self.path / "transform.json", json.dumps(transform.to_dict(), indent=1))
+        atomic_write_text(self.path / "findings.json", json.dumps([f.to_dict() for f in state.findings], indent=1))
         final = {k: v[-1] for k, v in state.history.items() if v and k != "epoch_seconds"}
         self.summary = {
             "name": self.name,
@@ -454,7 +454,7 @@ class RunRecorder(Callback):
 
 def write_summary(run_dir: Path, summary: Mapping[str, object]) -> None:
     """summary.json of a run, mirrored into the index row (status and final metrics)."""
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1, default=str))
     final = summary.get("final", {})
     RunIndex(run_dir.parent).finish(run_dir.name, str(summary["status"]), final)  # type: ignore[arg-type]
 
