@@ -1,11 +1,12 @@
-"""Small seeded data sets and the tutorials' full-batch step, shared by the doctor's tests."""
+"""Small seeded data sets, the tutorials' custom module and full-batch step, shared by the doctor's tests."""
 
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from trainwise.doctor import Doctor
+from trainwise.doctor import Doctor, Finding
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -42,3 +43,23 @@ def full_batch_steps(
         loss.backward()
         optimizer.step()
         doctor.record(loss, target=y)
+
+
+class Net(nn.Module):
+    """The tutorials' custom module: layers in __init__, F.relu in forward."""
+
+    def __init__(self, features: int = 16, hidden: int = 32, outputs: int = 4) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(features, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc = nn.Linear(hidden, outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def found(findings: list[Finding], code: str) -> Finding:
+    """The one finding with this code (the test fails, listing them all, when there is not exactly one)."""
+    matches = [f for f in findings if f.code == code]
+    assert len(matches) == 1, f"expected one {code}, got {[f.format() for f in findings]}"
+    return matches[0]

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import trainwise
+from tests.doctor.helpers import found
 from trainwise.doctor import Doctor, Finding, watch
 from trainwise.errors import TrainingError
 
@@ -97,12 +98,6 @@ def fit(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], **kwargs: obj
     options: dict[str, object] = {"optimizer": "sgd", "lr": 0.05, "epochs": 1, "batch_size": 32, "doctor": "quiet"}
     options.update(kwargs)
     return trainwise.fit(model, data, progress=False, device="cpu", **options)  # type: ignore[arg-type]
-
-
-def found(findings: list[Finding], code: str) -> Finding:
-    matches = [f for f in findings if f.code == code]
-    assert len(matches) == 1, f"expected one {code}, got {[f.format() for f in findings]}"
-    return matches[0]
 
 
 def label_codes(findings: list[Finding]) -> set[str]:

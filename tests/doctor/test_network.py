@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.doctor.helpers import blobs, generator, regression
+from tests.doctor.helpers import Net, blobs, generator, regression
 from trainwise import fit
 from trainwise.doctor import Doctor, Finding, check, watch
 
@@ -46,19 +46,6 @@ def mlp(features: int = 16, hidden: int = 32, classes: int = 4) -> nn.Sequential
 def linear(model: nn.Module, index: int) -> nn.Linear:
     """The model's index-th Linear layer."""
     return [m for m in model.modules() if isinstance(m, nn.Linear)][index]
-
-
-class Net(nn.Module):
-    """The tutorials' custom module: layers in __init__, F.relu in forward."""
-
-    def __init__(self, features: int = 16, hidden: int = 32, outputs: int = 4) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(features, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-        self.out = nn.Linear(hidden, outputs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
 class ConvNet(nn.Module):
@@ -187,7 +174,7 @@ def test_functional_relu_net_trained_to_zero_loss_is_silent() -> None:
 def test_negative_units_before_tanh_are_not_dead_relu() -> None:
     class TanhNet(Net):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.out(torch.tanh(self.fc2(torch.tanh(self.fc1(x)))))
+            return self.fc(torch.tanh(self.fc2(torch.tanh(self.fc1(x)))))
 
     torch.manual_seed(0)
     model = TanhNet()

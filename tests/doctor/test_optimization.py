@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.doctor.helpers import blobs, generator, regression
+from tests.doctor.helpers import Net, blobs, generator, regression
 from trainwise import fit
 from trainwise.doctor import Doctor, Finding, watch
 
@@ -19,19 +19,6 @@ MY_CODES = {"missing-zero-grad", "no-gradient", "params-not-optimized", "over-re
 
 def mlp(features: int = 16, hidden: int = 32, classes: int = 4) -> nn.Sequential:
     return nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, classes))
-
-
-class Net(nn.Module):
-    """The tutorials' custom module: layers in __init__, F.relu in forward."""
-
-    def __init__(self, features: int = 16, hidden: int = 32, classes: int = 4) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(features, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-        self.fc = nn.Linear(hidden, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
 Step = Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -298,7 +285,7 @@ def test_layer_used_on_some_steps_only_is_not_no_gradient() -> None:
 def test_optimizer_made_before_replacing_the_head_is_params_not_optimized() -> None:
     """Fine-tuning as written: optimizer first, then `model.fc = nn.Linear(...)` for the new classes."""
     torch.manual_seed(0)
-    model = Net(classes=10)
+    model = Net(outputs=10)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.fc = nn.Linear(32, 4)
     doctor = train(model, optimizer, blobs(), proper_step, steps=30, loss_fn=nn.CrossEntropyLoss())
