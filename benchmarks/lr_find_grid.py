@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from trainwise.config import Config, load_config, recipe_names
-from trainwise.lr_find import lr_find
-from trainwise.recipes import budget_steps, run_config, tool_inputs
+from trainwise.recipes import find_lr, run_config, tool_inputs
 
 SEEDS = (0, 1, 2)
 SLOW_DATA = {"fashion-mnist", "mnist"}
@@ -74,19 +73,7 @@ def grid_search(recipe: str, config: Config) -> dict[str, float]:
 
 
 def suggestion(recipe: str, seed: int) -> tuple[float, str]:
-    config = load_config(recipe, [f"train.seed={seed}"])
-    inputs = tool_inputs(config)
-    batch = None if config.train.batch_size == "full" else config.train.batch_size
-    result = lr_find(
-        inputs.model,
-        (inputs.X, inputs.y),
-        loss=inputs.loss,
-        optimizer=config.optim.name,
-        batch_size=batch,
-        budget_steps=budget_steps(config, len(inputs.X)),
-        seed=seed,
-        **config.optim.options,
-    )
+    result = find_lr(load_config(recipe, [f"train.seed={seed}"]))
     return result.suggestion, result.confidence
 
 

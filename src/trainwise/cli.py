@@ -150,27 +150,11 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 def cmd_lr_find(args: argparse.Namespace) -> int:
     """The LR finder on a recipe's model and data: prints the suggestion and writes the plot."""
     from trainwise.config import load_config
-    from trainwise.lr_find import lr_find
-    from trainwise.recipes import budget_steps, tool_inputs
+    from trainwise.recipes import find_lr
     from trainwise.runs import runs_root
 
     config = load_config(args.recipe, args.set or [])
-    inputs = tool_inputs(config)
-    result = lr_find(
-        inputs.model,
-        (inputs.X, inputs.y),
-        loss=inputs.loss,
-        optimizer=config.optim.name,
-        start_lr=args.start_lr,
-        end_lr=args.end_lr,
-        steps=args.steps,
-        trial_steps=args.trial_steps,
-        budget_steps=budget_steps(config, len(inputs.X)),
-        batch_size=None if config.train.batch_size == "full" else config.train.batch_size,
-        seed=config.train.seed,
-        device=config.train.device,
-        **config.optim.options,
-    )
+    result = find_lr(config, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, trial_steps=args.trial_steps)
     plot = (
         Path(args.plot)
         if args.plot

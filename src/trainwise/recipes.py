@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -19,6 +19,9 @@ from trainwise.config import Config, load_config
 from trainwise.errors import DataError
 from trainwise.loop import FitResult, evaluate, fit
 from trainwise.losses import LossFn, make_loss
+
+if TYPE_CHECKING:
+    from trainwise.lr_find import LRFindResult
 
 
 @dataclass
@@ -124,6 +127,32 @@ def tool_inputs(config: Config) -> ToolInputs:
     )
 
 
+def batch_size(config: Config) -> int | None:
+    """The config's batch size, None for the full batch (as fit takes it)."""
+    return None if config.train.batch_size == "full" else config.train.batch_size
+
+
+def find_lr(config: Config, **sweep: Any) -> LRFindResult:
+    """The LR finder on the config's model and training data, set up as for its training (batch size,
+    optimizer and options, seed, device; trials no longer than the training). sweep: start_lr,
+    end_lr, steps, trial_steps."""
+    from trainwise.lr_find import lr_find
+
+    inputs = tool_inputs(config)
+    return lr_find(
+        inputs.model,
+        (inputs.X, inputs.y),
+        loss=inputs.loss,
+        optimizer=config.optim.name,
+        budget_steps=budget_steps(config, len(inputs.X)),
+        batch_size=batch_size(config),
+        seed=config.train.seed,
+        device=config.train.device,
+        **sweep,
+        **config.optim.options,
+    )
+
+
 def budget_steps(config: Config, samples: int) -> int:
     """How many optimizer steps the config's training takes on `samples` training samples."""
     train_samples = samples - round(samples * config.data.val_split)
@@ -164,7 +193,7 @@ def run_config(
         optimizer=config.optim.name,
         lr=config.optim.lr,
         epochs=train.epochs,
-        batch_size=None if train.batch_size == "full" else train.batch_size,
+        batch_size=batch_size(config),
         val_split=config.data.val_split,
         val_data=(dataset.X_val, dataset.y_val) if dataset.X_val is not None and not config.data.val_split else None,
         metrics=train.metrics,
