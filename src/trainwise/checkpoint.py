@@ -152,10 +152,7 @@ def _fill(model: nn.Module, weights: Path) -> nn.Module:
     try:
         load_model(model, str(weights))
     except RuntimeError as exc:  # missing, unexpected or differently shaped tensors
-        first = str(exc).strip().splitlines()
-        raise TrainwiseError(
-            f"{weights}: does not fit the model ({first[0] if first else exc}); was it saved from another architecture?"
-        ) from None
+        raise _misfit(weights, exc) from None
     except (SafetensorError, OSError) as exc:
         raise TrainwiseError(f"{weights}: not a readable safetensors file ({exc}); it may be truncated") from None
     return model
@@ -185,9 +182,15 @@ def _load_torch_file(source: Path, model: nn.Module | None, trust_pickle: bool) 
     try:
         model.load_state_dict(loaded)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise TrainwiseError(f"{source}: does not fit the model ({first[0] if first else exc})") from None
+        raise _misfit(source, exc) from None
     return model
+
+
+def _misfit(source: Path, exc: RuntimeError) -> TrainwiseError:
+    """torch's many-line report of missing, unexpected or differently shaped tensors, as one line."""
+    first = str(exc).strip().splitlines()
+    detail = first[0] if first else exc
+    return TrainwiseError(f"{source}: does not fit the model ({detail}); was it saved from another architecture?")
 
 
 EXPORT_FORMATS = ("safetensors", "torchscript", "onnx")
