@@ -1,4 +1,9 @@
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -6,10 +11,15 @@ import torch
 from torch import nn
 
 import trainwise
-from trainwise.checkpoint import atomic_path, atomic_write_text
+from tests.conftest import needs_fashion_mnist
+from trainwise import checkpoint as trainwise_checkpoint
+from trainwise.callbacks import Callback
+from trainwise.checkpoint import Checkpoint, TrainingCheckpoint, atomic_path, atomic_write_text, checkpoints_in
+from trainwise.cli import main
+from trainwise.config import load_config
 from trainwise.errors import TrainwiseError
 from trainwise.models import build_model
-from trainwise.recipes import run_recipe
+from trainwise.recipes import RecipeResult, run_config, run_recipe
 
 
 def test_a_built_model_round_trips_bit_for_bit(tmp_path: Path) -> None:
@@ -134,3 +144,172 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert main(["export", "latest", "--format", "pickle", "--runs-dir", runs]) == 2
     assert "invalid choice: 'pickle'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- training checkpoints and resume
+
+WORKER = Path(__file__).with_name("resume_worker.py")
+RESUMABLE = [
+    pytest.param("w3-dynamic", ["train.epochs=60"], id="w3-dynamic"),  # momentum, a model-owned random.Random
+    pytest.param(  # Adam, cosine decay per epoch, minibatches, a validation split: mid-epoch state matters
+        "w5-tuned",
+        ["data.limit=600", "train.epochs=3", "data.val_split=0.2", "train.batch_size=64"],
+        id="w5-subset",
+        marks=needs_fashion_mnist,
+    ),
+]
+
+
+class RaiseAt(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        if self.state.step == self.step:
+            raise RuntimeError("stop here")
+
+
+def _only_run(root: Path) -> Path:
+    (run,) = [path for path in root.iterdir() if path.is_dir()]
+    return run
+
+
+def _assert_same_training(full: RecipeResult, resumed: RecipeResult) -> None:
+    pairs = zip(full.fit.model.state_dict().items(), resumed.fit.model.state_dict().items(), strict=True)
+    assert all(name_a == name_b and torch.equal(a, b) for (name_a, a), (name_b, b) in pairs)
+    for key, values in full.fit.history.items():
+        if key != "epoch_seconds":
+            assert resumed.fit.history[key] == values, key
+    assert resumed.test == full.test
+
+
+@pytest.mark.parametrize(("recipe", "overrides"), RESUMABLE)
+def test_a_run_stopped_by_an_error_resumes_bit_for_bit(tmp_path: Path, recipe: str, overrides: list[str]) -> None:
+    overrides = [*overrides, "checkpoint.every_steps=4"]
+    full = run_recipe(recipe, overrides, progress=False, run_root=tmp_path / "full")
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_recipe(recipe, overrides, progress=False, run_root=tmp_path / "cut", callbacks=[RaiseAt(11)])
+    run = _only_run(tmp_path / "cut")
+    assert [path.name for path in checkpoints_in(run / "checkpoints")] == ["step-000000004", "step-000000008"]
+    resumed = run_config(load_config(run / "config.toml"), run_root=tmp_path / "cut", progress=False, resume=run)
+    _assert_same_training(full, resumed)
+    assert resumed.fit.run == run and json.loads((run / "summary.json").read_text())["status"] == "completed"
+    rows = (run / "metrics.csv").read_text().splitlines()  # the epochs before the error, once each
+    assert [row.split(",")[0] for row in rows] == ["epoch", *(str(e + 1) for e in range(full.fit.epochs))]
+
+
+@pytest.mark.parametrize(("recipe", "overrides"), RESUMABLE)
+def test_a_run_killed_at_a_random_step_resumes_bit_for_bit(tmp_path: Path, recipe: str, overrides: list[str]) -> None:
+    overrides = [*overrides, "checkpoint.every_steps=3"]
+    full = run_recipe(recipe, overrides, progress=False, run_root=tmp_path / "full")
+    assert full.fit.run is not None
+    total_steps = json.loads((checkpoints_in(full.fit.run / "checkpoints")[-1] / "state.json").read_text())["step"]
+    kill_step = random.randrange(4, total_steps)  # any step: the result must not depend on where the kill lands
+    worker = [sys.executable, str(WORKER), recipe, str(tmp_path / "killed"), str(kill_step), *overrides]
+    done = subprocess.run(worker, capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, (kill_step, done.stderr[-2000:])
+    run = _only_run(tmp_path / "killed")
+    last = checkpoints_in(run / "checkpoints")[-1]
+    assert int(last.name.removeprefix("step-")) == (kill_step - 1) // 3 * 3, kill_step
+    resumed = run_config(load_config(run / "config.toml"), run_root=tmp_path / "killed", progress=False, resume=run)
+    _assert_same_training(full, resumed)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path, sig: signal.Signals) -> None:
+    command = [sys.executable, "-m", "trainwise.cli", "fit", "w3-dynamic", "--quiet", "--runs-dir", str(tmp_path),
+               "--set", "train.epochs=1000000", "--set", "checkpoint.every_steps=200"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*/checkpoints/step-*/state.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    run = _only_run(tmp_path)
+    assert f"resume with `trainwise fit --resume {run.name}`" in err
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    last = checkpoints_in(run / "checkpoints")[-1]
+    state = json.loads((last / "state.json").read_text())
+    assert state["step"] % 200 != 0 or state["step"] == int(err.split("step ")[1].split(";")[0])  # saved on the signal
+    done = state["epoch"] + (1 if state["batch"] else 0)
+    code = main(
+        ["fit", "--resume", run.name, "--quiet", "--runs-dir", str(tmp_path), "--set", f"train.epochs={done + 3}"]
+    )
+    assert code == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == done + 3
+
+
+def _checkpointed_w3(tmp_path: Path, *overrides: str) -> Path:
+    run_recipe(
+        "w3-dynamic", ["train.epochs=6", "checkpoint.every_epochs=2", *overrides], progress=False, run_root=tmp_path
+    )
+    return _only_run(tmp_path)
+
+
+def test_checkpoints_keep_the_last_k_and_the_best(tmp_path: Path) -> None:
+    run = _checkpointed_w3(tmp_path, "checkpoint.keep_last=1", "train.epochs=8")
+    names = [path.name for path in checkpoints_in(run / "checkpoints")]
+    losses = json.loads((checkpoints_in(run / "checkpoints")[-1] / "state.json").read_text())["history"]["loss"]
+    best_epoch = min(range(1, 8, 2), key=lambda e: losses[e])  # checkpoints at epochs 2, 4, 6, 8 (index 1, 3, ...)
+    assert names[-1] == "step-000000008" and f"step-{best_epoch + 1:09d}" in names
+    assert len(names) == (1 if best_epoch == 7 else 2)
+    assert (
+        trainwise_checkpoint.best_checkpoint(run / "checkpoints") == run / "checkpoints" / f"step-{best_epoch + 1:09d}"
+    )
+
+
+def test_a_truncated_checkpoint_is_named_and_the_one_before_is_used(tmp_path: Path) -> None:
+    run = _checkpointed_w3(tmp_path)
+    older, latest = checkpoints_in(run / "checkpoints")
+    weights = latest / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(TrainwiseError, match=r"truncated checkpoint, weights\.safetensors has 100 bytes of"):
+        TrainingCheckpoint.read(latest)
+    with pytest.warns(UserWarning, match="skipped a damaged checkpoint"):
+        assert TrainingCheckpoint.read(run).path == older
+
+
+def test_a_checkpoint_of_another_version_or_architecture_is_refused(tmp_path: Path) -> None:
+    run = _checkpointed_w3(tmp_path)
+    latest = checkpoints_in(run / "checkpoints")[-1]
+    with pytest.raises(TrainwiseError, match=r"does not fit the model \(.*size mismatch"):
+        run_recipe("w3-dynamic", ["train.epochs=6", "model.hidden=7"], progress=False, resume=latest)
+    with pytest.raises(
+        TrainwiseError, match="training on 64 samples in 1 batches per epoch; this run has 32 samples in 1"
+    ):
+        run_recipe("w3-dynamic", ["train.epochs=6", "data.n_samples=32"], progress=False, resume=latest)
+    state = json.loads((latest / "state.json").read_text())
+    (latest / "state.json").write_text(json.dumps({**state, "version": 99}))
+    with pytest.raises(TrainwiseError, match="checkpoint format version 99; this trainwise reads version 1"):
+        TrainingCheckpoint.read(latest)
+
+
+def test_a_cli_resume_of_a_run_without_checkpoints_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_recipe("w1-normalized", ["train.epochs=5", "checkpoint.enabled=false"], progress=False, run_root=tmp_path)
+    assert main(["fit", "--resume", "latest", "--runs-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: resume: no checkpoint in ")
+
+
+def test_a_dataset_run_resumes_mid_epoch_bit_for_bit(tmp_path: Path) -> None:
+    """A torch Dataset (streamed through a shuffling DataLoader) with dropout: the sampler's order and the
+    dropout masks after the resume are those of the uninterrupted run."""
+    generator = torch.Generator().manual_seed(3)
+    X, y = torch.randn(200, 5, generator=generator), torch.randint(0, 3, (200,), generator=generator)
+    dataset = torch.utils.data.TensorDataset(X, y)
+
+    def train(root: Path, *callbacks: Callback, resume: Path | None = None) -> trainwise.FitResult:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+        return trainwise.fit(model, dataset, loss="cross_entropy", optimizer="adam", lr=1e-2, epochs=3,
+                             batch_size=16, metrics=["accuracy"], progress=False, doctor="off", run_dir=root,
+                             callbacks=[Checkpoint(every_steps=5), *callbacks], resume=resume)  # fmt: skip
+
+    full = train(tmp_path / "full")
+    with pytest.raises(RuntimeError, match="stop here"):
+        train(tmp_path / "cut", RaiseAt(20))  # 13 batches an epoch: step 20 is inside the second epoch
+    resumed = train(tmp_path / "cut", resume=_only_run(tmp_path / "cut"))
+    assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True))
+    assert resumed.history["loss"] == full.history["loss"]
+    assert resumed.history["accuracy"] == full.history["accuracy"]

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from tests.conftest import RECIPE_NAMES
 from trainwise import cli
+from trainwise.checkpoint import load as trainwise_load
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -360,7 +361,7 @@ def test_predict_image_rows_with_per_channel_scaling(tmp_path: Path, capsys: pyt
             "error: --set 'epochs': expected section.key=value, e.g. --set optim.lr=0.001",
         ),
         (["evaluate", "nosuchrun"], "error: no run 'nosuchrun' in {home}/runs; `trainwise runs` lists them"),
-        (["fit"], "error: trainwise fit: the following arguments are required: recipe; see `trainwise fit --help`"),
+        (["fit"], "error: fit: name a recipe or a .toml file to train, or --resume RUN to continue a run"),
     ],
 )
 def test_mistake_in_subprocess(tmp_path: Path, args: list[str], message: str) -> None:
@@ -445,7 +446,7 @@ def test_usage_mistakes_are_one_line(capsys: pytest.CaptureFixture[str]) -> None
     assert (code, out) == (2, "")
     assert one_error_line(err) == (
         "error: trainwise: argument COMMAND: invalid choice: 'bogus' (choose from 'fit', 'check', 'gradcheck', "
-        "'recipes', 'lr-find', 'evaluate', 'predict', 'export', 'compare', 'runs'); see `trainwise --help`"
+        "'recipes', 'lr-find', 'evaluate', 'predict', 'export', 'report', 'compare', 'runs'); see `trainwise --help`"
     )
     code, out, err = run_main(capsys, "evaluate", "latest", "--split", "dev")
     assert code == 2
@@ -480,3 +481,99 @@ def test_runs_when_there_are_none(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, out, _ = run_main(capsys, "runs", "--json", "--runs-dir", str(tmp_path / "runs"))
     assert (code, strict_json(out)) == (0, [])
     assert not (tmp_path / "runs").exists()  # listing creates nothing
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+REPORT_SECTIONS = ("config", "summary", "curves", "fit", "findings", "environment", "timings")
+
+
+def _report_sections(page: Path) -> list[str]:
+    return re.findall(r'<section id="([\w-]+)">', page.read_text())
+
+
+def test_fit_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fit = ("fit", "w1-normalized", "--set", "train.epochs=20")
+    code, out, err = run_main(capsys, *fit, "--json", "--runs-dir", str(tmp_path / "json"))
+    summary = strict_json(out)  # stdout stays pure JSON: the report line goes to stderr
+    page = Path(summary["run"]) / "report.html"
+    assert code == 0 and f"report: {page}\n" in err
+    assert _report_sections(page) == list(REPORT_SECTIONS)
+
+    code, out, _ = run_main(capsys, *fit, "--runs-dir", str(tmp_path / "plain"))
+    (run,) = (tmp_path / "plain").glob("2*")
+    assert code == 0 and out.endswith(f"records: {run}\nreport: {run / 'report.html'}\n")
+
+    code, out, err = run_main(capsys, *fit, "--quiet", "--runs-dir", str(tmp_path / "quiet"))
+    assert (code, out, err) == (0, "", "")
+    (run,) = (tmp_path / "quiet").glob("2*")
+    assert (run / "report.html").is_file()  # written, not announced
+
+
+def test_fit_keeps_the_run_when_the_report_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    def broken(run: Path, **_: Any) -> Path:
+        raise RuntimeError("no space left")
+
+    # importlib: `trainwise.report` the attribute is the report() function, the module is in sys.modules
+    monkeypatch.setattr(importlib.import_module("trainwise.report"), "write_report", broken)
+    code, out, err = run_main(capsys, "fit", "w1-normalized", "--set", "train.epochs=5", "--runs-dir", str(tmp_path))
+    (run,) = tmp_path.glob("2*")
+    assert code == 0 and f"records: {run}" in out and "report:" not in out
+    assert err.splitlines()[-1] == f"warning: no report for {run.name}: RuntimeError: no space left"
+    assert (run / "summary.json").is_file() and not (run / "report.html").exists()
+
+
+def test_report_command(in_home: Path, w1: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run = Path(w1["run"])
+    for ref in ("latest", run.name[:15], str(run)):
+        code, out, err = run_main(capsys, "report", ref)
+        assert (code, out, err) == (0, f"{run / 'report.html'}\n", ""), ref
+    assert _report_sections(run / "report.html") == list(REPORT_SECTIONS)
+    assert f"{w1['final']['loss']:.6g}" in (run / "report.html").read_text()  # 2.92765, the book's loss
+    code, out, _ = run_main(capsys, "report", "latest", "--output", str(tmp_path / "w1.html"))
+    assert (code, out) == (0, f"{tmp_path / 'w1.html'}\n")
+    assert (tmp_path / "w1.html").read_text() == (run / "report.html").read_text()
+
+
+def test_report_of_a_python_fit_outside_the_runs_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trainwise.loop import fit
+
+    data = (torch.tensor(T_U).unsqueeze(1), torch.tensor(T_C).unsqueeze(1))
+    quiet = {"progress": False, "doctor": "off"}
+    result = fit(torch.nn.Linear(1, 1), data, loss="mse", lr=1e-4, epochs=3, run_dir=tmp_path / "mine", **quiet)
+    code, out, err = run_main(capsys, "report", str(result.run), "--runs-dir", str(tmp_path / "runs"))
+    assert (code, out, err) == (0, f"{result.run / 'report.html'}\n", "")
+    assert "No config recorded" in (result.run / "report.html").read_text()
+
+
+def test_report_unknown_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(capsys, "report", "nosuchrun", "--runs-dir", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert one_error_line(err) == f"error: no run 'nosuchrun' in {tmp_path}; `trainwise runs` lists them"
+    result = trainwise(tmp_path, "report", str(tmp_path / "not-a-run"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert one_error_line(result.stderr) == f"error: no run '{tmp_path / 'not-a-run'}' in {tmp_path}/runs; " + (
+        "`trainwise runs` lists them"
+    )
+
+
+def test_weights_from_a_pickled_model_need_trust_pickle(
+    in_home: Path, w1: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = trainwise_load(w1["run"])
+    with torch.no_grad():
+        model.weight.fill_(2.0)  # type: ignore[operator]
+        model.bias.fill_(-1.0)  # type: ignore[operator]
+    pickled, state = tmp_path / "whole.pth", tmp_path / "state.pth"
+    torch.save(model, pickled)  # as the W5 write-up saves its model
+    torch.save(model.state_dict(), state)
+    code, _, err = run_main(capsys, "evaluate", "latest", "--weights", str(pickled))
+    assert code == 2 and "holds a pickled Python object" in err and "--trust-pickle" in err
+    expected = float(np.mean([(2.0 * 0.1 * t_u - 1.0 - t_c) ** 2 for t_u, t_c in zip(T_U, T_C, strict=True)]))
+    for extra in (["--weights", str(pickled), "--trust-pickle"], ["--weights", str(state)]):
+        code, out, _ = run_main(capsys, "evaluate", "latest", "--json", *extra)
+        assert code == 0 and strict_json(out)["loss"] == pytest.approx(expected, rel=1e-5)

@@ -139,13 +139,13 @@ def test_round_trip_keeps_pass_through_options() -> None:
             "foo",
             1,
             "foo: unknown key; the top level takes name, description, workload, data, model, loss, optim, "
-            "scheduler, train",
+            "scheduler, train, checkpoint, log",
         ),
         (
             "descripton",
             "x",
             "descripton: unknown key (did you mean description?); the top level takes name, description, "
-            "workload, data, model, loss, optim, scheduler, train",
+            "workload, data, model, loss, optim, scheduler, train, checkpoint, log",
         ),
         (
             "data.foo",

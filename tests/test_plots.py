@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from trainwise.errors import TrainwiseError
-from trainwise.plots import plot_compare, plot_fit, plot_history
+from trainwise.plots import plot_compare, plot_confusion, plot_fit, plot_history, plot_image_grid
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -241,3 +241,58 @@ def test_figures_are_independent_of_pyplot() -> None:
     before = plt.get_fignums()
     plot_history({"loss": [1.0, math.e]})
     assert plt.get_fignums() == before
+
+
+# --- confusion matrix and image grid ----------------------------------------------------------------
+
+
+def test_plot_confusion_counts_labels_and_shares(tmp_path: Path) -> None:
+    matrix = [[5, 1, 0], [0, 0, 0], [2, 0, 8]]
+    fig = plot_confusion(matrix, ["cat", "dog", "bird"], tmp_path / "confusion.png", title="val")
+    _assert_png(tmp_path / "confusion.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "bird"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "dog", "bird"]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("predicted", "true", "val")
+    # every cell shows its count, row by row
+    assert [t.get_text() for t in ax.texts] == ["5", "1", "0", "0", "0", "0", "2", "0", "8"]
+    # colours are the share of the true class; a class with no samples is all zero, not NaN
+    shares = np.asarray(ax.images[0].get_array())
+    np.testing.assert_allclose(shares, [[5 / 6, 1 / 6, 0], [0, 0, 0], [0.2, 0, 0.8]])
+
+
+def test_plot_confusion_many_classes_are_not_annotated() -> None:
+    fig = plot_confusion(np.eye(25, dtype=int), [str(i) for i in range(25)])
+    assert len(fig.axes[0].texts) == 0
+
+
+def test_plot_confusion_rejects_bad_shapes() -> None:
+    with pytest.raises(TrainwiseError, match="square"):
+        plot_confusion([[1, 2, 3]], ["a"])
+    with pytest.raises(TrainwiseError, match="2 classes but 3 class names"):
+        plot_confusion([[1, 0], [0, 1]], ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("shape", [(5, 6, 7), (5, 1, 6, 7), (5, 3, 6, 7)])
+def test_plot_image_grid(shape: tuple[int, ...], tmp_path: Path) -> None:
+    images = torch.rand(shape) * 255  # any value range: raw pixels
+    titles = [f"true {i}\npredicted {i + 1}" for i in range(5)]
+    fig = plot_image_grid(images, titles, tmp_path / "grid.png")
+    _assert_png(tmp_path / "grid.png")
+    drawn = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in drawn] == titles
+    assert drawn[0].get_gridspec().get_geometry() == (2, 4)  # four columns, as many rows as needed
+    first = np.asarray(drawn[0].images[0].get_array())
+    if shape[1] == 3:  # RGB channels last, stretched to [0, 1]
+        assert first.shape == (6, 7, 3) and first.min() == 0.0 and first.max() == 1.0
+    else:
+        np.testing.assert_allclose(first, images[0].reshape(6, 7).numpy(), rtol=1e-6)
+
+
+def test_plot_image_grid_empty_and_mismatch() -> None:
+    fig = plot_image_grid(np.zeros((0, 4, 4)), [])
+    assert any("no images" in t.get_text() for t in fig.texts)
+    with pytest.raises(TrainwiseError, match="2 images but 1 titles"):
+        plot_image_grid(np.zeros((2, 4, 4)), ["a"])
+    with pytest.raises(TrainwiseError, match="channels"):
+        plot_image_grid(np.zeros((2, 5, 4, 4)), ["a", "b"])

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import platform
 import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import torch
 
+import trainwise
 from trainwise.errors import TrainwiseError
+from trainwise.loop import fit
 from trainwise.runs import RunIndex, RunRow, format_runs_table, new_run_dir, runs_root
 
 NOW = datetime(2024, 3, 5, 14, 7, 9)
@@ -328,3 +335,110 @@ def test_table_renders() -> None:
     console.print(format_runs_table([_row("20240101-100000-x", {"loss": 0.25}), _row("b", {})]))
     text = console.export_text()
     assert "20240101-100000-x" in text and "0.25" in text
+
+
+# --- what RunRecorder records for the report -------------------------------------------------------
+
+
+def _blobs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three overlapping 2-D blobs, labels 0, 1, 2 in turn: a classifier gets most, not all, right."""
+    generator = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    centers = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+    return centers[y] + torch.randn(n, 2, generator=generator), y
+
+
+def _confusion(predicted: torch.Tensor, true: torch.Tensor, n: int) -> list[list[int]]:
+    matrix = [[0] * n for _ in range(n)]
+    for t, p in zip(true.tolist(), predicted.tolist(), strict=True):
+        matrix[t][p] += 1
+    return matrix
+
+
+def _fit(tmp_path: Path, model: torch.nn.Module, data: Any, **kwargs: Any) -> Any:
+    torch.manual_seed(0)
+    options: dict[str, Any] = {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.1, "epochs": 5}
+    return fit(model, data, run_dir=tmp_path, progress=False, doctor="off", **{**options, **kwargs})
+
+
+def test_environment_recorded_and_no_predictions_for_regression(tmp_path: Path) -> None:
+    X = torch.linspace(0, 1, 20).unsqueeze(1)
+    result = _fit(tmp_path, torch.nn.Linear(1, 1), (X, 2 * X), loss="mse")
+    environment = json.loads((result.run / "environment.json").read_text())
+    assert environment == {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "trainwise": trainwise.__version__,
+        "platform": platform.platform(),
+        "device": "cpu",
+        "cuda_device": None,
+        "threads": torch.get_num_threads(),
+    }
+    assert not (result.run / "predictions.json").exists()  # regression: no classes
+    assert not (result.run / "misclassified.safetensors").exists()
+
+
+def test_confusion_matrix_on_the_validation_split(tmp_path: Path) -> None:
+    X, y = _blobs(90)
+    X_val, y_val = _blobs(45, seed=1)
+    result = _fit(tmp_path, torch.nn.Linear(2, 3), (X, y), val_data=(X_val, y_val))
+    recorded = json.loads((result.run / "predictions.json").read_text())
+    assert (recorded["split"], recorded["class_names"]) == ("validation", None)
+    expected = _confusion(result.predict(X_val).argmax(dim=1), y_val, 3)
+    assert recorded["matrix"] == expected
+    assert sum(map(sum, expected)) == 45
+    correct = sum(expected[i][i] for i in range(3))
+    assert 0 < correct < 45  # a real mix of right and wrong, so the comparison means something
+    assert not (result.run / "misclassified.safetensors").exists()  # not images
+
+
+def test_confusion_matrix_on_the_training_split_when_there_is_no_validation(tmp_path: Path) -> None:
+    X, y = _blobs(60)
+    result = _fit(tmp_path, torch.nn.Linear(2, 3), (X, y), batch_size=16, normalize="standard")
+    recorded = json.loads((result.run / "predictions.json").read_text())
+    assert recorded["split"] == "training"
+    assert recorded["matrix"] == _confusion(result.predict(X).argmax(dim=1), y, 3)  # predict applies the scaling
+
+
+def test_class_names_and_unnamed_extra_outputs(tmp_path: Path) -> None:
+    from trainwise.data import prepare_data
+    from trainwise.runs import RunRecorder
+
+    X, y = _blobs(60)
+    y = y.clamp(max=1)  # two classes, a model with three outputs (like W5's 18 outputs for 10 classes)
+    prepared = prepare_data((X, y), batch_size=None, device=torch.device("cpu"))
+    recorder = RunRecorder(tmp_path, "named", None, prepared, class_names=["cat", "dog"])
+    torch.manual_seed(0)
+    fit(torch.nn.Linear(2, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=3, callbacks=[recorder], progress=False)
+    assert recorder.path is not None
+    recorded = json.loads((recorder.path / "predictions.json").read_text())
+    assert recorded["class_names"] == ["cat", "dog", "2"]
+    assert len(recorded["matrix"]) == 3 and sum(map(sum, recorded["matrix"])) == 60
+
+
+def test_binary_single_logit(tmp_path: Path) -> None:
+    X, y = _blobs(60)
+    target = (y == 1).float().unsqueeze(1)  # 0/1 floats against one logit, as bce_with_logits takes them
+    result = _fit(tmp_path, torch.nn.Linear(2, 1), (X, target), loss="bce_with_logits")
+    recorded = json.loads((result.run / "predictions.json").read_text())
+    predicted = (result.predict(X).reshape(-1) > 0).long()
+    assert recorded["matrix"] == _confusion(predicted, target.reshape(-1).long(), 2)
+
+
+def test_misclassified_images_in_raw_scale(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.rand(64, 1, 6, 6, generator=generator) * 255  # raw pixels, 0..255
+    y = torch.randint(0, 2, (64,), generator=generator)  # random labels: plenty of mistakes
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2))
+    result = _fit(tmp_path, model, (X, y), normalize="standard", lr=1e-3, epochs=1)
+    stored = load_file(str(result.run / "misclassified.safetensors"))
+    predicted = result.predict(X).argmax(dim=1)
+    wrong = (predicted != y).nonzero().reshape(-1)
+    assert len(wrong) > 16
+    assert stored["images"].shape == (16, 1, 6, 6)  # at most 16, the first ones in the split's order
+    torch.testing.assert_close(stored["images"], X[wrong[:16]], rtol=1e-5, atol=1e-3)  # scaling undone
+    assert stored["true"].tolist() == y[wrong[:16]].tolist()
+    assert stored["predicted"].tolist() == predicted[wrong[:16]].tolist()

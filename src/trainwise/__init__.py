@@ -4,19 +4,22 @@ result = trainwise.fit(model, (X, y), loss="mse", optimizer="sgd", lr=1e-2, epoc
 """
 
 from trainwise.callbacks import Callback, EarlyStopping, GradientClipping, History, LRScheduler, ProgressBar
-from trainwise.checkpoint import load, save
+from trainwise.checkpoint import Checkpoint, load, save
 from trainwise.compare import Comparison, compare
 from trainwise.config import load_config
 from trainwise.datasets import Dataset, load_dataset
 from trainwise.errors import ConfigError, DataError, TrainingError, TrainwiseError
 from trainwise.gradcheck import GradcheckResult, gradcheck
+from trainwise.loggers import MLflowLogger, TensorBoardLogger
 from trainwise.loop import FitResult, evaluate, fit, predict
 from trainwise.metrics import Metric
 from trainwise.models import build_model
 from trainwise.recipes import run_recipe
+from trainwise.report import report
 
 __all__ = [
     "Callback",
+    "Checkpoint",
     "Comparison",
     "ConfigError",
     "DataError",
@@ -27,8 +30,10 @@ __all__ = [
     "GradientClipping",
     "History",
     "LRScheduler",
+    "MLflowLogger",
     "Metric",
     "ProgressBar",
+    "TensorBoardLogger",
     "TrainingError",
     "TrainwiseError",
     "build_model",
@@ -40,6 +45,7 @@ __all__ = [
     "load_config",
     "load_dataset",
     "predict",
+    "report",
     "run_recipe",
     "save",
 ]

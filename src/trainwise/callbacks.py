@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,17 +48,28 @@ class TrainState:
     device: torch.device
     epoch: int = 0  # the current epoch, counted from 0
     step: int = 0  # optimizer steps taken so far
+    batch: int = 0  # batches done in the current epoch
     stop_training: bool = False
+    interrupted: str | None = None  # SIGINT/SIGTERM arrived: the loop stops after the current step
+    batches: Any = None  # the training batch source (data.InMemoryBatches or LoaderBatches)
+    transform: Any = None  # the inputs' fitted scaling (data.AffineTransform), if any
+    callbacks: list[Any] = field(default_factory=list)
+    # the current epoch's running loss (a device tensor) and sample count, read once at its end
+    epoch_loss: Any = None
+    epoch_samples: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
     status: str = "running"
     findings: list[Any] = field(default_factory=list)  # the doctor's, when it runs
     doctor_actions: list[str] = field(default_factory=list)
+    run: Path | None = None  # the run's record folder, once RunRecorder has made it (fit with run_dir)
 
 
 class Callback:
     """Base class: every hook does nothing. Override the ones you need."""
 
     state: TrainState
+    # fit runs such callbacks after the run recorder (records complete at on_train_end) and the others
+    after_records: bool = False
 
     def on_train_begin(self, logs: Logs) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None: ...
@@ -68,6 +80,13 @@ class Callback:
     def on_epoch_end(self, epoch: int, logs: Logs) -> None: ...
     def on_train_end(self, logs: Logs) -> None: ...
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """What a checkpoint must keep of this callback to resume exactly (None: nothing)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what state_dict() gave; called on resume after on_train_begin."""
+
 
 class CallbackList:
     """Calls each hook on the callbacks that override it (so unused per-batch hooks cost nothing)."""
@@ -76,6 +95,8 @@ class CallbackList:
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.state = state
+        if state is not None:
+            state.callbacks = self.callbacks
         self._active: dict[str, list[Any]] = {
             hook: [getattr(cb, hook) for cb in self.callbacks if getattr(type(cb), hook) is not getattr(Callback, hook)]
             for hook in HOOKS
@@ -137,6 +158,21 @@ def best_epoch(history: dict[str, list[float]]) -> dict[str, float]:
     return {"epoch": index + 1, **logged}
 
 
+def monitored(monitor: str | None, logs: Logs, key: str) -> str:
+    """The logged value to watch: `monitor`, or val_loss when there is validation data, else loss."""
+    name = monitor or ("val_loss" if "val_loss" in logs else "loss")
+    if name not in logs:
+        raise ConfigError(f"{key}: {name!r} is not logged; logged: {', '.join(logs)}")
+    return name
+
+
+def monitor_mode(monitor: str, mode: str = "auto") -> str:
+    """'min' or 'max'; 'auto' maximizes accuracies and R^2 and minimizes the rest."""
+    if mode != "auto":
+        return mode
+    return "max" if "acc" in monitor or monitor.endswith("r2") else "min"
+
+
 class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
 
@@ -166,12 +202,9 @@ class EarlyStopping(Callback):
         self._best_weights: dict[str, torch.Tensor] | None = None
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
-        monitor = self.monitor or ("val_loss" if "val_loss" in logs else "loss")
-        if monitor not in logs:
-            raise ConfigError(f"early_stopping.monitor: {monitor!r} is not logged; logged: {', '.join(logs)}")
-        mode = self.mode if self.mode != "auto" else ("max" if "acc" in monitor or monitor.endswith("r2") else "min")
+        monitor = monitored(self.monitor, logs, "early_stopping.monitor")
         value = float(logs[monitor])
-        value = value if mode == "min" else -value
+        value = value if monitor_mode(monitor, self.mode) == "min" else -value
         if not math.isfinite(value):
             value = math.inf
         if self.best_epoch < 0 or _better("min", value, self.best, self.min_delta):
@@ -187,6 +220,13 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs: Logs) -> None:
         if self.stopped_epoch is not None and self._best_weights is not None:
             self.state.model.load_state_dict(self._best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch, "weights": self._best_weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait, self.best_epoch = state["best"], state["wait"], state["best_epoch"]
+        self._best_weights = state["weights"]
 
 
 SCHEDULER_ALIASES = {
@@ -266,6 +306,14 @@ class LRScheduler(Callback):
     def on_batch_end(self, batch: int, logs: Logs) -> None:
         if self.interval == "step":
             self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.scheduler.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)
+        # the optimizer stepped before the checkpoint; without this torch warns that the schedule skips a value
+        self.state.optimizer._opt_called = True  # type: ignore[attr-defined]
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         if self.interval != "epoch":

@@ -12,19 +12,27 @@ given by import path imports its module, which runs that module's code: by desig
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import shutil
+import sys
 import tempfile
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from trainwise.errors import TrainwiseError
+from trainwise import rng
+from trainwise.callbacks import Callback, Logs, TrainState, monitor_mode, monitored
+from trainwise.errors import ConfigError, TrainwiseError
 from trainwise.models import spec_of
 
 FORMAT = "trainwise-model"
@@ -188,9 +196,12 @@ def _load_torch_file(source: Path, model: nn.Module | None, trust_pickle: bool) 
 
 def _misfit(source: Path, exc: RuntimeError) -> TrainwiseError:
     """torch's many-line report of missing, unexpected or differently shaped tensors, as one line."""
-    first = str(exc).strip().splitlines()
-    detail = first[0] if first else exc
-    return TrainwiseError(f"{source}: does not fit the model ({detail}); was it saved from another architecture?")
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    details = [line for line in lines if not line.endswith(":")] or lines or [str(exc)]
+    more = f"; and {len(details) - 1} more" if len(details) > 1 else ""
+    return TrainwiseError(
+        f"{source}: does not fit the model ({details[0].rstrip('.')}{more}); was it saved from another architecture?"
+    )
 
 
 EXPORT_FORMATS = ("safetensors", "torchscript", "onnx")
@@ -228,3 +239,383 @@ def export(model: nn.Module, path: str | Path, *, format: str, example: torch.Te
     finally:
         model.train(was_training)
     return target
+
+
+# ----------------------------------------------------------------------------- training checkpoints
+# A checkpoint is a folder step-<N>: weights.safetensors holds every tensor (model, optimizer state,
+# random states, the epoch's running sums, callbacks' tensors), state.json everything else, tensors
+# referenced by name. It is written in a hidden temporary folder renamed into place when complete, so a
+# crash leaves the previous checkpoints and a temporary folder, never a step-<N> that loads wrong.
+
+CHECKPOINT_FORMAT = "trainwise-checkpoint"
+CHECKPOINT_VERSION = 1
+TENSORS = "weights.safetensors"
+STATE = "state.json"
+CHECKPOINTS = "checkpoints"
+
+
+class Checkpoint(Callback):
+    """Saves training checkpoints that fit(resume=...) continues from exactly.
+
+    Saves every `every_epochs` epochs, every `every_steps` optimizer steps and/or after `every_seconds`
+    (checked at epoch ends; the default, 60 s, when none is given), at the end of training, and when
+    SIGINT or SIGTERM stops it. Keeps the
+    last `keep_last` and, with keep_best, the one with the best `monitor` value (val_loss when there is
+    validation data, else loss). folder None: the run's folder/checkpoints (fit needs run_dir then).
+    """
+
+    after_records = True  # last: it saves what every other callback did at the same hook
+
+    def __init__(
+        self,
+        folder: str | Path | None = None,
+        *,
+        every_epochs: int | None = None,
+        every_steps: int | None = None,
+        every_seconds: float | None = None,
+        keep_last: int = 2,
+        keep_best: bool = True,
+        monitor: str | None = None,
+        mode: str = "auto",
+    ) -> None:
+        for name, value in (("every_epochs", every_epochs), ("every_steps", every_steps), ("keep_last", keep_last)):
+            if value is not None and value < 1:
+                raise ConfigError(f"checkpoint.{name}: must be at least 1, got {value}")
+        if every_seconds is not None and every_seconds <= 0:
+            raise ConfigError(f"checkpoint.every_seconds: must be positive, got {every_seconds}")
+        if mode not in ("auto", "min", "max"):
+            raise ConfigError(f"checkpoint.mode: {mode!r} is not allowed; use 'auto', 'min' or 'max'")
+        if every_epochs is None and every_steps is None and every_seconds is None:
+            every_seconds = 60.0  # not every epoch: W1's 5000 tiny epochs would spend most time saving
+        self.folder = Path(folder) if folder is not None else None
+        self.every_epochs, self.every_steps, self.every_seconds = every_epochs, every_steps, every_seconds
+        self.keep_last, self.keep_best, self.monitor, self.mode = keep_last, keep_best, monitor, mode
+        self.last: Path | None = None  # the latest checkpoint saved
+
+    def on_train_begin(self, logs: Logs) -> None:
+        self._last_time = time.monotonic()
+        self._saved_step = -1
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        if self.every_steps and self.state.step % self.every_steps == 0:
+            self.save()
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        due = bool(self.every_epochs and (epoch + 1) % self.every_epochs == 0)
+        due = due or bool(self.every_seconds and time.monotonic() - self._last_time >= self.every_seconds)
+        if due:
+            monitor = monitored(self.monitor, logs, "checkpoint.monitor")
+            self.save({"name": monitor, "value": float(logs[monitor]), "mode": monitor_mode(monitor, self.mode)})
+
+    def on_train_end(self, logs: Logs) -> None:
+        state = self.state
+        if logs.get("status") in ("completed", "stopped") or state.interrupted:
+            self.save()
+        if state.interrupted and self.last is not None:
+            command = f"`trainwise fit --resume {state.run.name}` or " if state.run is not None else ""
+            print(
+                f"{state.interrupted}: training stopped at epoch {state.epoch + 1}, step {state.step}; checkpoint "
+                f"saved in {self.last}; resume with {command}fit(..., resume={str(self.last)!r})",
+                file=sys.stderr,
+            )
+
+    def save(self, monitor: dict[str, Any] | None = None) -> Path:
+        """Save a checkpoint of the training state now (a consistent point: between steps)."""
+        state = self.state
+        if state.step == self._saved_step:  # nothing has changed since the last one
+            return self.last  # type: ignore[return-value]
+        folder = self.folder or (state.run / CHECKPOINTS if state.run is not None else None)
+        if folder is None:
+            raise ConfigError("Checkpoint: no folder to save in; pass fit(..., run_dir=...) or Checkpoint(folder=...)")
+        self.last = save_training_state(state, folder, monitor=monitor)
+        self._saved_step, self._last_time = state.step, time.monotonic()
+        _prune(folder, self.keep_last, self.keep_best)
+        return self.last
+
+
+def save_training_state(state: TrainState, folder: Path, *, monitor: dict[str, Any] | None = None) -> Path:
+    """Write state into folder/step-<N> (atomically) and return that path."""
+    from safetensors.torch import save_file
+
+    mid_epoch = state.batch > 0
+    epochs_done = state.epoch if mid_epoch else len(state.history.get("loss", []))
+    tree = {
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "random": rng.capture(state.model),
+        "batches": state.batches.state_dict(mid_epoch=mid_epoch) if state.batches is not None else {},
+        "epoch_loss": state.epoch_loss if mid_epoch else None,
+        "metrics": [metric.state_dict() for metric in state.metrics] if mid_epoch else [],
+        "callbacks": {key: cb.state_dict() for key, cb in _keyed(state.callbacks) if cb.state_dict() is not None},
+    }
+    tensors: dict[str, torch.Tensor] = {}
+    encoded = _encode(tree, tensors, "")
+    description = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_class": f"{type(state.model).__module__}:{type(state.model).__qualname__}",
+        "epoch": epochs_done,  # epochs finished
+        "batch": state.batch,  # batches finished in the next one
+        "step": state.step,
+        "epochs": state.epochs,
+        "steps_per_epoch": state.steps_per_epoch,
+        "samples": getattr(state.batches, "n", None),
+        "epoch_samples": state.epoch_samples if mid_epoch else 0,
+        "stop_training": state.stop_training,
+        "monitor": monitor,
+        "transform": state.transform.to_dict() if state.transform is not None else None,
+        "history": state.history,
+        "findings": [finding.to_dict() for finding in state.findings],
+        "doctor_actions": state.doctor_actions,
+        "state": encoded,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"step-{state.step:09d}"
+    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
+    try:
+        save_file(tensors, str(temporary / TENSORS))
+        description["tensors_bytes"] = (temporary / TENSORS).stat().st_size
+        (temporary / STATE).write_text(json.dumps(description, indent=1))
+        for name in (TENSORS, STATE):
+            with open(temporary / name, "rb") as written:
+                os.fsync(written.fileno())
+        if target.exists():  # a checkpoint of the same step from an earlier, interrupted run
+            shutil.rmtree(target)
+        os.replace(temporary, target)
+        _fsync_folder(folder)
+    except OSError as exc:
+        raise TrainwiseError(f"{folder}: cannot write a checkpoint there ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return target
+
+
+def _fsync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _keyed(callbacks: Sequence[Callback]) -> Iterator[tuple[str, Callback]]:
+    """Callbacks by class name (EarlyStopping, EarlyStopping#2, ...): what a resumed run matches them by."""
+    seen: dict[str, int] = {}
+    for callback in callbacks:
+        name = type(callback).__name__
+        seen[name] = seen.get(name, 0) + 1
+        yield (name if seen[name] == 1 else f"{name}#{seen[name]}"), callback
+
+
+def _encode(value: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:
+    """A JSON-able tree: tensors go into `tensors` under their path; tuples, arrays and non-string dict
+    keys (an optimizer's parameter indices) are tagged so _decode gives back the same types."""
+    if isinstance(value, torch.Tensor):
+        tensors[key] = value.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": key}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(item, tensors, f"{key}.{i}") for i, item in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(item, tensors, f"{key}.{i}") for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: _encode(v, tensors, f"{key}.{k}") for k, v in value.items()}
+        return {"__items__": [[_encode(k, tensors, f"{key}.k{i}"), _encode(v, tensors, f"{key}.{i}")]
+                              for i, (k, v) in enumerate(value.items())]}  # fmt: skip
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TrainwiseError(f"checkpoint: cannot save a {type(value).__name__} ({key}); a callback's state_dict "
+                         "may hold tensors, arrays, numbers, strings, lists, tuples and dicts")  # fmt: skip
+
+
+def _decode(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_decode(item, tensors) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value:
+        return tensors[value["__tensor__"]]
+    if "__ndarray__" in value:
+        return np.asarray(value["__ndarray__"], dtype=value["dtype"])
+    if "__tuple__" in value:
+        return tuple(_decode(item, tensors) for item in value["__tuple__"])
+    if "__items__" in value:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in value["__items__"]}
+    return {k: _decode(v, tensors) for k, v in value.items()}
+
+
+def _step_of(folder: Path) -> int:
+    try:
+        return int(folder.name.removeprefix("step-"))
+    except ValueError:
+        return -1
+
+
+def checkpoints_in(folder: Path) -> list[Path]:
+    """The complete checkpoints in a checkpoints folder, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.name.startswith("step-") and _step_of(p) >= 0 and (p / STATE).is_file()]
+    return sorted(found, key=_step_of)
+
+
+def _prune(folder: Path, keep_last: int, keep_best: bool) -> None:
+    """Delete all but the last `keep_last` checkpoints and the best one; and temporary folders a crash left."""
+    saved = checkpoints_in(folder)
+    keep = set(saved[-keep_last:])
+    best = best_checkpoint(folder) if keep_best else None
+    if best is not None:
+        keep.add(best)
+    for path in saved:
+        if path not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+    for leftover in folder.glob(".step-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def best_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint with the best monitored value in a checkpoints folder (None if none has one)."""
+    best: tuple[float, Path] | None = None
+    for path in checkpoints_in(folder):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            monitor = json.loads((path / STATE).read_text())["monitor"]
+            if monitor and math.isfinite(monitor["value"]):
+                score = monitor["value"] if monitor["mode"] == "min" else -monitor["value"]
+                if best is None or score <= best[0]:
+                    best = (score, path)
+    return best[1] if best else None
+
+
+class TrainingCheckpoint:
+    """A checkpoint read back: fit(resume=...) calls restore_progress before the callbacks start and
+    restore_training after their on_train_begin (which makes schedulers and resets early stopping)."""
+
+    def __init__(self, path: Path, description: dict[str, Any], tree: dict[str, Any]) -> None:
+        self.path, self.description, self.tree = path, description, tree
+
+    @property
+    def run(self) -> Path | None:
+        """The run folder the checkpoint belongs to (<run>/checkpoints/step-N), if it is in one."""
+        run = self.path.parent.parent
+        return run if self.path.parent.name == CHECKPOINTS and (run / "config.toml").is_file() else None
+
+    @classmethod
+    def read(cls, source: str | Path) -> TrainingCheckpoint:
+        """A step-N folder; or a run or checkpoints folder, for its latest complete checkpoint."""
+        path = Path(source)
+        if not path.exists():
+            raise TrainwiseError(f"resume: {path}: no such checkpoint or run folder")
+        if (path / STATE).is_file() or (path / TENSORS).is_file():
+            return cls._read(path)
+        folder = path / CHECKPOINTS if (path / CHECKPOINTS).is_dir() else path
+        found = checkpoints_in(folder)
+        if not found:
+            raise TrainwiseError(f"resume: no checkpoint in {path}; fit saves them with the Checkpoint callback "
+                                 "(`trainwise fit` does by default)")  # fmt: skip
+        problems = []
+        for candidate in reversed(found):  # the newest that loads: a damaged one never ends the run
+            try:
+                loaded = cls._read(candidate)
+            except TrainwiseError as exc:
+                problems.append(str(exc))
+                continue
+            for problem in problems:
+                warnings.warn(f"skipped a damaged checkpoint: {problem}", stacklevel=2)
+            return loaded
+        raise TrainwiseError(problems[0])
+
+    @classmethod
+    def _read(cls, path: Path) -> TrainingCheckpoint:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            description = json.loads((path / STATE).read_text())
+        except (OSError, ValueError) as exc:
+            raise TrainwiseError(f"{path}: damaged checkpoint, {STATE} is unreadable ({exc}); resume from an "
+                                 "earlier one") from None  # fmt: skip
+        if not isinstance(description, dict) or description.get("format") != CHECKPOINT_FORMAT:
+            raise TrainwiseError(f"{path}: not a trainwise training checkpoint")
+        if description.get("version") != CHECKPOINT_VERSION:
+            raise TrainwiseError(f"{path}: checkpoint format version {description.get('version')!r}; this "
+                                 f"trainwise reads version {CHECKPOINT_VERSION}")  # fmt: skip
+        weights = path / TENSORS
+        size = weights.stat().st_size if weights.is_file() else 0
+        if size != description.get("tensors_bytes"):
+            raise TrainwiseError(f"{path}: truncated checkpoint, {TENSORS} has {size} bytes of "
+                                 f"{description.get('tensors_bytes')}; resume from an earlier one")  # fmt: skip
+        try:
+            tensors = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise TrainwiseError(f"{path}: damaged checkpoint, {TENSORS} is unreadable ({exc})") from None
+        try:
+            tree = _decode(description["state"], tensors)
+        except KeyError as exc:
+            raise TrainwiseError(f"{path}: damaged checkpoint, tensor {exc} is missing") from None
+        return cls(path, description, tree)
+
+    def restore_progress(self, state: TrainState) -> None:
+        """Weights, position, history and findings; checks the run has the same data and model."""
+        from trainwise.doctor.findings import Finding
+
+        info = self.description
+        have = (getattr(state.batches, "n", None), state.steps_per_epoch)
+        if (info["samples"], info["steps_per_epoch"]) != have:
+            raise TrainwiseError(
+                f"resume: {self.path} was saved while training on {info['samples']} samples in "
+                f"{info['steps_per_epoch']} batches per epoch; this run has {have[0]} samples in {have[1]}; "
+                "resume with the same data and batch size"
+            )
+        saved_transform, transform = info["transform"], state.transform
+        if (saved_transform is None) != (transform is None) or (
+            transform is not None and not _same_transform(saved_transform, transform.to_dict())
+        ):
+            raise TrainwiseError(f"resume: the inputs' scaling differs from {self.path}'s (other data or another "
+                                 "normalize setting); resume with the same data and settings")  # fmt: skip
+        if info["epoch"] > state.epochs or (info["epoch"] == state.epochs and info["batch"]):
+            raise TrainwiseError(f"resume: {self.path} is at epoch {info['epoch']}, past this run's {state.epochs} "
+                                 "epochs; give more epochs to train further")  # fmt: skip
+        try:
+            state.model.load_state_dict(self.tree["model"])
+        except RuntimeError as exc:
+            raise _misfit(self.path, exc) from None
+        state.epoch, state.batch, state.step = info["epoch"], info["batch"], info["step"]
+        state.stop_training = info["stop_training"]
+        state.history = {key: list(values) for key, values in info["history"].items()}
+        state.findings = [Finding(**{**f, "evidence": {k: float(v) for k, v in f["evidence"].items()}})
+                          for f in info["findings"]]  # fmt: skip
+        state.doctor_actions = list(info["doctor_actions"])
+        if state.batch:  # mid-epoch: the running sums of the batches done
+            state.epoch_loss = self.tree["epoch_loss"].to(state.device)
+            state.epoch_samples = info["epoch_samples"]
+            for metric, saved in zip(state.metrics, self.tree["metrics"], strict=False):
+                metric.load_state_dict({k: v.to(state.device) if v is not None else None for k, v in saved.items()})
+
+    def restore_training(self, state: TrainState, callbacks: Sequence[Callback]) -> None:
+        """Optimizer, callbacks, batch order and random states, in that order (the last thing before training)."""
+        try:
+            state.optimizer.load_state_dict(self.tree["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise TrainwiseError(f"resume: {self.path}'s optimizer state does not fit this optimizer ({exc}); "
+                                 "resume with the same optimizer") from None  # fmt: skip
+        saved = self.tree["callbacks"]
+        for key, callback in _keyed(callbacks):
+            if key in saved:
+                callback.load_state_dict(saved[key])
+        if state.batches is not None:
+            state.batches.load_state_dict(self.tree["batches"])
+        rng.restore(self.tree["random"], state.model)
+
+
+def _same_transform(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    if saved["method"] != current["method"] or saved["shape"] != current["shape"]:
+        return False
+    return all(
+        math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7)
+        for key in ("scale", "shift")
+        for a, b in zip(saved[key], current[key], strict=True)
+    )

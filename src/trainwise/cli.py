@@ -1,4 +1,4 @@
-"""The command line: `trainwise fit | recipes | evaluate | predict | runs`.
+"""The command line: `trainwise fit | recipes | evaluate | predict | report | runs`.
 
 The only module that reads argv. User mistakes (TrainwiseError, bad arguments) print one line,
 "error: ...", on stderr and exit with 2; nothing the user does should end in a traceback.
@@ -20,6 +20,7 @@ from trainwise.errors import ConfigError, TrainwiseError
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # as a shell reports a process that Ctrl-C ended
 # Set to 1 to see the traceback of an unexpected error instead of its one-line summary.
 DEBUG_ENV = "TRAINWISE_DEBUG"
 # Output to a pipe or file: rich would squeeze tables into 80 columns and cut the names short.
@@ -69,19 +70,28 @@ def _summary_table(summary: dict[str, Any]) -> Any:
 def cmd_fit(args: argparse.Namespace) -> int:
     from trainwise.config import load_config
     from trainwise.recipes import run_config
-    from trainwise.runs import runs_root
+    from trainwise.runs import RunIndex, runs_root
 
     overrides = [*(args.set or []), *([f"train.doctor={args.doctor}"] if args.doctor else [])]
-    config = load_config(args.recipe, overrides)
+    root = Path(args.runs_dir) if args.runs_dir else runs_root()
+    resume = None
+    if args.resume:  # the run's own config, unless a recipe is named too
+        resume = RunIndex(root).get(args.resume).path
+        config = load_config(args.recipe or resume / "config.toml", overrides)
+    elif args.recipe:
+        config = load_config(args.recipe, overrides)
+    else:
+        raise TrainwiseError("fit: name a recipe or a .toml file to train, or --resume RUN to continue a run")
     if args.quiet and config.train.doctor == "warn":
         config.train.doctor = "quiet"  # findings still land in the summary and the record
     err = _console(stderr=True)
     progress: bool | str = not (args.quiet or args.json)
     result = run_config(
         config,
-        run_root=Path(args.runs_dir) if args.runs_dir else runs_root(),
+        run_root=root,
         progress=progress,
         on_note=None if args.quiet else lambda note: err.print(f"note: {note}"),
+        resume=resume,
     )
     summary = result.summary()
     if args.json:
@@ -92,7 +102,26 @@ def cmd_fit(args: argparse.Namespace) -> int:
         out.print(_summary_table(summary))
         _print_findings(out, result.fit.findings, result.fit.doctor_actions)
         out.print(f"records: {summary['run']}")
+    _fit_report(result.fit.run, args)
+    if result.fit.status == "interrupted":
+        return EXIT_INTERRUPTED
     return 0 if result.fit.status in ("completed", "stopped") else EXIT_FAILED
+
+
+def _fit_report(run: Path | None, args: argparse.Namespace) -> None:
+    """The HTML report of a finished fit: its path on stdout (stderr with --json, which keeps stdout pure
+    JSON; nothing with --quiet). The run is recorded already, so a failure here is only a warning."""
+    from trainwise.report import write_report
+
+    if run is None:
+        return
+    try:
+        path = write_report(run)
+    except Exception as exc:  # the run must not look failed because its report could not be drawn
+        print(f"warning: no report for {run.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return
+    if not args.quiet:
+        print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)
 
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -191,13 +220,14 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_run(ref: str, runs_dir: str | None) -> tuple[Any, Any, Any]:
-    """(run folder, config, model with its trained weights) of a recorded run."""
+def _load_run(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(run folder, config, model with its trained weights) of a recorded run; with --weights, the weights
+    (or, with --trust-pickle, the whole pickled model) from that file instead."""
     from trainwise.checkpoint import load
     from trainwise.config import load_config
     from trainwise.runs import RunIndex, runs_root
 
-    row = RunIndex(Path(runs_dir) if runs_dir else runs_root()).get(ref)
+    row = RunIndex(Path(args.runs_dir) if args.runs_dir else runs_root()).get(args.run)
     path = row.path
     for required in ("config.toml", "model.json", "model.safetensors"):
         if not (path / required).is_file():
@@ -206,7 +236,10 @@ def _load_run(ref: str, runs_dir: str | None) -> tuple[Any, Any, Any]:
         config = load_config(path / "config.toml")
     except ConfigError as exc:  # say whose config it is: the user did not type this one
         raise ConfigError(f"run {row.id}: its config.toml no longer validates: {exc}") from None
-    return path, config, load(path)
+    model = load(path)
+    if args.weights:
+        model = load(args.weights, model=model, trust_pickle=args.trust_pickle)
+    return path, config, model
 
 
 def _transform(path: Path) -> Any:
@@ -238,7 +271,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainwise.loop import evaluate
     from trainwise.recipes import config_loss, load_data
 
-    path, config, model = _load_run(args.run, args.runs_dir)
+    path, config, model = _load_run(args)
     dataset, _ = load_data(config)
     splits = _splits(config, dataset)
     split = args.split or next((s for s in ("test", "val", "train") if splits[s][0] is not None), "train")
@@ -322,7 +355,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from trainwise.loop import predict
     from trainwise.losses import CLASSIFICATION_LOSSES
 
-    path, config, model = _load_run(args.run, args.runs_dir)
+    path, config, model = _load_run(args)
     inputs = _read_inputs(Path(args.input))
     spec = json.loads((path / "model.json").read_text())
     X = torch.as_tensor(inputs, dtype=torch.float32)
@@ -405,7 +438,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from trainwise.checkpoint import export
     from trainwise.recipes import load_data
 
-    path, config, model = _load_run(args.run, args.runs_dir)
+    path, config, model = _load_run(args)
     dataset, _ = load_data(config)
     example = dataset.X[:1].float()  # tracing runs the model once, on inputs of the trained shape
     transform = _transform(path)
@@ -415,6 +448,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else path / f"export-{args.format}{suffix}"
     written = export(model, output, format=args.format, example=example)
     _console().print(f"{args.format} export: {written}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a recorded run's self-contained HTML report and print its path."""
+    from trainwise.report import resolve_run, write_report
+
+    run = resolve_run(args.run, args.runs_dir)
+    print(write_report(run, output=Path(args.output) if args.output else None))
     return 0
 
 
@@ -434,6 +476,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights", metavar="FILE",
+        help="use these weights in the run's model: .safetensors, or a .pt/.pth state_dict (loaded without unpickling)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trust-pickle", action="store_true",
+        help="let --weights be a whole pickled model (torch.save(model)); unpickling runs code: trusted files only",
+    )  # fmt: skip
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one "error: ..." line like every other mistake."""
 
@@ -447,12 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     runs_dir: dict[str, Any] = {"help": "runs folder (default: $TRAINWISE_HOME/runs or ./runs)"}
 
     fit = sub.add_parser("fit", help="train a recipe or a TOML config")
-    fit.add_argument("recipe", help="a built-in recipe name (see `trainwise recipes`) or a .toml file")
+    fit.add_argument("recipe", nargs="?", help="a built-in recipe name (see `trainwise recipes`) or a .toml file")
     fit.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     fit.add_argument("--quiet", action="store_true", help="print nothing but errors")
     fit.add_argument("--json", action="store_true", help="print the final summary as JSON")
     fit.add_argument(
         "--doctor", choices=("warn", "stop", "repair", "quiet", "off"), help="the training doctor (default: warn)"
+    )
+    fit.add_argument(
+        "--resume", metavar="RUN", help="continue a run from its latest checkpoint (run id, prefix, 'latest' or path)"
     )
     fit.add_argument("--runs-dir", **runs_dir)
     fit.set_defaults(func=cmd_fit)
@@ -491,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="run id, unique prefix, 'latest' or path")
     evaluate.add_argument("--split", choices=("test", "val", "train"))
     evaluate.add_argument("--json", action="store_true")
+    _weights_arguments(evaluate)
     evaluate.add_argument("--runs-dir", **runs_dir)
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -498,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run", help="run id, unique prefix, 'latest' or path")
     predict.add_argument("--input", required=True, help="a .csv or .npy file of input rows")
     predict.add_argument("--output", help="write the predictions here (CSV) instead of stdout")
+    _weights_arguments(predict)
     predict.add_argument("--runs-dir", **runs_dir)
     predict.set_defaults(func=cmd_predict)
 
@@ -505,8 +563,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run id, unique prefix, 'latest' or path")
     export.add_argument("--format", default="safetensors", choices=("safetensors", "torchscript", "onnx"))
     export.add_argument("--output", help="where to write it (default: export-FORMAT in the run folder)")
+    _weights_arguments(export)
     export.add_argument("--runs-dir", **runs_dir)
     export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", help="write a recorded run's HTML report (self-contained, no network)")
+    report.add_argument("run", help="run id, unique prefix, 'latest' or path")
+    report.add_argument("--output", metavar="PATH", help="where to write it (default: report.html in the run folder)")
+    report.add_argument("--runs-dir", **runs_dir)
+    report.set_defaults(func=cmd_report)
 
     rank_by: dict[str, Any] = {
         "default": "loss",
@@ -564,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `trainwise runs | head`: the reader left; nothing more to say
         # send what is still buffered to /dev/null, or the exit flush raises BrokenPipeError again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,6 +1,7 @@
 """Recipe and TOML configuration, validated by pydantic.
 
-A config has the sections [data], [model], [loss], [optim], [scheduler] (optional) and [train].
+A config has the sections [data], [model], [loss], [optim], [scheduler] (optional), [train],
+[checkpoint] (optional) and [log] (optional).
 Keys that pass through to a dataset, model, loss, optimizer or scheduler (n_samples, hidden,
 momentum, step_size, ...) are checked against that object's own signature, so a typo names the
 key and lists what is allowed. Every problem becomes one ConfigError line: "section.key: problem".
@@ -24,6 +25,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -145,6 +147,40 @@ class TrainConfig(_Section):
         return value
 
 
+class CheckpointConfig(_Section):
+    """[checkpoint]: training checkpoints in <run folder>/checkpoints, for `trainwise fit --resume`.
+    With no every_* key: every 60 seconds (at epoch ends). Always at the end and on SIGINT/SIGTERM."""
+
+    enabled: Bool = True
+    every_epochs: PositiveInt | None = None
+    every_steps: PositiveInt | None = None
+    every_seconds: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)] | None = None
+    keep_last: PositiveInt = 2
+    keep_best: Bool = True
+    monitor: str | None = None
+    mode: Literal["auto", "min", "max"] = "auto"
+
+
+class LogConfig(_Section):
+    """[log]: experiment loggers (optional packages: pip install 'trainwise[loggers]')."""
+
+    tensorboard: Bool = False  # event files in <run folder>/tensorboard
+    mlflow: Bool = False
+    mlflow_experiment: str | None = None
+    mlflow_tracking_uri: str | None = None
+
+    @field_validator("tensorboard", "mlflow")
+    @classmethod
+    def _installed(cls, value: bool, info: ValidationInfo) -> bool:
+        # fail when the config loads, not after the data is read and the model built
+        from trainwise.loggers import missing_package
+
+        problem = missing_package(str(info.field_name)) if value else None
+        if problem:
+            raise ConfigError(f"log.{info.field_name}: {problem}")  # as it is: no "(got True)" suffix
+        return value
+
+
 class Config(_Section):
     name: str = "run"
     description: str = ""
@@ -155,6 +191,8 @@ class Config(_Section):
     optim: OptimConfig
     scheduler: SchedulerConfig | None = None
     train: TrainConfig
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    log: LogConfig | None = None
 
     @model_validator(mode="after")
     def _check_pass_through_keys(self) -> Config:

@@ -219,20 +219,39 @@ class InMemoryBatches:
         self.batch_size = self.n if batch_size is None else min(batch_size, self.n)
         self.shuffle = shuffle and self.batch_size < self.n
         self.generator = generator or torch.Generator()
+        self.epoch_start = self.generator.get_state()
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.iterate()
+
+    def iterate(self, skip: int = 0) -> Iterator[Batch]:
+        """One epoch's batches, the first `skip` left out (resuming mid-epoch). A shuffling epoch
+        first notes the generator's state, so a checkpoint can redraw the same permutation."""
         X, y = self.X, self.y
         if self.batch_size >= self.n:  # the full batch: the tensors themselves, not a per-epoch view
-            yield X, y
+            if skip == 0:
+                yield X, y
             return
         if self.shuffle:
+            self.epoch_start = self.generator.get_state()
             perm = torch.randperm(self.n, generator=self.generator).to(X.device, non_blocking=True)
             X, y = X[perm], y[perm]
-        for start in range(0, self.n, self.batch_size):
+        for start in range(skip * self.batch_size, self.n, self.batch_size):
             yield X[start : start + self.batch_size], y[start : start + self.batch_size]
+
+    def state_dict(self, *, mid_epoch: bool) -> dict[str, Any]:
+        """Where the batch order stands. Mid-epoch: the generator's state when the epoch began, from which
+        iterate(skip) redraws the same permutation; between epochs: its state now."""
+        if not self.shuffle:
+            return {}
+        return {"generator": self.epoch_start if mid_epoch else self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("generator") is not None:
+            self.generator.set_state(state["generator"])
 
 
 class LoaderBatches:
@@ -242,16 +261,57 @@ class LoaderBatches:
         self.loader = loader
         self.device = device
         self.n = len(loader.dataset)  # type: ignore[arg-type]
+        self.epoch_start: dict[str, Any] = {}
+        self._resume: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[Batch]:
-        for batch in self.loader:
+        return self.iterate()
+
+    def iterate(self, skip: int = 0) -> Iterator[Batch]:
+        """One epoch's batches, the first `skip` drawn and dropped (resuming mid-epoch: the sampler, and
+        any random augmentation, then draw what they drew before the interruption)."""
+        resume, self._resume = self._resume, None
+        if resume is not None and skip:
+            now = torch.get_rng_state()
+            self._set_epoch_start(resume)
+            batches = iter(self.loader)
+            for _ in range(skip):
+                next(batches, None)
+            torch.set_rng_state(now)  # the checkpoint's own state, for what comes after
+        else:
+            self.epoch_start = self._epoch_start()
+            batches = iter(self.loader)
+        for batch in batches:
             if not isinstance(batch, Sequence) or len(batch) != 2:
                 raise DataError("data: each batch of the Dataset/DataLoader must be a pair (inputs, targets)")
             xb, yb = batch
             yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+
+    def _epoch_start(self) -> dict[str, Any]:
+        # a sampler without its own generator draws its seed from torch's global one
+        generator = self.loader.generator
+        return {"torch": torch.get_rng_state(), "generator": generator.get_state() if generator is not None else None}
+
+    def _set_epoch_start(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if state.get("generator") is not None and self.loader.generator is not None:
+            self.loader.generator.set_state(state["generator"])
+
+    def state_dict(self, *, mid_epoch: bool) -> dict[str, Any]:
+        """Mid-epoch: the random states when the epoch began; between epochs: the loader generator's now."""
+        if mid_epoch:
+            return dict(self.epoch_start)
+        generator = self.loader.generator
+        return {"generator": generator.get_state() if generator is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "torch" in state:  # mid-epoch: iterate(skip) rewinds to the epoch's start, then skips
+            self._resume = state
+        elif state.get("generator") is not None and self.loader.generator is not None:
+            self.loader.generator.set_state(state["generator"])
 
 
 Batches = InMemoryBatches | LoaderBatches

@@ -27,6 +27,7 @@ from torch import nn
 from trainwise import datasets
 from trainwise.errors import ConfigError, DataError, TrainwiseError
 from trainwise.losses import LossFn, make_loss
+from trainwise.rng import get_state, owned_generators, set_state
 
 ManualGrad = Callable[[nn.Module, torch.Tensor, torch.Tensor], Mapping[str, Any]]
 
@@ -314,7 +315,7 @@ class _Objective:
         self.model, self.loss_fn, self.X, self.y, self.seed = model, loss_fn, X, y, seed
         self.devices = [X.device.index or 0] if X.device.type == "cuda" else []
         self.on_cpu = X.device.type == "cpu"
-        self.owned = [(rng, _rng_state(rng)) for rng in _owned_generators(model)]
+        self.owned = [(rng, get_state(rng)) for rng in owned_generators(model)]
 
     @contextmanager
     def same_randomness(self) -> Iterator[None]:
@@ -327,7 +328,7 @@ class _Objective:
             random.seed(self.seed)
             np.random.seed(self.seed % 2**32)
             for rng, state in self.owned:
-                _set_rng_state(rng, state)
+                set_state(rng, state)
             try:
                 yield
             finally:
@@ -341,37 +342,6 @@ class _Objective:
     def value(self) -> float:
         with torch.no_grad():
             return float(self())
-
-
-Generator = random.Random | np.random.RandomState | np.random.Generator | torch.Generator
-
-
-def _owned_generators(model: nn.Module) -> list[Generator]:
-    found: dict[int, Generator] = {}
-    for module in model.modules():
-        for value in vars(module).values():
-            if isinstance(value, random.Random | np.random.RandomState | np.random.Generator | torch.Generator):
-                found[id(value)] = value
-    return list(found.values())
-
-
-def _rng_state(rng: Generator) -> Any:
-    if isinstance(rng, np.random.Generator):
-        return rng.bit_generator.state
-    if isinstance(rng, np.random.RandomState):
-        return rng.get_state()
-    return rng.getstate() if isinstance(rng, random.Random) else rng.get_state()
-
-
-def _set_rng_state(rng: Generator, state: Any) -> None:
-    if isinstance(rng, np.random.Generator):
-        rng.bit_generator.state = state
-    elif isinstance(rng, np.random.RandomState):
-        rng.set_state(state)
-    elif isinstance(rng, random.Random):
-        rng.setstate(state)
-    else:
-        rng.set_state(state)
 
 
 def _first_loss(objective: _Objective, dtype: torch.dtype) -> torch.Tensor:

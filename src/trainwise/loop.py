@@ -11,18 +11,23 @@ Callback hooks fire in this order (see trainwise.callbacks):
             on_before_step      gradients are ready (clipping, the doctor)
             optimizer.step
             on_batch_end        logs: loss (a device tensor: no host sync), size, inputs, target
+            (after SIGINT/SIGTERM the epoch ends here: status "interrupted")
         evaluate() on the validation data, if any
         on_validation_end       logs gain val_loss and val_<metric> (only with validation data)
         on_epoch_end            logs: loss, <metric>, val_*, lr, epoch_seconds
     on_train_end                always, also after an error; logs: status
 
-Losses and metrics are summed on the device and read once per epoch.
+Losses and metrics are summed on the device and read once per epoch. fit(resume=...) restores a
+checkpoint (trainwise.checkpoint) after on_train_begin and continues at the batch it stopped at.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,8 +152,10 @@ def fit(
     clip_grad_norm: float | None = None,
     doctor: str = "warn",
     feature_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
     run_name: str | None = None,
     config: dict[str, Any] | None = None,
+    resume: str | Path | None = None,
     **optimizer_kwargs: Any,
 ) -> FitResult:
     """Train `model` on `data` and return a FitResult.
@@ -157,10 +164,14 @@ def fit(
     batch_size None trains on the full batch. loss and optimizer are names or objects; extra
     keyword arguments go to the optimizer (momentum=0.9, weight_decay=...). normalize scales the
     inputs ('standard', 'minmax' or a factor), fitted on the training split only. run_dir is the
-    runs folder: records go to run_dir/<timestamp>-<run_name>/. doctor: "warn" (print findings),
-    "stop" (raise TrainingError at the first error), "repair" (roll back and lower the lr when the
-    loss diverges), "quiet" (collect only) or "off"; findings land in FitResult.findings.
+    runs folder: records go to run_dir/<timestamp>-<run_name>/, feature_names and class_names label
+    them. doctor: "warn" (print findings), "stop" (raise TrainingError at the first error), "repair"
+    (roll back and lower the lr when the loss diverges), "quiet" (collect only) or "off"; findings
+    land in FitResult.findings.
+    resume: a checkpoint (a Checkpoint callback's step-N folder, or the run folder for its latest one) to
+    continue from exactly, with the same data and settings; records continue in that run's folder.
     """
+    from trainwise.checkpoint import Checkpoint, TrainingCheckpoint
     from trainwise.doctor.callback import MODES, DoctorCallback
 
     if doctor not in MODES:
@@ -173,6 +184,7 @@ def fit(
         raise ConfigError("lr: a learning rate is needed when the optimizer is given by name (or lr='auto')")
     if isinstance(lr, str) and lr != "auto":
         raise ConfigError(f"lr: {lr!r} is not a learning rate; give a number or 'auto' (run the LR finder)")
+    resumed = TrainingCheckpoint.read(resume) if resume is not None else None
     torch.manual_seed(seed)
     target_device = data_lib.resolve_device(device)
     prepared = data_lib.prepare_data(
@@ -189,7 +201,9 @@ def fit(
     model.to(target_device)
     loss_fn = make_loss(loss)
     lr_search = None
-    if lr == "auto":
+    if lr == "auto" and resumed is not None:
+        lr = 0.0  # the checkpoint's optimizer state holds the lr the finder chose
+    elif lr == "auto":
         from trainwise.lr_find import sweep
 
         # the sweep restores the weights, the optimizer and every random state it touched
@@ -210,13 +224,16 @@ def fit(
         epochs=epochs,
         steps_per_epoch=len(prepared.train),
         device=target_device,
+        batches=prepared.train,
+        transform=prepared.transform,
     )
     extra: list[Callback] = [History()]
     if scheduler:
         extra.append(LRScheduler(scheduler))
     if clip_grad_norm:
         extra.append(GradientClipping(max_norm=clip_grad_norm))
-    extra.extend(callbacks)
+    callbacks = list(callbacks)
+    extra.extend(cb for cb in callbacks if not cb.after_records)
     bar = ProgressBar(mode="auto" if progress is True else str(progress)) if progress else None
     if bar is not None and lr_search is not None:
         bar.print(f"lr='auto': {lr_search}")
@@ -235,33 +252,52 @@ def fit(
         from trainwise.runs import RunRecorder
 
         name = run_name or type(model).__name__.lower()
-        recorder = RunRecorder(Path(run_dir), name, config, prepared, feature_names=feature_names, lr_find=lr_search)
+        recorder = RunRecorder(
+            Path(run_dir),
+            name,
+            config,
+            prepared,
+            feature_names=feature_names,
+            class_names=class_names,
+            lr_find=lr_search,
+            resume=resumed.run if resumed is not None else None,
+        )
         extra.append(recorder)
+    # loggers and checkpoints: after the records are complete and every other callback has run
+    extra.extend(sorted((cb for cb in callbacks if cb.after_records), key=lambda cb: isinstance(cb, Checkpoint)))
     cbs = CallbackList(extra, state)
 
     started = time.perf_counter()
     logs: Logs = {}
+    if resumed is not None:
+        resumed.restore_progress(state)  # weights, position, history: before the callbacks start
     cbs.on_train_begin(logs)
     try:
-        for epoch in range(epochs):
-            state.epoch = epoch
-            epoch_start = time.perf_counter()
-            cbs.on_epoch_begin(epoch, {})
-            logs = _train_epoch(state, prepared.train, cbs)
-            if prepared.val is not None:
-                val_logs = evaluate(model, prepared.val, loss=loss_fn, metrics=state.metrics)
-                logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                cbs.on_validation_end(epoch, logs)
-            logs["lr"] = float(opt.param_groups[0]["lr"])
-            logs["epoch_seconds"] = time.perf_counter() - epoch_start
-            cbs.on_epoch_end(epoch, logs)
-            if state.stop_training:
-                state.status = "stopped"
-                break
-        else:
-            state.status = "completed"
-    except KeyboardInterrupt:
-        state.status = "interrupted"
+        if resumed is not None:
+            resumed.restore_training(state, cbs.callbacks)  # optimizer, callbacks, batch order, random states
+        with _stop_on_signals(state):
+            for epoch in range(state.epoch, epochs):
+                if state.stop_training:  # early stopping (also as a resumed run's last word)
+                    break
+                state.epoch = epoch
+                epoch_start = time.perf_counter()
+                if state.batch == 0:
+                    _start_epoch(state)
+                cbs.on_epoch_begin(epoch, {})
+                logs = _train_epoch(state, prepared.train, cbs)
+                if state.interrupted:
+                    break
+                state.batch = 0
+                if prepared.val is not None:
+                    val_logs = evaluate(model, prepared.val, loss=loss_fn, metrics=state.metrics)
+                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                    cbs.on_validation_end(epoch, logs)
+                logs["lr"] = float(opt.param_groups[0]["lr"])
+                logs["epoch_seconds"] = time.perf_counter() - epoch_start
+                cbs.on_epoch_end(epoch, logs)
+        state.status = "interrupted" if state.interrupted else "stopped" if state.stop_training else "completed"
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: no consistent point to save
+        state.status, state.interrupted = "interrupted", None
     except BaseException:
         state.status = "failed"
         raise
@@ -287,24 +323,31 @@ def _lr_find_summary(result: Any) -> dict[str, Any]:
     return {key: value for key, value in result.to_dict().items() if key in keys}
 
 
-def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList) -> Logs:
-    """One pass over the training batches; returns the epoch's loss and metrics."""
-    state.model.train()
+def _start_epoch(state: TrainState) -> None:
     for metric in state.metrics:
         metric.reset()
-    loss_total = torch.zeros((), device=state.device, dtype=torch.float64)
+    state.epoch_loss = torch.zeros((), device=state.device, dtype=torch.float64)
+    state.epoch_samples = 0
+
+
+def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList) -> Logs:
+    """The epoch's remaining training batches (all of them, unless resuming mid-epoch); returns the
+    epoch's loss and metrics."""
+    state.model.train()
     summed = loss_reduction(state.loss_fn) == "sum"
-    seen = 0
-    for batch, (xb, yb) in enumerate(batches):
-        size = xb.shape[0]
+    for xb, yb in batches.iterate(skip=state.batch):
+        batch, size = state.batch, xb.shape[0]
         if cbs.has_batch_hooks:
             cbs.on_batch_begin(batch, {"size": size})
         loss = _train_step(state, xb, yb, batch, cbs)
-        loss_total += loss if summed else loss * size
-        seen += size
+        state.epoch_loss += loss if summed else loss * size
+        state.epoch_samples += size
+        state.batch = batch + 1
         if cbs.has_batch_hooks:
             cbs.on_batch_end(batch, {"loss": loss, "size": size, "inputs": xb, "target": yb})
-    epoch_loss = loss_total if summed else loss_total / max(seen, 1)
+        if state.interrupted:
+            break
+    epoch_loss = state.epoch_loss if summed else state.epoch_loss / max(state.epoch_samples, 1)
     return {"loss": epoch_loss.item(), **compute_all(state.metrics)}
 
 
@@ -320,6 +363,27 @@ def _train_step(state: TrainState, xb: torch.Tensor, yb: torch.Tensor, batch: in
     for metric in state.metrics:
         metric.update(output, yb)
     return loss.detach()
+
+
+@contextmanager
+def _stop_on_signals(state: TrainState) -> Iterator[None]:
+    """SIGINT (Ctrl-C, a notebook's interrupt) and SIGTERM end training after the current step, so a
+    checkpoint saved then is consistent; a second signal interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        if state.interrupted:
+            raise KeyboardInterrupt
+        state.interrupted = signal.Signals(signum).name
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def _model_device(model: nn.Module) -> torch.device:

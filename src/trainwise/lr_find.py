@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import html
 import math
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from trainwise import data as data_lib
+from trainwise import rng
 from trainwise.errors import ConfigError, TrainingError
 from trainwise.losses import LossFn, make_loss
 from trainwise.optim import make_optimizer
@@ -293,8 +293,7 @@ def _restoring(model: nn.Module, opt: torch.optim.Optimizer, batches: data_lib.B
     random states and the batch order (fit's epochs afterwards see the order they would have seen)."""
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(opt.state_dict())
-    saved_rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())
-    saved_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    saved_rng = rng.capture(model)
     order = batches.generator.get_state() if isinstance(batches, data_lib.InMemoryBatches) else None
     was_training = model.training
     try:
@@ -305,11 +304,7 @@ def _restoring(model: nn.Module, opt: torch.optim.Optimizer, batches: data_lib.B
         model.train(was_training)
         if order is not None:
             batches.generator.set_state(order)  # type: ignore[union-attr]
-        torch.set_rng_state(saved_rng[0])
-        np.random.set_state(saved_rng[1])
-        random.setstate(saved_rng[2])
-        if saved_cuda is not None:
-            torch.cuda.set_rng_state_all(saved_cuda)
+        rng.restore(saved_rng, model)
 
 
 def _cycle(batches: data_lib.Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -51,6 +51,14 @@ class Metric:
     def reset(self) -> None:
         self._sums = None
 
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        """The running sums of an unfinished epoch, for a mid-epoch checkpoint."""
+        return {"sums": self._sums}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+        sums = state["sums"]
+        self._sums = None if sums is None else sums.to(_accumulator_dtype(sums.device))
+
     def _add(self, values: torch.Tensor) -> None:
         values = values.to(_accumulator_dtype(values.device))
         self._sums = values if self._sums is None else self._sums + values
@@ -147,6 +155,13 @@ class R2Score(Metric):
     def reset(self) -> None:
         super().reset()
         self._origin = None
+
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        return {**super().state_dict(), "origin": self._origin}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+        super().load_state_dict(state)
+        self._origin = state["origin"]
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         pred, target = _matched(pred, target)

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from trainwise.errors import TrainwiseError
 
-__all__ = ["plot_compare", "plot_fit", "plot_history", "plot_lr_find"]
+__all__ = ["plot_compare", "plot_confusion", "plot_fit", "plot_history", "plot_image_grid", "plot_lr_find"]
 
 # Bookkeeping columns of a history: not metrics, so they get no panel.
 _SKIPPED_KEYS = frozenset({"lr", "epoch_seconds"})
@@ -281,3 +281,92 @@ def _fit_to_stable_runs(ax: Axes, series: Sequence[NDArray[np.float64]]) -> None
     ax.set_yscale("linear")
     pad = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
     ax.set_ylim(low - pad, high + pad)
+
+
+# Past this many classes the per-cell counts would be too small to read: colour only.
+_CONFUSION_MAX_ANNOTATED = 20
+_GRID_COLUMNS = 4
+
+
+def plot_confusion(
+    matrix: ArrayLike,
+    class_names: Sequence[str],
+    path: str | Path | None = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """A confusion matrix: rows are the true classes, columns the predicted ones, each cell its count.
+
+    Cells are coloured by their share of the row, so a rare class's errors show as clearly as a common one's.
+    """
+    counts = np.asarray(matrix, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise TrainwiseError(f"plot_confusion: the matrix must be square, got shape {counts.shape}")
+    n = counts.shape[0]
+    if len(class_names) != n:
+        raise TrainwiseError(f"plot_confusion: {n} classes but {len(class_names)} class names; pass one per class")
+    if n == 0:
+        return _message_figure("no classes", path, title=title)
+    rows = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    side = min(3.0 + 0.45 * n, 12.0)
+    fig = Figure(figsize=(side + 1.0, side), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    ax.set_xticks(range(n), [str(name) for name in class_names], rotation=45, ha="right")
+    ax.set_yticks(range(n), [str(name) for name in class_names])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= _CONFUSION_MAX_ANNOTATED:
+        for i in range(n):
+            for j in range(n):
+                colour = "white" if shares[i, j] > 0.5 else "black"
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=8, color=colour)
+    if title:
+        ax.set_title(title)
+    _save(fig, path)
+    return fig
+
+
+def plot_image_grid(
+    images: ArrayLike,
+    titles: Sequence[str],
+    path: str | Path | None = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Images in a grid of up to four columns, each with its title (e.g. "true shirt / predicted coat").
+
+    images: (K, H, W), (K, 1, H, W) or (K, 3, H, W) (channels first, as torch stores them), any value range.
+    """
+    if hasattr(images, "detach"):
+        images = images.detach().cpu().numpy()
+    pixels = np.asarray(images, dtype=np.float64)
+    if len(pixels) != len(titles):
+        raise TrainwiseError(f"plot_image_grid: {len(pixels)} images but {len(titles)} titles; pass one per image")
+    if len(pixels) == 0:
+        return _message_figure("no images", path, title=title)
+    if pixels.ndim == 4:
+        if pixels.shape[1] not in (1, 3):
+            raise TrainwiseError(f"plot_image_grid: images of {pixels.shape[1]} channels; pass 1 or 3")
+        pixels = pixels.transpose(0, 2, 3, 1)
+    elif pixels.ndim != 3:
+        raise TrainwiseError(f"plot_image_grid: expected (K, H, W) or (K, C, H, W) images, got shape {pixels.shape}")
+    ncols = min(len(pixels), _GRID_COLUMNS)
+    nrows = math.ceil(len(pixels) / ncols)
+    fig = Figure(figsize=(2.2 * ncols, 2.4 * nrows), layout="constrained")
+    for i, (image, text) in enumerate(zip(pixels, titles, strict=True)):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        if image.ndim == 3 and image.shape[2] == 3:
+            # imshow wants RGB floats in [0, 1]: stretch each image to that range
+            low, high = float(image.min()), float(image.max())
+            ax.imshow((image - low) / (high - low) if high > low else np.zeros_like(image))
+        else:
+            ax.imshow(image.reshape(image.shape[0], image.shape[1]), cmap="gray")
+        ax.set_title(str(text), fontsize=8)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+    return fig

@@ -14,9 +14,10 @@ import torch
 from trainwise import data as data_lib
 from trainwise import datasets, models
 from trainwise.callbacks import Callback, EarlyStopping, LRScheduler
-from trainwise.checkpoint import atomic_write_text
+from trainwise.checkpoint import Checkpoint, atomic_write_text
 from trainwise.config import Config, load_config
 from trainwise.errors import DataError
+from trainwise.loggers import MLflowLogger, TensorBoardLogger
 from trainwise.loop import FitResult, evaluate, fit
 from trainwise.losses import LossFn, make_loss
 
@@ -168,6 +169,12 @@ def config_callbacks(config: Config) -> list[Callback]:
         callbacks.append(LRScheduler(s.name, interval=s.interval, monitor=s.monitor, **s.options))
     if config.train.early_stopping is not None:
         callbacks.append(EarlyStopping(**config.train.early_stopping.model_dump()))
+    log = config.log
+    if log is not None and log.tensorboard:
+        callbacks.append(TensorBoardLogger(params=config.to_dict()))
+    if log is not None and log.mlflow:
+        experiment, uri = log.mlflow_experiment, log.mlflow_tracking_uri
+        callbacks.append(MLflowLogger(experiment, config.name, uri, params=config.to_dict()))
     return callbacks
 
 
@@ -178,14 +185,20 @@ def run_config(
     progress: bool | str = True,
     callbacks: Sequence[Callback] = (),
     on_note: Callable[[str], None] | None = None,
+    resume: str | Path | None = None,
 ) -> RecipeResult:
-    """Train what the config describes; with run_root, write the run record there."""
+    """Train what the config describes; with run_root, write the run record (and checkpoints) there.
+    resume: a checkpoint, or a run folder for its latest, to continue from (trainwise.fit's resume)."""
     prepared = build(config)
     for note in prepared.notes:
         if on_note:
             on_note(note)
     dataset, train = prepared.dataset, config.train
     loss_fn = config_loss(config)
+    saving = config.checkpoint
+    checkpoints = []
+    if run_root is not None and saving.enabled:
+        checkpoints.append(Checkpoint(**saving.model_dump(exclude={"enabled"})))
     result = fit(
         prepared.model,
         (dataset.X, dataset.y),
@@ -199,8 +212,9 @@ def run_config(
         metrics=train.metrics,
         seed=train.seed,
         device=train.device,
-        callbacks=[*config_callbacks(config), *callbacks],
+        callbacks=[*config_callbacks(config), *checkpoints, *callbacks],
         run_dir=run_root,
+        resume=resume,
         progress=progress,
         normalize=config.data.normalize,
         stratify=config.data.stratify,
@@ -208,6 +222,7 @@ def run_config(
         clip_grad_norm=train.clip_grad_norm,
         doctor=train.doctor,
         feature_names=dataset.feature_names or None,
+        class_names=dataset.class_names or None,
         run_name=config.name,
         config=config.to_dict(),
         **config.optim.options,

@@ -333,9 +333,11 @@ from trainwise.checkpoint import atomic_path, atomic_write_text  # noqa: E402
 
 
 class RunRecorder(Callback):
-    """Writes a run's record folder while it trains: config.toml, metrics.csv (a row per epoch),
-    model.safetensors, transform.json, summary.json, loss-curve.png, for 1-D regression fit.png,
-    with lr="auto" lr-find.json and lr-find.png; and keeps its row in the runs index up to date."""
+    """Writes a run's record folder while it trains: config.toml, environment.json, metrics.csv (a row
+    per epoch), model.safetensors, transform.json, summary.json, loss-curve.png, for 1-D regression
+    fit.png, with lr="auto" lr-find.json and lr-find.png, for classification predictions.json (a
+    confusion matrix) and for images misclassified.safetensors; and keeps its row in the runs index
+    up to date. Everything the HTML report shows comes from these files (trainwise.report)."""
 
     FLUSH_SECONDS = 2.0
 
@@ -348,8 +350,12 @@ class RunRecorder(Callback):
         *,
         feature_names: Sequence[str] | None = None,
         lr_find: Any = None,
+        class_names: Sequence[str] | None = None,
+        resume: Path | None = None,
     ) -> None:
+        self.resume = resume  # a resumed run continues in its own folder
         self.feature_names = list(feature_names or [])
+        self.class_names = list(class_names) if class_names else None  # None: the report numbers the classes
         self.lr_find = lr_find  # the LR finder's result, when fit chose the lr with it
         self.root = Path(root)
         self.name = name
@@ -362,16 +368,20 @@ class RunRecorder(Callback):
     def on_train_begin(self, logs: Logs) -> None:
         import tomli_w
 
-        self.path = new_run_dir(self.root, self.name)
+        self.path = self.resume or new_run_dir(self.root, self.name)
+        self.state.run = self.path
         self.index.start(self.path, self.name)
         if self.config is not None:
             atomic_write_text(self.path / "config.toml", tomli_w.dumps(dict(self.config)))
         self._rows: builtins.list[str] = []
         self._columns: builtins.list[str] | None = None
         self._last_flush = 0.0
+        if self.resume is not None:  # the epochs the checkpoint holds, not rows written after it
+            self._restart_metrics(self.state.history)
         if self.lr_find is not None:
             atomic_write_text(self.path / "lr-find.json", json.dumps(self.lr_find.to_dict(), indent=1))
             self.lr_find.plot(self.path / "lr-find.png")
+        self._write_environment()
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         import time
@@ -384,6 +394,16 @@ class RunRecorder(Callback):
         if now - self._last_flush > self.FLUSH_SECONDS:  # buffered: 5000 tiny epochs must not mean 5000 writes
             self._flush()
             self._last_flush = now
+
+    def _restart_metrics(self, history: Mapping[str, builtins.list[float]]) -> None:
+        assert self.path is not None
+        (self.path / "metrics.csv").unlink(missing_ok=True)
+        if history.get("loss"):
+            self._columns = builtins.list(history)
+            self._rows.append(",".join(["epoch", *self._columns]))
+            for epoch in range(len(history["loss"])):
+                self._rows.append(",".join([str(epoch + 1), *(repr(history[k][epoch]) for k in self._columns)]))
+            self._flush()
 
     def _flush(self) -> None:
         if self._rows and self.path is not None:
@@ -420,6 +440,8 @@ class RunRecorder(Callback):
         # plots last: a plotting problem must not cost the summary or the index row
         plots.plot_history(state.history, self.path / "loss-curve.png", title=self.name)
         self._plot_fit()
+        if state.status != "failed":  # after a failure the model itself may be what raises
+            self._record_predictions()
 
     def _plot_fit(self) -> None:
         """Data and model curve against the raw input, for one-input one-output regression."""
@@ -450,6 +472,124 @@ class RunRecorder(Callback):
         xlabel = self.feature_names[0] if self.feature_names else "x"
         path = self.path / "fit.png"  # type: ignore[operator]
         plots.plot_fit(raw(X), y.cpu(), raw(grid), curve, path, xlabel=xlabel, title=self.name)
+
+    def _write_environment(self) -> None:
+        """environment.json: the versions and the device, so a report can say what the run ran on."""
+        import platform
+
+        import numpy
+        import torch
+
+        from trainwise import __version__
+
+        device = self.state.device
+        environment = {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+            "trainwise": __version__,
+            "platform": platform.platform(),
+            "device": str(device),
+            "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "threads": torch.get_num_threads(),
+        }
+        atomic_write_text(self.path / "environment.json", json.dumps(environment, indent=1))  # type: ignore[operator]
+
+    def _record_predictions(self) -> None:
+        """For classification, predictions.json (the confusion matrix on the validation split, or the
+        training split when there is none) and, for images, misclassified.safetensors (up to 16)."""
+        import torch
+        from safetensors.torch import save_file
+
+        split = "validation" if getattr(self.prepared, "val", None) is not None else "training"
+        source = getattr(self.prepared, "val" if split == "validation" else "train", None)
+        if source is None:
+            return
+        decide = _class_decision(self.state.loss_fn)
+        model = self.state.model
+        was_training = model.training
+        model.eval()
+        true_parts: builtins.list[torch.Tensor] = []
+        pred_parts: builtins.list[torch.Tensor] = []
+        wrong_images: builtins.list[torch.Tensor] = []  # images of the first misclassified samples, in order
+        n_classes = 0
+        try:
+            with torch.no_grad():
+                for xb, yb in _eval_batches(source):
+                    predicted, width = decide(model(xb), yb)
+                    if predicted is None:
+                        return  # not classification: nothing to record
+                    labels = yb.reshape(-1).long()
+                    n_classes = max(n_classes, width, int(labels.max()) + 1 if labels.numel() else 0)
+                    true_parts.append(labels.cpu())
+                    pred_parts.append(predicted.cpu())
+                    if xb.ndim == 4 and sum(len(x) for x in wrong_images) < _MAX_MISCLASSIFIED:
+                        wrong_images.append(xb[predicted != labels][:_MAX_MISCLASSIFIED].cpu())
+        finally:
+            model.train(was_training)
+        if not true_parts:
+            return
+        true, predicted = torch.cat(true_parts), torch.cat(pred_parts)
+        matrix = torch.zeros(n_classes * n_classes, dtype=torch.long)
+        matrix.index_add_(0, true * n_classes + predicted, torch.ones_like(true))
+        names = None
+        if self.class_names is not None:  # a model with more outputs than named classes: number the rest
+            names = [*self.class_names[:n_classes], *map(str, range(len(self.class_names), n_classes))]
+        record = {"split": split, "matrix": matrix.reshape(n_classes, n_classes).tolist(), "class_names": names}
+        atomic_write_text(self.path / "predictions.json", json.dumps(record))  # type: ignore[operator]
+        wrong = (true != predicted).nonzero().reshape(-1)[:_MAX_MISCLASSIFIED]
+        if not wrong_images or len(wrong) == 0:
+            return
+        images = torch.cat(wrong_images)[:_MAX_MISCLASSIFIED]
+        transform = getattr(self.prepared, "transform", None)
+        if transform is not None:  # back to the scale the data came in, as _plot_fit does
+            images = (images - transform.shift.cpu()) / transform.scale.cpu()
+        tensors = {"images": images.float().contiguous(), "true": true[wrong], "predicted": predicted[wrong]}
+        with atomic_path(self.path / "misclassified.safetensors") as tmp:  # type: ignore[operator]
+            save_file(tensors, str(tmp))
+
+
+# Enough examples to show a pattern in the report, few enough to look at.
+_MAX_MISCLASSIFIED = 16
+_EVAL_BATCH = 1024
+
+
+def _eval_batches(source: Any) -> Iterator[tuple[Any, Any]]:
+    """The batches of a split, in order; in-memory splits are sliced directly so that the training
+    split's shuffling generator is not advanced."""
+    X, y = getattr(source, "X", None), getattr(source, "y", None)
+    if X is None or y is None:
+        yield from source
+        return
+    for start in range(0, len(X), _EVAL_BATCH):
+        yield X[start : start + _EVAL_BATCH], y[start : start + _EVAL_BATCH]
+
+
+def _class_decision(loss_fn: Any) -> Any:
+    """A function (outputs, targets) -> (predicted classes or None, number of output classes).
+
+    Classification is integer labels with (N, C) logits (argmax), or a single output trained with
+    bce_with_logits (threshold 0) or bce (threshold 0.5) against 0/1 targets; anything else is None.
+    """
+    import torch
+
+    from trainwise.losses import loss_name
+
+    threshold = {"bce_with_logits": 0.0, "bce": 0.5}.get(loss_name(loss_fn))
+
+    def decide(outputs: Any, targets: Any) -> tuple[Any, int]:
+        if not isinstance(outputs, torch.Tensor) or outputs.shape[:1] != targets.shape[:1]:
+            return None, 0
+        single = outputs.ndim == 1 or (outputs.ndim == 2 and outputs.shape[1] == 1)
+        if single and threshold is not None and targets.numel() == len(targets):
+            if not bool(((targets == 0) | (targets == 1)).all()):
+                return None, 0
+            return (outputs.reshape(-1) > threshold).long(), 2
+        if outputs.ndim == 2 and outputs.shape[1] > 1 and targets.ndim == 1 and not targets.is_floating_point():
+            return outputs.argmax(dim=1), int(outputs.shape[1])
+        return None, 0
+
+    return decide
 
 
 def write_summary(run_dir: Path, summary: Mapping[str, object]) -> None:

@@ -36,6 +36,8 @@ class DoctorCallback(Callback):
 
     def on_train_begin(self, logs: Logs) -> None:
         state = self.state
+        # a resumed run keeps what the doctor said before the interruption
+        self._earlier, self._earlier_actions = list(state.findings), list(state.doctor_actions)
         self.doctor = Doctor(
             state.model,
             state.optimizer,
@@ -117,5 +119,7 @@ class DoctorCallback(Callback):
         if self.doctor is None:
             return
         self.doctor.close()
-        self.state.findings = self.doctor.findings
-        self.state.doctor_actions = list(self.doctor.actions)
+        said = {(finding.code, finding.subject) for finding in self._earlier}
+        new = [finding for finding in self.doctor.findings if (finding.code, finding.subject) not in said]
+        self.state.findings = [*self._earlier, *new]
+        self.state.doctor_actions = [*self._earlier_actions, *self.doctor.actions]
