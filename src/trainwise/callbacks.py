@@ -53,6 +53,8 @@ class TrainState:
     interrupted: str | None = None  # SIGINT/SIGTERM arrived: the loop stops after the current step
     batches: Any = None  # the training batch source (data.InMemoryBatches or LoaderBatches)
     transform: Any = None  # the inputs' fitted scaling (data.AffineTransform), if any
+    network: Any = None  # what the step calls: the model, or its DistributedDataParallel wrapper
+    distributed: Any = None  # this process's place in a distributed run (distributed.Distributed), else None
     callbacks: list[Any] = field(default_factory=list)
     # the current epoch's running loss (a device tensor) and sample count, read once at its end
     epoch_loss: Any = None

@@ -68,10 +68,26 @@ def _summary_table(summary: dict[str, Any]) -> Any:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from trainwise import distributed
     from trainwise.config import load_config
     from trainwise.recipes import run_config
     from trainwise.runs import RunIndex, runs_root
 
+    if (args.nproc > 1 or args.nnodes > 1) and "LOCAL_RANK" not in os.environ:
+        # this process launches; each launched one runs this same command line, as a rank of the run
+        try:
+            distributed.launch(
+                ["trainwise.cli", *args.argv],
+                nproc=args.nproc,
+                nnodes=args.nnodes,
+                node_rank=args.node_rank,
+                master_addr=args.master_addr,
+                master_port=args.master_port,
+            )
+        except TrainwiseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        return 0
     overrides = [*(args.set or []), *([f"train.doctor={args.doctor}"] if args.doctor else [])]
     root = Path(args.runs_dir) if args.runs_dir else runs_root()
     resume = None
@@ -93,6 +109,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         on_note=None if args.quiet else lambda note: err.print(f"note: {note}"),
         resume=resume,
     )
+    if int(os.environ.get("RANK", "0")) != 0:  # process 0 of a distributed run speaks for all
+        return 0
     summary = result.summary()
     if args.json:
         # default=str: a value JSON has no type for (a path, a finding) is still printed, not a crash
@@ -511,6 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN", help="continue a run from its latest checkpoint (run id, prefix, 'latest' or path)"
     )
     fit.add_argument("--runs-dir", **runs_dir)
+    scale = fit.add_argument_group("distributed data-parallel (torchrun)")
+    scale.add_argument("--nproc", type=int, default=1, metavar="N", help="processes on this machine (one per GPU)")
+    scale.add_argument("--nnodes", type=int, default=1, metavar="N", help="machines taking part (default 1)")
+    scale.add_argument("--node-rank", type=int, default=0, metavar="I", help="this machine's index, 0..nnodes-1")
+    scale.add_argument("--master-addr", metavar="HOST", help="address of machine 0 (several machines)")
+    scale.add_argument("--master-port", type=int, metavar="PORT", help="a free port on machine 0 (default 29500)")
     fit.set_defaults(func=cmd_fit)
 
     check = sub.add_parser("check", help="pre-flight checks of a recipe's data, model and loss (no training)")
@@ -617,10 +641,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed): a code, not an exit
         return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
+    args.argv = argv
     try:
         code: int = args.func(args)
         return code

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, random_split
+from torch.utils.data import DataLoader, DistributedSampler, random_split
 from torch.utils.data import Dataset as TorchDataset
 
 from trainwise import datasets
@@ -197,6 +197,9 @@ class InMemoryBatches:
     """Batches sliced from device-resident tensors, re-permuted each epoch when shuffling.
 
     Full batch (batch_size None) takes the tensors as they are: the gradient does not depend on order.
+    With shard=(rank, processes), a distributed run: every process draws the same permutation and
+    takes its share of each step's processes * batch_size samples (a last step with fewer samples than
+    processes is left out: a process with an empty batch has no loss).
     """
 
     def __init__(
@@ -207,6 +210,7 @@ class InMemoryBatches:
         *,
         shuffle: bool = True,
         generator: torch.Generator | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if X.shape[0] != y.shape[0]:
             raise DataError(f"data: X has {X.shape[0]} samples but y has {y.shape[0]}; they must match")
@@ -215,14 +219,20 @@ class InMemoryBatches:
         if batch_size is not None and batch_size < 1:
             raise DataError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
         self.X, self.y = X, y
+        self.rank, self.processes = shard or (0, 1)
         self.n = X.shape[0]
+        if self.n < self.processes:
+            raise DataError(f"data: {self.n} samples cannot be shared by {self.processes} processes")
         self.batch_size = self.n if batch_size is None else min(batch_size, self.n)
-        self.shuffle = shuffle and self.batch_size < self.n
+        # samples per optimizer step, over all processes
+        self.step_samples = self.n if batch_size is None else min(self.batch_size * self.processes, self.n)
+        self.shuffle = shuffle and self.step_samples < self.n
         self.generator = generator or torch.Generator()
         self.epoch_start = self.generator.get_state()
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        steps, left = divmod(self.n, self.step_samples)
+        return steps + (1 if left >= self.processes else 0)
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iterate()
@@ -231,7 +241,7 @@ class InMemoryBatches:
         """One epoch's batches, the first `skip` left out (resuming mid-epoch). A shuffling epoch
         first notes the generator's state, so a checkpoint can redraw the same permutation."""
         X, y = self.X, self.y
-        if self.batch_size >= self.n:  # the full batch: the tensors themselves, not a per-epoch view
+        if self.step_samples >= self.n and self.processes == 1:  # the full batch: the tensors, not a view
             if skip == 0:
                 yield X, y
             return
@@ -239,8 +249,18 @@ class InMemoryBatches:
             self.epoch_start = self.generator.get_state()
             perm = torch.randperm(self.n, generator=self.generator).to(X.device, non_blocking=True)
             X, y = X[perm], y[perm]
-        for start in range(skip * self.batch_size, self.n, self.batch_size):
-            yield X[start : start + self.batch_size], y[start : start + self.batch_size]
+        for step in range(skip, len(self)):
+            start = step * self.step_samples
+            start, stop = self._share(start, min(start + self.step_samples, self.n))
+            yield X[start:stop], y[start:stop]
+
+    def _share(self, start: int, stop: int) -> tuple[int, int]:
+        """This process's part of rows start..stop (sizes differ by at most one, as torch.tensor_split)."""
+        if self.processes == 1:
+            return start, stop
+        base, extra = divmod(stop - start, self.processes)
+        low = start + self.rank * base + min(self.rank, extra)
+        return low, low + base + (1 if self.rank < extra else 0)
 
     def state_dict(self, *, mid_epoch: bool) -> dict[str, Any]:
         """Where the batch order stands. Mid-epoch: the generator's state when the epoch began, from which
@@ -263,6 +283,7 @@ class LoaderBatches:
         self.n = len(loader.dataset)  # type: ignore[arg-type]
         self.epoch_start: dict[str, Any] = {}
         self._resume: dict[str, Any] | None = None
+        self.epoch = 0  # a DistributedSampler shuffles by epoch (set_epoch)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -274,6 +295,10 @@ class LoaderBatches:
         """One epoch's batches, the first `skip` drawn and dropped (resuming mid-epoch: the sampler, and
         any random augmentation, then draw what they drew before the interruption)."""
         resume, self._resume = self._resume, None
+        self.epoch_start = resume if resume is not None and skip else self._epoch_start()
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(self.epoch)
+        self.epoch += 1
         if resume is not None and skip:
             now = torch.get_rng_state()
             self._set_epoch_start(resume)
@@ -282,7 +307,6 @@ class LoaderBatches:
                 next(batches, None)
             torch.set_rng_state(now)  # the checkpoint's own state, for what comes after
         else:
-            self.epoch_start = self._epoch_start()
             batches = iter(self.loader)
         for batch in batches:
             if not isinstance(batch, Sequence) or len(batch) != 2:
@@ -293,7 +317,8 @@ class LoaderBatches:
     def _epoch_start(self) -> dict[str, Any]:
         # a sampler without its own generator draws its seed from torch's global one
         generator = self.loader.generator
-        return {"torch": torch.get_rng_state(), "generator": generator.get_state() if generator is not None else None}
+        return {"torch": torch.get_rng_state(), "generator": generator.get_state() if generator is not None else None,
+                "epoch": self.epoch}  # fmt: skip
 
     def _set_epoch_start(self, state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
@@ -305,9 +330,10 @@ class LoaderBatches:
         if mid_epoch:
             return dict(self.epoch_start)
         generator = self.loader.generator
-        return {"generator": generator.get_state() if generator is not None else None}
+        return {"generator": generator.get_state() if generator is not None else None, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = state.get("epoch", 0)
         if "torch" in state:  # mid-epoch: iterate(skip) rewinds to the epoch's start, then skips
             self._resume = state
         elif state.get("generator") is not None and self.loader.generator is not None:
@@ -358,14 +384,16 @@ def prepare_data(
     shuffle: bool = True,
     seed: int = 0,
     device: torch.device,
+    shard: tuple[int, int] | None = None,
 ) -> PreparedData:
-    """Split, scale (fitted on the training part only) and batch the data for training."""
+    """Split, scale (fitted on the training part only) and batch the data for training. shard=(rank,
+    processes): this process's share of each batch, in a distributed run."""
     if isinstance(data, str):
         data = datasets.load_dataset(data)
     if isinstance(data, datasets.Dataset) and val_data is None and not val_split and data.X_val is not None:
         val_data = (data.X_val, data.y_val)
     if isinstance(data, DataLoader | TorchDataset):
-        return _prepare_streamed(data, batch_size, val_split, val_data, normalize, shuffle, seed, device)
+        return _prepare_streamed(data, batch_size, val_split, val_data, normalize, shuffle, seed, device, shard)
     X, y = to_xy(data)
     X_val = y_val = None
     if val_split:
@@ -385,7 +413,7 @@ def prepare_data(
         X = transform(X)
         X_val = transform(X_val) if X_val is not None else None
     generator = torch.Generator().manual_seed(seed)
-    train = InMemoryBatches(X.to(device), y.to(device), batch_size, shuffle=shuffle, generator=generator)
+    train = InMemoryBatches(X.to(device), y.to(device), batch_size, shuffle=shuffle, generator=generator, shard=shard)
     val: Batches | None = None
     if X_val is not None and y_val is not None:
         val = InMemoryBatches(X_val.to(device), y_val.to(device), batch_size, shuffle=False)
@@ -408,6 +436,7 @@ def _prepare_streamed(
     shuffle: bool,
     seed: int,
     device: torch.device,
+    shard: tuple[int, int] | None = None,
 ) -> PreparedData:
     if normalize not in (None, "none"):
         raise DataError(
@@ -420,6 +449,9 @@ def _prepare_streamed(
     if isinstance(data, DataLoader):
         if val_split:
             raise DataError("val_split: a DataLoader cannot be split; pass the Dataset, or val_data")
+        if shard is not None:
+            raise DataError("data: in a distributed run pass the Dataset, not a DataLoader, so that each "
+                            "process can take its share (a DistributedSampler)")  # fmt: skip
         train_loader = data
     else:
         dataset: TorchDataset = data
@@ -431,7 +463,12 @@ def _prepare_streamed(
             dataset, held_out = random_split(dataset, [n - n_val, n_val], generator=generator)
             val = LoaderBatches(DataLoader(held_out, batch_size=batch_size or n_val, pin_memory=pin), device)
         size = batch_size or len(dataset)  # type: ignore[arg-type]
-        train_loader = DataLoader(dataset, batch_size=size, shuffle=shuffle, generator=generator, pin_memory=pin)
+        if shard is not None:
+            rank, processes = shard
+            sampler: DistributedSampler[Any] = DistributedSampler(dataset, processes, rank, shuffle=shuffle, seed=seed)
+            train_loader = DataLoader(dataset, batch_size=size, sampler=sampler, pin_memory=pin)
+        else:
+            train_loader = DataLoader(dataset, batch_size=size, shuffle=shuffle, generator=generator, pin_memory=pin)
     if val_data is not None:
         if isinstance(val_data, DataLoader | TorchDataset):
             val = _loader_batches(val_data, batch_size, device)

@@ -19,6 +19,8 @@ Callback hooks fire in this order (see trainwise.callbacks):
 
 Losses and metrics are summed on the device and read once per epoch. fit(resume=...) restores a
 checkpoint (trainwise.checkpoint) after on_train_begin and continues at the batch it stopped at.
+Under torchrun (trainwise.distributed) the step calls the model's DistributedDataParallel wrapper on
+this process's share of the batch, and the epoch's sums are added over the processes.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch
 from torch import nn
 
 from trainwise import data as data_lib
+from trainwise import distributed
 from trainwise.callbacks import (
     Callback,
     CallbackList,
@@ -187,6 +190,13 @@ def fit(
     resumed = TrainingCheckpoint.read(resume) if resume is not None else None
     torch.manual_seed(seed)
     target_device = data_lib.resolve_device(device)
+    context = distributed.setup(target_device)  # under torchrun: this process's rank; else None
+    if context is not None:
+        target_device = distributed.device_for(context, target_device)
+        if doctor == "repair":
+            raise ConfigError("doctor: 'repair' would roll one process back alone; use 'warn' or 'stop' here")
+        if not context.main:  # process 0 keeps the records, shows progress and runs the doctor
+            run_dir, progress, doctor = None, False, "off"
     prepared = data_lib.prepare_data(
         data,
         batch_size=batch_size,
@@ -197,6 +207,7 @@ def fit(
         shuffle=shuffle,
         seed=seed,
         device=target_device,
+        shard=context.shard if context is not None else None,
     )
     model.to(target_device)
     loss_fn = make_loss(loss)
@@ -211,7 +222,7 @@ def fit(
         lr_search = sweep(
             model, prepared.train, loss=loss_fn, optimizer=optimizer, budget_steps=budget, seed=seed, **optimizer_kwargs
         )
-        lr = lr_search.suggestion
+        lr = lr_search.suggestion if context is None else distributed.broadcast_number(lr_search.suggestion)
         if isinstance(optimizer, torch.optim.Optimizer):
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -226,13 +237,20 @@ def fit(
         device=target_device,
         batches=prepared.train,
         transform=prepared.transform,
+        distributed=context,
     )
+    summed = loss_reduction(loss_fn) == "sum"
+    state.network = distributed.wrap(model, target_device, summed_loss=summed) if context is not None else model
     extra: list[Callback] = [History()]
     if scheduler:
         extra.append(LRScheduler(scheduler))
     if clip_grad_norm:
         extra.append(GradientClipping(max_norm=clip_grad_norm))
     callbacks = list(callbacks)
+    if context is not None:
+        extra.append(distributed.StopTogether())
+        if not context.main:  # records, checkpoints and loggers: process 0's
+            callbacks = [cb for cb in callbacks if not cb.after_records]
     extra.extend(cb for cb in callbacks if not cb.after_records)
     bar = ProgressBar(mode="auto" if progress is True else str(progress)) if progress else None
     if bar is not None and lr_search is not None:
@@ -347,13 +365,15 @@ def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList
             cbs.on_batch_end(batch, {"loss": loss, "size": size, "inputs": xb, "target": yb})
         if state.interrupted:
             break
+    if state.distributed is not None:  # the epoch over every process's samples
+        return distributed.epoch_logs(state, summed)
     epoch_loss = state.epoch_loss if summed else state.epoch_loss / max(state.epoch_samples, 1)
     return {"loss": epoch_loss.item(), **compute_all(state.metrics)}
 
 
 def _train_step(state: TrainState, xb: torch.Tensor, yb: torch.Tensor, batch: int, cbs: CallbackList) -> torch.Tensor:
     """Forward, loss, backward, step. Returns the detached loss (still on the device)."""
-    output = state.model(xb)
+    output = state.network(xb)  # the model, or its DistributedDataParallel wrapper
     loss = state.loss_fn(output, yb)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -59,6 +59,13 @@ class Metric:
         sums = state["sums"]
         self._sums = None if sums is None else sums.to(_accumulator_dtype(sums.device))
 
+    def all_reduce(self) -> None:
+        """Sum the running sums over the processes of a distributed run (each has seen its own samples)."""
+        import torch.distributed as dist
+
+        if self._sums is not None:
+            dist.all_reduce(self._sums)
+
     def _add(self, values: torch.Tensor) -> None:
         values = values.to(_accumulator_dtype(values.device))
         self._sums = values if self._sums is None else self._sums + values
@@ -162,6 +169,21 @@ class R2Score(Metric):
     def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
         super().load_state_dict(state)
         self._origin = state["origin"]
+
+    def all_reduce(self) -> None:
+        """Each process summed about its own first target: move the sums to process 0's, then add them."""
+        import torch.distributed as dist
+
+        if self._sums is None or self._origin is None:
+            return
+        origin = self._origin.clone()
+        dist.broadcast(origin, src=0)
+        count, total, total_sq, residual = self._sums
+        shift = self._origin - origin  # t - origin = (t - own origin) + shift
+        total_sq = total_sq + 2 * shift * total + count * shift.square()
+        self._sums = torch.stack([count, total + count * shift, total_sq, residual])
+        self._origin = origin
+        dist.all_reduce(self._sums)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         pred, target = _matched(pred, target)
