@@ -33,6 +33,18 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# trainwise against a hand-written loop, the tutorial's DataLoader loop, Lightning and Keras (the bench extra:
+# installed here only, never by `make test`); BENCH_ARGS="--quick" for a smoke run
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check $(PIP_EXTRA) -e ".[bench]" "$(TORCH_SPEC)"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/peers.py $(BENCH_ARGS)
+
 check: lint typecheck test
 
 clean:

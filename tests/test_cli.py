@@ -350,7 +350,7 @@ def test_predict_image_rows_with_per_channel_scaling(tmp_path: Path, capsys: pyt
         (
             ["fit", "w1-normalized", "--set", "train.epochz=3"],
             "error: train.epochz: unknown key (did you mean epochs?); [train] takes epochs, batch_size, seed, "
-            "device, metrics, clip_grad_norm, early_stopping, doctor",
+            "device, metrics, clip_grad_norm, early_stopping, doctor, compile, precision",
         ),
         (
             ["fit", "w1-normalized", "--set", "train.epochs=zero"],
@@ -577,3 +577,21 @@ def test_weights_from_a_pickled_model_need_trust_pickle(
     for extra in (["--weights", str(pickled), "--trust-pickle"], ["--weights", str(state)]):
         code, out, _ = run_main(capsys, "evaluate", "latest", "--json", *extra)
         assert code == 0 and strict_json(out)["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_lr_find_names_its_plot_after_the_config_inside_the_runs_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config's name is data: `name = "x/../../../escape"` must not put the default plot outside the runs folder
+    (it used to land in tmp_path/a/escape.png)."""
+    recipe = (Path(cli.__file__).parent / "recipes" / "w1-normalized.toml").read_text()
+    config = tmp_path / "evil.toml"
+    config.write_text(f'name = "x/../../../escape"\n{recipe}')
+    runs = tmp_path / "a" / "b" / "runs"
+    code, out, _ = run_main(
+        capsys, "lr-find", str(config), "--steps", "10", "--trial-steps", "0", "--runs-dir", str(runs)
+    )
+    assert code == 0
+    plot = runs / "lr-find-x-..-..-..-escape.png"
+    assert plot.is_file() and plot.name in out
+    assert [path for path in tmp_path.rglob("*") if path.is_file() and path != config] == [plot]

@@ -18,7 +18,7 @@ from trainwise.errors import ConfigError, TrainwiseError
 RECIPES = RECIPE_NAMES
 
 DATA_KEYS = "name, normalize, poly_features, one_hot, val_split, stratify, shuffle, limit, fallback, test"
-TRAIN_KEYS = "epochs, batch_size, seed, device, metrics, clip_grad_norm, early_stopping, doctor"
+TRAIN_KEYS = "epochs, batch_size, seed, device, metrics, clip_grad_norm, early_stopping, doctor, compile, precision"
 BUILTIN_DATASETS = "temperature, sine, random-regression, fashion-mnist, mnist"
 
 
@@ -404,6 +404,19 @@ def test_valid_values_are_kept() -> None:
     assert C.validate(changed("data.normalize", 2)).data.normalize == 2.0
     assert C.validate(changed("optim.lr", 1)).optim.lr == 1.0
     assert C.validate(changed("train.device", "cuda:1")).train.device == "cuda:1"  # CUDA is checked when training
+
+
+def test_compile_and_precision_keys() -> None:
+    defaults = C.validate(changed("train.epochs", 3)).train
+    assert (defaults.compile, defaults.precision) == (False, "32")
+    assert C.validate(changed("train.compile", True)).train.compile is True
+    assert C.validate(changed("train.precision", "bf16")).train.precision == "bf16"
+    assert error_of(changed("train.precision", 16)) == "train.precision: must be '32', 'bf16' or 'fp16' (got 16)"
+    assert error_of(changed("train.compile", "yes")) == "train.compile: must be a valid boolean (got 'yes')"
+    from trainwise.recipes import run_config
+
+    result = run_config(C.load_config("w1-normalized", ["train.epochs=20", 'train.precision="bf16"']), progress=False)
+    assert result.fit.status == "completed" and result.fit.history["loss"][-1] < result.fit.history["loss"][0]
 
 
 # --- missing keys ----------------------------------------------------------------------------------

@@ -302,6 +302,19 @@ def test_minibatches_cover_every_sample_once_in_a_new_order_each_epoch() -> None
     assert first_epoch == expected  # the seeded permutation, reproducibly
 
 
+def test_shuffled_batches_are_the_permuted_copys_slices_and_resume_skips_to_them() -> None:
+    X, y = torch.randn(50, 2, 3, 3), torch.arange(50)
+    batches = InMemoryBatches(X, y, 8, generator=torch.Generator().manual_seed(3))
+    perm = torch.randperm(50, generator=torch.Generator().manual_seed(3))
+    got = list(batches)
+    assert len(got) == 7
+    for step, (xb, yb) in enumerate(got):
+        assert torch.equal(xb, X[perm][step * 8 : step * 8 + 8]) and xb.is_contiguous()
+        assert torch.equal(yb, y[perm][step * 8 : step * 8 + 8])
+    batches.load_state_dict(batches.state_dict(mid_epoch=True))  # back to that epoch's start
+    assert [torch.equal(a, b) for (a, _), (b, _) in zip(batches.iterate(skip=4), got[4:], strict=True)] == [True] * 3
+
+
 def test_unshuffled_minibatches_keep_the_order() -> None:
     X = torch.arange(7).float().unsqueeze(1)
     xs, _ = collect(InMemoryBatches(X, torch.zeros(7), 3, shuffle=False))

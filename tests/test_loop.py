@@ -262,3 +262,96 @@ def test_nonfinite_loss_is_recorded_not_hidden() -> None:
     result = trainwise.fit(nn.Linear(1, 1), (X, y), loss="mse", lr=1e-2, epochs=100, progress=False)
     assert not math.isfinite(result.history["loss"][-1])
     assert math.isfinite(result.best["loss"])
+
+
+# ----------------------------------------------------------------------------- the fast path's options
+
+
+def _small_fit(**kwargs: Any) -> FitResult:
+    X, y = classification_data(96)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    options: dict[str, Any] = {"loss": "cross_entropy", "lr": 0.2, "epochs": 6, "batch_size": 16, "progress": False}
+    return fit(model, (X, y), **{**options, **kwargs})
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compile_gives_the_eager_loss_curve() -> None:
+    torch._dynamo.reset()
+    try:
+        compiled = _small_fit(compile=True)
+    except ConfigError as exc:
+        if "torch.compile cannot run here" in str(exc):
+            pytest.skip(str(exc))
+        raise
+    finally:
+        torch._dynamo.reset()
+    eager = _small_fit()
+    assert compiled.history["loss"] == pytest.approx(eager.history["loss"], rel=1e-4)
+    assert compiled.status == "completed" and compiled.history["loss"][-1] < compiled.history["loss"][0]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compile_without_a_working_compiler_is_one_config_error() -> None:
+    import torch._inductor.config as inductor_config
+
+    torch._dynamo.reset()
+    try:
+        no_compiler = inductor_config.patch({"cpp.cxx": ("trainwise-no-such-compiler",), "fx_graph_cache": False})
+        expected = r"^compile: torch.compile cannot run here \(.*\); set compile = false$"
+        with no_compiler, pytest.raises(ConfigError, match=expected):
+            _small_fit(compile=True, doctor="off", epochs=1)
+    finally:
+        torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_on_the_cpu_trains(precision: str) -> None:
+    result = _small_fit(precision=precision)
+    full = _small_fit()
+    losses = result.history["loss"]
+    assert result.status == "completed" and all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.8 * losses[0]
+    assert losses == pytest.approx(full.history["loss"], rel=0.05)  # the same run, to low precision
+
+
+def test_fp16_keeps_its_gradient_scaler_state_for_checkpoints() -> None:
+    from trainwise.callbacks import MixedPrecision
+
+    amp = MixedPrecision("fp16", torch.device("cpu"), nn.Linear(2, 1))
+    assert amp.scaler is not None and amp.dtype == torch.float16
+    saved = amp.state_dict()
+    assert saved is not None and saved["scale"] == 65536.0
+    other = MixedPrecision("fp16", torch.device("cpu"), nn.Linear(2, 1))
+    other.load_state_dict({**saved, "scale": 1024.0})
+    assert other.scaler is not None and other.scaler.get_scale() == 1024.0
+    assert MixedPrecision("bf16", torch.device("cpu"), nn.Linear(2, 1)).state_dict() is None
+
+
+def test_precision_and_compile_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"^precision: 'fp32' is not allowed; use '32', 'bf16', 'fp16'$"):
+        _small_fit(precision="fp32")
+    with pytest.raises(ConfigError, match=r"^compile: must be true or false"):
+        _small_fit(compile="yes")
+
+
+def test_an_optimizer_with_its_own_zero_grad_keeps_it() -> None:
+    class Counting(torch.optim.SGD):
+        calls = 0
+
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            Counting.calls += 1
+            super().zero_grad(set_to_none)
+
+    X, y = classification_data(20)
+    model = nn.Linear(4, 3)
+    fit(model, (X, y), loss="cross_entropy", optimizer=Counting(model.parameters(), lr=0.1), epochs=2, batch_size=10,
+        progress=False)  # fmt: skip
+    assert Counting.calls == 4
+
+
+def test_full_batch_epoch_loss_is_the_step_loss_exactly() -> None:
+    X, y = torch.tensor(T_U).unsqueeze(1) * 0.1, torch.tensor(T_C).unsqueeze(1)
+    recorder = Recorder()
+    result = fit(nn.Linear(1, 1), (X, y), loss="mse", lr=1e-2, epochs=3, callbacks=[recorder], progress=False)
+    assert result.history["loss"] == recorder.batch_losses

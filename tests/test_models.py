@@ -171,10 +171,10 @@ def test_import_path_builds_user_module() -> None:
     [
         ("no_such_package_xyz:Net", {}, "cannot import module 'no_such_package_xyz'"),
         ("trainwise.models:NoSuchNet", {}, "module 'trainwise.models' has no 'NoSuchNet'"),
-        ("collections:OrderedDict", {}, "made a OrderedDict, not a torch.nn.Module"),
+        ("collections:OrderedDict", {}, "is the class collections.OrderedDict, not a torch.nn.Module subclass"),
         ("trainwise.models:TwoLayerNet", {"d_in": 3}, r"rejected its options \['d_in'\]"),
         ("trainwise.models:TwoLayerNet", {"d_in": 3, "hidden": 2, "d_out": 1, "depth": 4}, "depth"),
-        ("math:pi", {}, "is a float, not a class or function"),
+        ("math:pi", {}, "is a float, not a torch.nn.Module subclass"),
         ("not_a_model", {}, "neither a built-in model nor 'package.module:ClassName'"),
     ],
 )
@@ -237,3 +237,49 @@ def test_in_features_and_parameter_count() -> None:
     assert in_features_of((5,)) == 5
     assert count_parameters(build_model("linear", 784, 10)) == 784 * 10 + 10
     assert count_parameters(TwoLayerNet(4, 3, 2)) == 4 * 3 + 3 + 3 * 2 + 2
+
+
+# ----------------------------------------------------------------------------- import paths call only models
+
+
+def make_small_net(width: int = 4) -> nn.Module:
+    """A factory function annotated to return a module (as torchvision.models:resnet18 is): allowed."""
+    return nn.Sequential(nn.Linear(3, width), nn.ReLU(), nn.Linear(width, 1))
+
+
+def make_unannotated(width: int = 4):  # type: ignore[no-untyped-def]
+    return nn.Linear(3, width)
+
+
+@pytest.mark.parametrize(
+    ("path", "options", "what"),
+    [
+        ("os:system", {"command": "touch {marker}"}, "a builtin_function_or_method"),
+        ("subprocess:run", {"args": ["touch", "{marker}"]}, "a function not annotated to return a torch.nn.Module"),
+        ("subprocess:Popen", {"args": ["touch", "{marker}"]}, "the class subprocess.Popen"),
+        ("builtins:eval", {"source": "open({marker!r}, 'w')"}, "a builtin_function_or_method"),
+        ("tests.test_models:make_unannotated", {}, "a function not annotated to return a torch.nn.Module"),
+    ],
+)
+def test_an_import_path_that_is_not_a_module_class_is_never_called(
+    tmp_path: Any, path: str, options: dict[str, Any], what: str
+) -> None:
+    marker = tmp_path / "pwned"
+
+    def filled(value: Any) -> Any:
+        if isinstance(value, list):
+            return [filled(v) for v in value]
+        return value.format(marker=str(marker)) if isinstance(value, str) else value
+
+    with pytest.raises(ConfigError) as info:
+        build_model(path, 3, 1, **{key: filled(value) for key, value in options.items()})
+    assert str(info.value) == (
+        f"model.name: {path} is {what}, not a torch.nn.Module subclass; an import-path model must name an "
+        "nn.Module class (or a function annotated '-> nn.Module'), and trainwise calls nothing else"
+    )
+    assert not marker.exists()
+
+
+def test_an_import_path_function_annotated_to_return_a_module_builds() -> None:
+    model = build_model("tests.test_models:make_small_net", 3, 1, width=5)
+    assert isinstance(model, nn.Sequential) and model[0].out_features == 5

@@ -90,3 +90,39 @@ def test_options_exclude_params() -> None:
     assert "params" not in options
     assert {"lr", "betas", "eps", "weight_decay"} <= set(options)
     assert options["betas"].default == (0.9, 0.999)
+
+
+def _trained(optimizer: torch.optim.Optimizer, model: nn.Module, steps: int = 25) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    X, y = torch.randn(32, 3, generator=generator), torch.randn(32, 2, generator=generator)
+    for _ in range(steps):
+        loss = nn.functional.mse_loss(model(X), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("adam", {}), ("adamw", {"weight_decay": 0.01}), ("adagrad", {}), ("sgd", {"momentum": 0.9})],
+)
+def test_fused_where_it_is_faster_and_numerically_close(name: str, options: dict[str, float]) -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    reference = nn.Linear(3, 2)
+    reference.load_state_dict(model.state_dict())
+    fused = make_optimizer(name, model.parameters(), lr=0.01, **options)
+    assert fused.param_groups[0]["fused"] is True
+    plain = optimizer_class(name)(reference.parameters(), lr=0.01, foreach=False, **options)
+    for got, want in zip(_trained(fused, model), _trained(plain, reference), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_keeps_its_choice_for_plain_sgd_and_when_told() -> None:
+    assert not make_optimizer("sgd", params(), lr=0.1).param_groups[0].get("fused")
+    assert not make_optimizer("adam", params(), lr=0.1, foreach=False).param_groups[0].get("fused")
+    assert not make_optimizer("adam", params(), lr=0.1, fused=False).param_groups[0].get("fused")
+    assert not make_optimizer("rmsprop", params(), lr=0.1).param_groups[0].get("fused")
+    groups = [{"params": params(), "lr": 0.5}]
+    assert not make_optimizer("adam", groups, lr=0.1).param_groups[0].get("fused")  # type: ignore[arg-type]

@@ -442,3 +442,31 @@ def test_misclassified_images_in_raw_scale(tmp_path: Path) -> None:
     torch.testing.assert_close(stored["images"], X[wrong[:16]], rtol=1e-5, atol=1e-3)  # scaling undone
     assert stored["true"].tolist() == y[wrong[:16]].tolist()
     assert stored["predicted"].tolist() == predicted[wrong[:16]].tolist()
+
+
+# --- names and paths stay inside the runs folder (docs/reliability.md) ------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/escape", "..", "a/../../b", "~/x", "C:\\x"])
+def test_a_config_name_cannot_put_its_run_outside_the_runs_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    from trainwise.cli import main
+
+    config = tmp_path / "evil.toml"
+    text = (Path(trainwise.__file__).parent / "recipes" / "w1-normalized.toml").read_text()
+    config.write_text(f"name = {json.dumps(name)}\n{text}")
+    root = tmp_path / "inside" / "runs"
+    assert main(["fit", str(config), "--quiet", "--runs-dir", str(root), "--set", "train.epochs=2"]) == 0
+    (run,) = [path for path in root.iterdir() if path.is_dir()]
+    assert run.parent == root and "/" not in run.name and "\\" not in run.name and run.name[0] != "."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.toml", "inside"]  # nothing written beside it
+    assert RunIndex(root).get(run.name).recipe == name  # the name itself is kept, as data
+
+
+@pytest.mark.parametrize("ref", ["../../etc", "/etc", "..", "../runs/../.."])
+def test_a_run_reference_that_is_a_path_finds_only_run_folders(tmp_path: Path, ref: str) -> None:
+    root = tmp_path / "runs"
+    new_run_dir(root, "a", now=NOW)
+    with pytest.raises(TrainwiseError, match=r"^no run '"):
+        RunIndex(root).get(ref)

@@ -56,14 +56,60 @@ class TrainState:
     network: Any = None  # what the step calls: the model, or its DistributedDataParallel wrapper
     distributed: Any = None  # this process's place in a distributed run (distributed.Distributed), else None
     callbacks: list[Any] = field(default_factory=list)
-    # the current epoch's running loss (a device tensor) and sample count, read once at its end
-    epoch_loss: Any = None
-    epoch_samples: int = 0
+    epoch_samples: int = 0  # the current epoch's samples so far
+    summed_loss: bool = False  # the loss adds over a batch's samples (reduction='sum'), so epochs add them too
+    modules: list[nn.Module] = field(default_factory=list)  # the model's modules, to check their train mode
     history: dict[str, list[float]] = field(default_factory=dict)
     status: str = "running"
     findings: list[Any] = field(default_factory=list)  # the doctor's, when it runs
     doctor_actions: list[str] = field(default_factory=list)
     run: Path | None = None  # the run's record folder, once RunRecorder has made it (fit with run_dir)
+    # The epoch's running loss total lives on the device: the latest step's loss waits in _step_loss and
+    # is added when the next step comes or when `epoch_loss` is read, so that a one-step (full-batch)
+    # epoch reads its loss once and runs no tensor operation for the sum at all.
+    _epoch_total: Any = field(default=None, repr=False)
+    _step_loss: Any = field(default=None, repr=False)
+    _step_size: int = field(default=0, repr=False)
+
+    @property
+    def epoch_loss(self) -> Any:
+        """The current epoch's loss total on the device (sum of batch loss x batch size, or of the summed
+        losses), None before its first step. Checkpoints save it mid-epoch and set it on resume."""
+        if self._step_loss is not None:
+            self._fold_step_loss()
+        return self._epoch_total
+
+    @epoch_loss.setter
+    def epoch_loss(self, value: Any) -> None:
+        self._epoch_total, self._step_loss = value, None
+
+    def start_epoch_loss(self) -> None:
+        self._epoch_total, self._step_loss, self.epoch_samples = None, None, 0
+
+    def add_step_loss(self, loss: torch.Tensor, size: int) -> None:
+        """A finished step's detached loss (mean over its `size` samples, or their sum)."""
+        if self._step_loss is not None:
+            self._fold_step_loss()
+        self._step_loss, self._step_size = loss, size
+        self.epoch_samples += size
+
+    def _fold_step_loss(self) -> None:
+        loss, self._step_loss = self._step_loss, None
+        weight = 1 if self.summed_loss else self._step_size
+        if self._epoch_total is None:
+            dtype = torch.float32 if loss.device.type == "mps" else torch.float64  # MPS has no float64
+            self._epoch_total = torch.zeros((), dtype=dtype, device=loss.device)
+        self._epoch_total.add_(loss, alpha=weight)  # one kernel, in the total's precision
+
+    def epoch_mean_loss(self) -> float:
+        """The epoch's loss as logged: the sample-weighted mean of its batch losses (the total when
+        summed). One host read."""
+        if self._epoch_total is None and self._step_loss is not None:  # a one-step epoch: its own loss
+            return float(self._step_loss.item())  # equal to the total / samples, exactly, in float64
+        total = self.epoch_loss
+        if total is None:
+            return math.nan
+        return float(total.item()) if self.summed_loss else float(total.item()) / max(self.epoch_samples, 1)
 
 
 class Callback:
@@ -104,6 +150,10 @@ class CallbackList:
             for hook in HOOKS
         }
         self.has_batch_hooks = any(self._active[h] for h in ("on_batch_begin", "on_batch_end"))
+
+    def active(self, hook: str) -> list[Any]:
+        """The bound methods that implement `hook` (empty: the loop can skip building its logs)."""
+        return self._active[hook]
 
     def _call(self, hook: str, *args: Any) -> None:
         for method in self._active[hook]:
@@ -321,7 +371,7 @@ class LRScheduler(Callback):
         if self.interval != "epoch":
             return
         if self.cls.__name__ == "ReduceLROnPlateau":
-            self.scheduler.step(float(logs[self.monitor or ("val_loss" if "val_loss" in logs else "loss")]))
+            self.scheduler.step(float(logs[monitored(self.monitor, logs, "scheduler.monitor")]))
         else:
             self.scheduler.step()
 
@@ -340,6 +390,40 @@ class GradientClipping(Callback):
             nn.utils.clip_grad_value_(params, self.max_value)
         if self.max_norm is not None:
             nn.utils.clip_grad_norm_(params, self.max_norm)
+
+
+class MixedPrecision(Callback):
+    """fit(precision="bf16" | "fp16"): the step's forward and loss run under torch.autocast, and fp16
+    scales the loss with a GradScaler (whose state checkpoints keep). On CUDA a model with 2-D
+    convolutions is put in channels_last, and so are its 4-D input batches."""
+
+    def __init__(self, precision: str, device: torch.device, model: nn.Module) -> None:
+        if precision not in ("bf16", "fp16"):
+            raise ConfigError(f"precision: {precision!r} is not mixed precision; use 'bf16' or 'fp16'")
+        if device.type not in ("cpu", "cuda"):
+            raise ConfigError(f"precision: {precision!r} runs on CUDA and the CPU, not on {device.type}; use '32'")
+        self.precision = precision
+        self.device_type = device.type
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+        self.channels_last = device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def inputs(self, xb: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and xb.ndim == 4:
+            return xb.contiguous(memory_format=torch.channels_last)
+        return xb
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return dict(self.scaler.state_dict()) if self.scaler is not None else None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state)
 
 
 def format_logs(logs: Logs, keys: Sequence[str] | None = None) -> str:

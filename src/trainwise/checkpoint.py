@@ -327,10 +327,20 @@ class Checkpoint(Callback):
         folder = self.folder or (state.run / CHECKPOINTS if state.run is not None else None)
         if folder is None:
             raise ConfigError("Checkpoint: no folder to save in; pass fit(..., run_dir=...) or Checkpoint(folder=...)")
+        if self.folder is None and state.run is not None and not state.run.is_dir():  # not a new, partial one
+            raise TrainwiseError(run_folder_gone(state.run))
         self.last = save_training_state(state, folder, monitor=monitor)
         self._saved_step, self._last_time = state.step, time.monotonic()
         _prune(folder, self.keep_last, self.keep_best)
         return self.last
+
+
+def run_folder_gone(run: Path) -> str:
+    """The message when a run's folder disappears while it trains (deleted, or its disk unmounted)."""
+    return (
+        f"{run}: the run folder was deleted while training, and its records and checkpoints with it; "
+        "training stopped (train again to get a new run)"
+    )
 
 
 def save_training_state(state: TrainState, folder: Path, *, monitor: dict[str, Any] | None = None) -> Path:
@@ -369,10 +379,11 @@ def save_training_state(state: TrainState, folder: Path, *, monitor: dict[str, A
         "doctor_actions": state.doctor_actions,
         "state": encoded,
     }
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"step-{state.step:09d}"
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
+    temporary: Path | None = None
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
         save_file(tensors, str(temporary / TENSORS))
         description["tensors_bytes"] = (temporary / TENSORS).stat().st_size
         (temporary / STATE).write_text(json.dumps(description, indent=1))
@@ -383,10 +394,11 @@ def save_training_state(state: TrainState, folder: Path, *, monitor: dict[str, A
             shutil.rmtree(target)
         os.replace(temporary, target)
         _fsync_folder(folder)
-    except OSError as exc:
+    except OSError as exc:  # a full disk, a read-only or vanished folder: the earlier checkpoints are intact
         raise TrainwiseError(f"{folder}: cannot write a checkpoint there ({exc.strerror or exc})") from None
     finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
     return target
 
 
@@ -501,7 +513,8 @@ class TrainingCheckpoint:
     def run(self) -> Path | None:
         """The run folder the checkpoint belongs to (<run>/checkpoints/step-N), if it is in one."""
         run = self.path.parent.parent
-        return run if self.path.parent.name == CHECKPOINTS and (run / "config.toml").is_file() else None
+        recorded = any((run / name).is_file() for name in ("config.toml", "metrics.csv", "environment.json"))
+        return run if self.path.parent.name == CHECKPOINTS and recorded else None
 
     @classmethod
     def read(cls, source: str | Path) -> TrainingCheckpoint:

@@ -198,14 +198,15 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     """The LR finder on a recipe's model and data: prints the suggestion and writes the plot."""
     from trainwise.config import load_config
     from trainwise.recipes import find_lr
-    from trainwise.runs import runs_root
+    from trainwise.runs import _slug, runs_root
 
     config = load_config(args.recipe, args.set or [])
     result = find_lr(config, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, trial_steps=args.trial_steps)
     plot = (
         Path(args.plot)
         if args.plot
-        else (Path(args.runs_dir) if args.runs_dir else runs_root()) / (f"lr-find-{config.name or 'config'}.png")
+        # the config's name, made a plain file name: `name = "../../x"` must not write outside the runs folder
+        else (Path(args.runs_dir) if args.runs_dir else runs_root()) / f"lr-find-{_slug(config.name or 'config')}.png"
     )
     try:
         result.plot(plot)

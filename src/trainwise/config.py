@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -98,6 +99,14 @@ class OptimConfig(_OpenSection):
     # a number, or "auto": run the LR finder first and train with its suggestion
     lr: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)] | Literal["auto"]
 
+    @field_validator("lr")
+    @classmethod
+    def _float32_lr(cls, value: float | str) -> float | str:
+        # torch's optimizers cannot step with an lr float32 cannot hold (they fail in the first step)
+        if isinstance(value, float) and value > 3.4e38:
+            raise ValueError("must be at most 3.4e38 (float32's largest value)")
+        return value
+
 
 class SchedulerConfig(_OpenSection):
     name: str
@@ -115,12 +124,14 @@ class EarlyStoppingConfig(_Section):
 class TrainConfig(_Section):
     epochs: PositiveInt
     batch_size: PositiveInt | Literal["full"] = "full"
-    seed: StrictInt = 0
+    seed: Annotated[int, Field(strict=True, ge=-(2**63), lt=2**64)] = 0  # what torch.manual_seed takes
     device: str = "auto"
     metrics: list[str] = Field(default_factory=list)
     clip_grad_norm: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)] | None = None
     early_stopping: EarlyStoppingConfig | None = None
     doctor: Literal["warn", "stop", "repair", "quiet", "off"] = "warn"
+    compile: Bool = Field(False, description="run the training step's forward through torch.compile")
+    precision: Literal["32", "bf16", "fp16"] = Field("32", description="mixed precision: autocast to bf16 or fp16")
 
     @field_validator("device")
     @classmethod
@@ -130,9 +141,13 @@ class TrainConfig(_Section):
 
         if value != "auto":
             try:
-                torch.device(value)
+                device = torch.device(value)
             except RuntimeError:
-                raise ValueError("not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+                device = None
+            if device is None:
+                raise ValueError("not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+            if device.type == "meta":  # tensors with shapes but no values
+                raise ValueError("the meta device holds no values to train; use 'auto', 'cpu', 'cuda' or 'mps'")
         return value
 
     @field_validator("metrics")
@@ -270,6 +285,21 @@ class Config(_Section):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+def toml_key(key: str) -> str:
+    """A key as TOML writes it: bare when it can be (A-Z a-z 0-9 _ -), else quoted, so that an empty key or
+    one holding a dot or a space is still visible and unambiguous in a dotted path."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return key
+    # escaped as in a TOML string; also what print would show as a line break (\x85, \u2028) or not at all
+    return '"' + "".join(c if c.isprintable() and c not in '"\\' else _escape(c) for c in key) + '"'
+
+
+def _escape(char: str) -> str:
+    if char in '"\\':
+        return "\\" + char
+    return f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}"
+
+
 def _did_you_mean(key: str, names: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, names, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
@@ -305,7 +335,7 @@ def _check_options(
         if key not in allowed:
             takes = f"{target} takes {', '.join(options)}" if options else f"{target} takes no options"
             raise ConfigError(
-                f"{section}.{key}: unknown key{_did_you_mean(key, [*options, *own])}; "
+                f"{section}.{toml_key(key)}: unknown key{_did_you_mean(key, [*options, *own])}; "
                 f"{takes}, and [{section}] takes {', '.join(own)}"
             )
         hint = hints.get(key)
@@ -363,7 +393,7 @@ def _dotted(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
     for part in loc:
         if model is not None:
             holder = model
-            parts.append(str(part))
+            parts.append(toml_key(str(part)))
             field = model.model_fields.get(str(part))
             if field is None:  # an extra key: the end of the path
                 break
@@ -371,7 +401,7 @@ def _dotted(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
             continue
         origin = typing.get_origin(annotation)
         if origin is dict:
-            parts.append(str(part))
+            parts.append(toml_key(str(part)))
             annotation = typing.get_args(annotation)[1]
         elif origin is list and isinstance(part, int):
             parts[-1] += f"[{part}]"
@@ -387,8 +417,8 @@ def _error_line(exc: ValidationError) -> str:
     where, holder = _dotted(error["loc"])
     if error["type"] == "extra_forbidden":
         names = list(holder.model_fields) if holder is not None else []
-        last = where.rpartition(".")[2]
-        section = where.rpartition(".")[0]
+        last = str(error["loc"][-1])
+        section = where.removesuffix(toml_key(last)).removesuffix(".")
         place = f"[{section}]" if section else "the top level"
         return f"{where}: unknown key{_did_you_mean(last, names)}; {place} takes {', '.join(names)}"
     if error["type"] == "missing":
@@ -470,7 +500,7 @@ def load_config(source: str | Path, overrides: Sequence[str] = ()) -> Config:
                 f"{name}: no such recipe or file{hint}; `trainwise recipes` lists the recipes, or pass a .toml path"
             )
         try:
-            text, origin = path.read_text(encoding="utf-8"), str(path)
+            text, origin = path.read_bytes().decode("utf-8"), str(path)  # as written: no newline translation
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not a TOML file (it is not UTF-8 text)") from None
         except OSError as exc:

@@ -194,7 +194,8 @@ def _class_labels(y: torch.Tensor) -> torch.Tensor:
 
 
 class InMemoryBatches:
-    """Batches sliced from device-resident tensors, re-permuted each epoch when shuffling.
+    """Batches sliced from device-resident tensors, re-permuted each epoch when shuffling (on an
+    accelerator the epoch's permuted copy is sliced; on the CPU each batch gathers its rows).
 
     Full batch (batch_size None) takes the tensors as they are: the gradient does not depend on order.
     With shard=(rank, processes), a distributed run: every process draws the same permutation and
@@ -245,14 +246,26 @@ class InMemoryBatches:
             if skip == 0:
                 yield X, y
             return
-        if self.shuffle:
-            self.epoch_start = self.generator.get_state()
-            perm = torch.randperm(self.n, generator=self.generator).to(X.device, non_blocking=True)
+        steps, size = len(self), self.step_samples
+        if not self.shuffle:
+            for step in range(skip, steps):
+                start, stop = self._share(step * size, min(step * size + size, self.n))
+                yield X[start:stop], y[start:stop]
+            return
+        self.epoch_start = self.generator.get_state()
+        perm = torch.randperm(self.n, generator=self.generator).to(X.device, non_blocking=True)
+        if X.device.type != "cpu":  # one gather kernel per epoch, then every batch is a slice
             X, y = X[perm], y[perm]
-        for step in range(skip, len(self)):
-            start = step * self.step_samples
-            start, stop = self._share(start, min(start + self.step_samples, self.n))
-            yield X[start:stop], y[start:stop]
+            for step in range(skip, steps):
+                start, stop = self._share(step * size, min(step * size + size, self.n))
+                yield X[start:stop], y[start:stop]
+            return
+        # On the CPU each batch gathers its own rows: the same batches as slicing a permuted copy, without
+        # the copy (the data set's size again in memory, and a pass over all of it each epoch)
+        for step in range(skip, steps):
+            start, stop = self._share(step * size, min(step * size + size, self.n))
+            rows = perm[start:stop]
+            yield X.index_select(0, rows), y.index_select(0, rows)
 
     def _share(self, start: int, stop: int) -> tuple[int, int]:
         """This process's part of rows start..stop (sizes differ by at most one, as torch.tensor_split)."""

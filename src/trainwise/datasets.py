@@ -508,6 +508,9 @@ def _mnist_pickle_split(
         raise DataError(f"{path}: {split} labels are not whole numbers; pass the tutorial's mnist.pkl.gz")
     if y.size and (y.min() < 0 or y.max() > 9):
         raise DataError(f"{path}: {split} labels must be 0..9, found {y.min()}..{y.max()}")
+    bad = _first_bad(x)
+    if bad is not None:
+        raise DataError(f"{path}: {split} images contain {bad[0]} at index {bad[1]}; pass the tutorial's mnist.pkl.gz")
     # Some re-saved copies keep the raw 0..255 bytes; the tutorial's file is already float in [0, 1].
     pixels = x.astype(np.float32) / np.float32(255.0) if x.dtype == np.uint8 else x
     X = _to_tensor(pixels, np.float32).reshape(-1, 1, 28, 28)
@@ -620,7 +623,7 @@ def _load_random_regression(
         raise DataError(f"dataset 'random-regression': option seed={seed!r} must be an integer")
     try:
         generator = torch.Generator().manual_seed(int(seed))
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, OverflowError) as exc:  # outside the 64 bits torch's seeds have
         raise DataError(f"dataset 'random-regression': option seed={seed} is invalid ({exc})") from None
     X = torch.randn(n, d_in, generator=generator)
     y = torch.randn(n, d_out, generator=generator)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,7 @@ from trainwise.callbacks import (
     History,
     Logs,
     LRScheduler,
+    MixedPrecision,
     ProgressBar,
     TrainState,
     best_epoch,
@@ -54,6 +55,8 @@ from trainwise.errors import ConfigError
 from trainwise.losses import LossFn, loss_reduction, make_loss
 from trainwise.metrics import Metric, compute_all, make_metrics
 from trainwise.optim import make_optimizer
+
+PRECISIONS = ("32", "bf16", "fp16")
 
 
 @dataclass
@@ -159,6 +162,8 @@ def fit(
     run_name: str | None = None,
     config: dict[str, Any] | None = None,
     resume: str | Path | None = None,
+    compile: bool = False,
+    precision: str = "32",
     **optimizer_kwargs: Any,
 ) -> FitResult:
     """Train `model` on `data` and return a FitResult.
@@ -173,6 +178,9 @@ def fit(
     land in FitResult.findings.
     resume: a checkpoint (a Checkpoint callback's step-N folder, or the run folder for its latest one) to
     continue from exactly, with the same data and settings; records continue in that run's folder.
+    compile: run the training step's forward through torch.compile (the doctor's sampled steps, and
+    evaluation, run the model as it is). precision: "32", or "bf16" / "fp16" mixed precision
+    (torch.autocast; fp16 with a gradient scaler; on CUDA, convolutional models take channels_last inputs).
     """
     from trainwise.checkpoint import Checkpoint, TrainingCheckpoint
     from trainwise.doctor.callback import MODES, DoctorCallback
@@ -187,6 +195,10 @@ def fit(
         raise ConfigError("lr: a learning rate is needed when the optimizer is given by name (or lr='auto')")
     if isinstance(lr, str) and lr != "auto":
         raise ConfigError(f"lr: {lr!r} is not a learning rate; give a number or 'auto' (run the LR finder)")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: {precision!r} is not allowed; use {', '.join(repr(p) for p in PRECISIONS)}")
+    if not isinstance(compile, bool):
+        raise ConfigError(f"compile: must be true or false, got {compile!r}")
     resumed = TrainingCheckpoint.read(resume) if resume is not None else None
     torch.manual_seed(seed)
     target_device = data_lib.resolve_device(device)
@@ -240,8 +252,13 @@ def fit(
         distributed=context,
     )
     summed = loss_reduction(loss_fn) == "sum"
+    state.summed_loss = summed
+    state.modules = list(model.modules())
     state.network = distributed.wrap(model, target_device, summed_loss=summed) if context is not None else model
     extra: list[Callback] = [History()]
+    amp = MixedPrecision(precision, target_device, model) if precision != "32" else None
+    if amp is not None:
+        extra.append(amp)  # its gradient scaler's state rides in checkpoints
     if scheduler:
         extra.append(LRScheduler(scheduler))
     if clip_grad_norm:
@@ -255,6 +272,7 @@ def fit(
     bar = ProgressBar(mode="auto" if progress is True else str(progress)) if progress else None
     if bar is not None and lr_search is not None:
         bar.print(f"lr='auto': {lr_search}")
+    doctor_cb = None
     if doctor != "off":
         train = prepared.train
         data = None
@@ -262,7 +280,8 @@ def fit(
             val = prepared.val if isinstance(prepared.val, data_lib.InMemoryBatches) else None
             data = (train.X, train.y, val.X if val else None, val.y if val else None)
         printer = bar.print if bar is not None else None
-        extra.append(DoctorCallback(doctor, data=data, feature_names=feature_names, printer=printer))
+        doctor_cb = DoctorCallback(doctor, data=data, feature_names=feature_names, printer=printer)
+        extra.append(doctor_cb)
     if bar is not None:
         extra.append(bar)
     recorder = None
@@ -284,6 +303,11 @@ def fit(
     # loggers and checkpoints: after the records are complete and every other callback has run
     extra.extend(sorted((cb for cb in callbacks if cb.after_records), key=lambda cb: isinstance(cb, Checkpoint)))
     cbs = CallbackList(extra, state)
+    eager = None
+    if compile:
+        eager = state.network
+        state.network = _Compiled(state.network)
+    step = _step_function(state, cbs, amp, eager, doctor_cb)
 
     started = time.perf_counter()
     logs: Logs = {}
@@ -302,7 +326,7 @@ def fit(
                 if state.batch == 0:
                     _start_epoch(state)
                 cbs.on_epoch_begin(epoch, {})
-                logs = _train_epoch(state, prepared.train, cbs)
+                logs = _train_epoch(state, prepared.train, cbs, step)
                 if state.interrupted:
                     break
                 state.batch = 0
@@ -344,45 +368,125 @@ def _lr_find_summary(result: Any) -> dict[str, Any]:
 def _start_epoch(state: TrainState) -> None:
     for metric in state.metrics:
         metric.reset()
-    state.epoch_loss = torch.zeros((), device=state.device, dtype=torch.float64)
-    state.epoch_samples = 0
+    state.start_epoch_loss()
 
 
-def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList) -> Logs:
+def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList, step: StepFunction) -> Logs:
     """The epoch's remaining training batches (all of them, unless resuming mid-epoch); returns the
     epoch's loss and metrics."""
-    state.model.train()
-    summed = loss_reduction(state.loss_fn) == "sum"
+    if not all(module.training for module in state.modules):  # model.train() costs a few microseconds
+        state.model.train()
+    begin, end = cbs.active("on_batch_begin"), cbs.active("on_batch_end")
     for xb, yb in batches.iterate(skip=state.batch):
         batch, size = state.batch, xb.shape[0]
-        if cbs.has_batch_hooks:
+        if begin:
             cbs.on_batch_begin(batch, {"size": size})
-        loss = _train_step(state, xb, yb, batch, cbs)
-        state.epoch_loss += loss if summed else loss * size
-        state.epoch_samples += size
+        loss = step(xb, yb, batch)
+        state.add_step_loss(loss, size)
         state.batch = batch + 1
-        if cbs.has_batch_hooks:
+        if end:
             cbs.on_batch_end(batch, {"loss": loss, "size": size, "inputs": xb, "target": yb})
         if state.interrupted:
             break
     if state.distributed is not None:  # the epoch over every process's samples
-        return distributed.epoch_logs(state, summed)
-    epoch_loss = state.epoch_loss if summed else state.epoch_loss / max(state.epoch_samples, 1)
-    return {"loss": epoch_loss.item(), **compute_all(state.metrics)}
+        return distributed.epoch_logs(state, state.summed_loss)
+    if not state.metrics:
+        return {"loss": state.epoch_mean_loss()}
+    return {"loss": state.epoch_mean_loss(), **compute_all(state.metrics)}
 
 
-def _train_step(state: TrainState, xb: torch.Tensor, yb: torch.Tensor, batch: int, cbs: CallbackList) -> torch.Tensor:
-    """Forward, loss, backward, step. Returns the detached loss (still on the device)."""
-    output = state.network(xb)  # the model, or its DistributedDataParallel wrapper
-    loss = state.loss_fn(output, yb)
-    state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    cbs.on_before_step(batch, {"loss": loss})
-    state.optimizer.step()
-    state.step += 1
-    for metric in state.metrics:
-        metric.update(output, yb)
-    return loss.detach()
+StepFunction = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def _step_function(
+    state: TrainState,
+    cbs: CallbackList,
+    amp: MixedPrecision | None,
+    eager: nn.Module | None,
+    doctor: Any,
+) -> StepFunction:
+    """The training step: forward, loss, zero the gradients, backward, on_before_step, optimizer step,
+    metrics. Returns the detached loss (still on the device: no host synchronisation).
+
+    The step is chosen once per fit, so the common case (float32, no compile) runs no per-step checks
+    for the rarer ones. amp: autocast (and a gradient scaler for fp16). eager: with compile, the
+    uncompiled network, which the doctor's sampled steps run (its forward hooks come and go, which a
+    compiled graph would recompile for)."""
+    before = cbs.active("on_before_step")
+
+    def plain(network: Any, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output = network(xb)  # the model, or its DistributedDataParallel (or compiled) wrapper
+        return output, state.loss_fn(output, yb)
+
+    def mixed(network: Any, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert amp is not None
+        with amp.autocast():
+            return plain(network, amp.inputs(xb), yb)
+
+    forward = plain if amp is None else mixed
+
+    def network_now() -> Any:
+        if doctor is not None and doctor.doctor is not None and doctor.doctor.sampled:
+            return eager
+        return state.network
+
+    scaler = amp.scaler if amp is not None else None
+
+    def step(xb: torch.Tensor, yb: torch.Tensor, batch: int) -> torch.Tensor:
+        output, loss = forward(state.network if eager is None else network_now(), xb, yb)
+        optimizer = state.optimizer
+        zero_grad(optimizer)
+        if scaler is None:
+            loss.backward()
+            if before:
+                cbs.on_before_step(batch, {"loss": loss})
+            optimizer.step()
+        else:  # fp16: scaled backward; callbacks see the true gradients; the scaler skips non-finite steps
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            if before:
+                cbs.on_before_step(batch, {"loss": loss})
+            scaler.step(optimizer)
+            scaler.update()
+        state.step += 1
+        for metric in state.metrics:
+            metric.update(output, yb)
+        return loss.detach()
+
+    return step
+
+
+_OPTIMIZER_ZERO_GRAD = torch.optim.Optimizer.zero_grad
+
+
+def zero_grad(optimizer: torch.optim.Optimizer) -> None:
+    """optimizer.zero_grad(set_to_none=True), without the profiler range and dispatch around it (a few
+    microseconds a step, a tenth of a tiny model's step) when the optimizer keeps torch's own."""
+    if type(optimizer).zero_grad is not _OPTIMIZER_ZERO_GRAD:
+        optimizer.zero_grad(set_to_none=True)
+        return
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            param.grad = None
+
+
+class _Compiled:
+    """torch.compile(network); a compiler that cannot run here surfaces at the first call, as a ConfigError."""
+
+    def __init__(self, network: nn.Module) -> None:
+        self.compiled = torch.compile(network)
+        self.checked = False
+
+    def __call__(self, *args: Any) -> Any:
+        if self.checked:
+            return self.compiled(*args)
+        try:
+            output = self.compiled(*args)
+        except torch._dynamo.exc.BackendCompilerFailed as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"compile: torch.compile cannot run here ({reason}); set compile = false") from None
+        self.checked = True
+        return output
 
 
 @contextmanager

@@ -41,7 +41,11 @@ def make_loss(loss: str | LossFn, *, reduction: Reduction = "mean", **kwargs: ob
     try:
         return LOSSES[key](reduction=reduction, **kwargs)
     except TypeError as exc:
-        raise ConfigError(f"loss: {key} does not accept {sorted(kwargs)} ({exc})") from None
+        # the options torch's message names (all of them when it names none): the config keys to change
+        named = [name for name in sorted(kwargs) if f"'{name}'" in str(exc) or f"{name} " in str(exc)]
+        keys = named or sorted(kwargs)
+        where = ", ".join(f"loss.{name}" for name in keys) or "loss.name"
+        raise ConfigError(f"{where}: {key} does not accept {keys} ({exc})") from None
 
 
 def loss_reduction(loss_fn: LossFn) -> str:

@@ -10,6 +10,7 @@ import importlib
 import inspect
 import math
 import random
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -123,7 +124,7 @@ def polynomial(in_features: int, out_features: int, degree: int = 3) -> nn.Modul
     """A polynomial of one input: bias + w1 x + w2 x^2 + ... (any degree)."""
     if in_features != 1 or out_features != 1:
         raise ConfigError(
-            f"model 'polynomial' fits one input to one output, but the data has {in_features} inputs and "
+            f"model.name: model 'polynomial' fits one input to one output, but the data has {in_features} inputs and "
             f"{out_features} outputs; use data.poly_features with model 'linear' instead"
         )
     return Polynomial(degree)
@@ -179,7 +180,7 @@ def cnn(
     _check_dropout(dropout)
     if in_features != in_channels * image_size * image_size:
         raise ConfigError(
-            f"model 'cnn' expects images of {in_channels}x{image_size}x{image_size} "
+            f"model.image_size: model 'cnn' expects images of {in_channels}x{image_size}x{image_size} "
             f"({in_channels * image_size * image_size} values) but samples have {in_features}; "
             "set model.in_channels and model.image_size"
         )
@@ -237,6 +238,30 @@ def import_object(path: str) -> Any:
     return found
 
 
+def _check_model_factory(name: str, factory: Any) -> None:
+    """An import-path model is called only if it is an nn.Module subclass, or a Python function annotated to
+    return one (torchvision.models:resnet18): a config naming os:system or subprocess:run is refused before
+    anything is called. (Importing the module runs its code; that is the user's code, by design.)"""
+    if isinstance(factory, type):
+        if issubclass(factory, nn.Module):
+            return
+        what = f"the class {factory.__module__}.{factory.__qualname__}"
+    elif inspect.isfunction(factory):
+        try:
+            returns = typing.get_type_hints(factory).get("return")
+        except Exception:  # unresolvable annotations: not known to return a module
+            returns = None
+        if isinstance(returns, type) and issubclass(returns, nn.Module):
+            return
+        what = "a function not annotated to return a torch.nn.Module"
+    else:
+        what = f"a {type(factory).__name__}"
+    raise ConfigError(
+        f"model.name: {name} is {what}, not a torch.nn.Module subclass; an import-path model must name an "
+        "nn.Module class (or a function annotated '-> nn.Module'), and trainwise calls nothing else"
+    )
+
+
 def model_options(name: str) -> Mapping[str, inspect.Parameter]:
     """The options a built-in model accepts besides the sizes inferred from data."""
     params = inspect.signature(BUILDERS[name]).parameters
@@ -266,12 +291,11 @@ def build_model(
         model = BUILDERS[key](in_features, out_features, **options)
     else:
         factory = import_object(name)
-        if not callable(factory):
-            raise ConfigError(f"model.name: {name} is a {type(factory).__name__}, not a class or function")
+        _check_model_factory(name, factory)
         try:
             model = factory(**options)
         except TypeError as exc:
-            raise ConfigError(f"model: {name} rejected its options {sorted(options)}: {exc}") from None
+            raise ConfigError(f"model.name: {name} rejected its options {sorted(options)}: {exc}") from None
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model.name: {name} made a {type(model).__name__}, not a torch.nn.Module")
     if init:
@@ -294,7 +318,9 @@ def set_parameters(model: nn.Module, values: Mapping[str, float | Sequence[Any]]
     with torch.no_grad():
         for name, value in values.items():
             if name not in params:
-                raise ConfigError(f"model.init.{name}: no such parameter; the model has {', '.join(params)}")
+                from trainwise.config import toml_key
+
+                raise ConfigError(f"model.init.{toml_key(name)}: no such parameter; the model has {', '.join(params)}")
             target = params[name]
             try:
                 tensor = torch.as_tensor(value, dtype=target.dtype)

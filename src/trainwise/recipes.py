@@ -4,6 +4,8 @@ and write the run record. The CLI and `trainwise.run_recipe` both come here."""
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from trainwise import datasets, models
 from trainwise.callbacks import Callback, EarlyStopping, LRScheduler
 from trainwise.checkpoint import Checkpoint, atomic_write_text
 from trainwise.config import Config, load_config
-from trainwise.errors import DataError
+from trainwise.errors import ConfigError, DataError, TrainwiseError
 from trainwise.loggers import MLflowLogger, TensorBoardLogger
 from trainwise.loop import FitResult, evaluate, fit
 from trainwise.losses import LossFn, make_loss
@@ -60,6 +62,9 @@ def load_data(config: Config) -> tuple[datasets.Dataset, list[str]]:
     try:
         dataset = datasets.load_dataset(spec.name, **spec.options)
     except DataError as exc:
+        option = re.match(r"dataset '[^']*': option (\w+)=", str(exc))
+        if option is not None and option[1] in spec.options:  # a value the config gave: name its key
+            raise DataError(f"data.{option[1]}: {exc}") from None
         if not spec.fallback:
             raise
         notes.append(f"{spec.name} is not installed here, so this run uses {spec.fallback} instead ({exc})")
@@ -94,7 +99,151 @@ def build(config: Config) -> Prepared:
     model = models.build_model(
         config.model.name, in_features, out_features, init=config.model.init or None, **config.model.options
     )
+    _check_no_empty_parameters(config, model)
+    output = _sample_output(config.model.name, model, dataset.X[:1])
+    if isinstance(output, torch.Tensor):
+        _check_loss_fits(config, output, dataset)
     return Prepared(dataset, model, models.spec_of(model) or {}, notes)
+
+
+def _check_no_empty_parameters(config: Config, model: torch.nn.Module) -> None:
+    """A size option of 0 (hidden = [0], d_out = 0) makes a parameter with no entries, which trains nothing."""
+    for name, parameter in model.named_parameters():
+        if parameter.numel() == 0:
+            zeros = [key for key, value in config.model.options.items()
+                     if value == 0 or (isinstance(value, list) and 0 in value)]  # fmt: skip
+            where = ", ".join(f"model.{key}" for key in zeros) or "model.name"
+            raise ConfigError(
+                f"{where}: the model's parameter {name!r} has shape {tuple(parameter.shape)}, no entries; "
+                "every layer size must be at least 1"
+            )
+
+
+def _sample_output(name: str, model: torch.nn.Module, sample: torch.Tensor) -> Any:
+    """The model's output for one sample (eval mode, no gradients, every random state put back), so that a
+    model built for other inputs is a config error naming it, not a shape error inside the first step."""
+    from trainwise import rng
+
+    states = rng.capture(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(sample)
+    except RuntimeError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"model.name: {name} cannot take the data's samples of shape {tuple(sample.shape[1:])} ({message}); "
+            "check its options against the data"
+        ) from None
+    finally:
+        model.train(was_training)
+        rng.restore(states, model)
+
+
+# fit's arguments that its messages start with, and the config keys that set them
+_FIT_ARGUMENTS = {
+    "val_split": "data.val_split",
+    "batch_size": "train.batch_size",
+    "epochs": "train.epochs",
+    "device": "train.device",
+    "doctor": "train.doctor",
+    "compile": "train.compile",
+    "precision": "train.precision",
+    "lr": "optim.lr",
+    "early_stopping.monitor": "train.early_stopping.monitor",
+}
+
+
+def _check_scheduler(config: Config) -> None:
+    """Make the config's scheduler on a one-parameter optimizer and step it a few times: options that only
+    fail when it steps (step_size = 0 divides by zero, gamma = 1e308 makes an lr float32 cannot hold) are
+    a line naming the key before training, not an error from inside the first epoch."""
+    from types import SimpleNamespace
+
+    spec = config.scheduler
+    if spec is None:
+        return
+    scheduler = LRScheduler(spec.name, interval=spec.interval, monitor=spec.monitor, **spec.options)
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    lr = 1e-3 if config.optim.lr == "auto" else config.optim.lr
+    optimizer = torch.optim.SGD([parameter], lr=lr)
+    # what LRScheduler.on_train_begin reads of the training state
+    scheduler.state = SimpleNamespace(epochs=max(config.train.epochs, 4), steps_per_epoch=1, optimizer=optimizer)  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():  # torch's notes on this throw-away schedule are not the user's
+            warnings.simplefilter("ignore")
+            scheduler.on_train_begin({})
+            for _ in range(3):
+                parameter.grad = torch.ones(1)
+                optimizer.step()
+                if type(scheduler.scheduler).__name__ == "ReduceLROnPlateau":
+                    scheduler.scheduler.step(1.0)
+                else:
+                    scheduler.scheduler.step()
+    except AttributeError:
+        return  # LRScheduler reads more of the training state than this stand-in has: no dry run, no verdict
+    except TrainwiseError as exc:
+        if not str(exc).startswith("scheduler: "):  # already names its key
+            raise
+        text = str(exc).rpartition(": ")[2]  # "scheduler: X cannot be made with {...}: <torch's reason>"
+        named = [key for key in spec.options if re.search(rf"\b{re.escape(key)}\b", text, re.IGNORECASE)]
+        keys = named or list(spec.options) or ["name"]
+        where = ", ".join(f"scheduler.{key}" for key in keys)
+        raise type(exc)(f"{where}: {str(exc).removeprefix('scheduler: ')}") from None
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        named = [key for key in spec.options if re.search(rf"\b{re.escape(key)}\b", text)]
+        keys = named or list(spec.options) or ["name"]
+        raise ConfigError(
+            f"{', '.join(f'scheduler.{key}' for key in keys)}: scheduler {spec.name!r} fails with "
+            f"{', '.join(f'{key}={spec.options[key]!r}' for key in keys if key in spec.options) or 'its defaults'} "
+            f"({type(exc).__name__}: {text})"
+        ) from None
+
+
+# losses that compare each output with the target of the same position
+_ELEMENTWISE_LOSSES = frozenset({"mse", "l1", "huber", "smooth_l1", "bce", "bce_with_logits"})
+
+
+def _check_loss_fits(config: Config, output: torch.Tensor, dataset: datasets.Dataset) -> None:
+    """The model's outputs, the targets and the loss must fit together; where they do not, torch raises from
+    inside the first step (or, for outputs broadcast against one target column, warns and trains a wrong
+    model). One line naming the key instead. Mismatches torch accepts silently are left to the doctor."""
+    from trainwise.losses import CLASSIFICATION_LOSSES
+
+    loss = config.loss.name.lower().replace("-", "_")
+    y = dataset.y
+    width, per_sample = tuple(output.shape[1:]), tuple(y.shape[1:])
+    sizing = "model.outputs" if config.model.outputs is not None else "model.name"
+    if loss in _ELEMENTWISE_LOSSES:
+        if not y.is_floating_point():
+            raise ConfigError(
+                f"loss.name: loss '{loss}' compares each output with a target of the same shape, but "
+                f"{dataset.name}'s targets are class labels; use 'cross_entropy', or set data.one_hot = true"
+            )
+        if width != per_sample:
+            raise ConfigError(
+                f"{sizing}: the model gives {_shape(width)} outputs per sample but {dataset.name} has "
+                f"{_shape(per_sample)} target{'' if _shape(per_sample) == '1' else 's'} per sample, and loss "
+                f"'{loss}' compares them one to one; "
+                + ("remove model.outputs" if config.model.outputs is not None else "build it for that many outputs")
+            )
+    elif loss in CLASSIFICATION_LOSSES:
+        if y.is_floating_point() and width != per_sample:
+            raise ConfigError(
+                f"loss.name: loss '{loss}' needs class labels, but {dataset.name}'s targets are numbers "
+                f"({_shape(per_sample)} per sample); use a regression loss such as 'mse'"
+            )
+        if not y.is_floating_point() and y.numel() and len(width) == 1 and int(y.max()) >= width[0]:
+            raise ConfigError(
+                f"{sizing}: the model gives {width[0]} class scores but {dataset.name} has labels up to "
+                f"{int(y.max())}; it needs at least {int(y.max()) + 1} outputs"
+            )
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return str(shape[0]) if len(shape) == 1 else "x".join(map(str, shape)) if shape else "1"
 
 
 @dataclass
@@ -189,6 +338,7 @@ def run_config(
 ) -> RecipeResult:
     """Train what the config describes; with run_root, write the run record (and checkpoints) there.
     resume: a checkpoint, or a run folder for its latest, to continue from (trainwise.fit's resume)."""
+    _check_scheduler(config)
     prepared = build(config)
     for note in prepared.notes:
         if on_note:
@@ -199,34 +349,44 @@ def run_config(
     checkpoints = []
     if run_root is not None and saving.enabled:
         checkpoints.append(Checkpoint(**saving.model_dump(exclude={"enabled"})))
-    result = fit(
-        prepared.model,
-        (dataset.X, dataset.y),
-        loss=loss_fn,
-        optimizer=config.optim.name,
-        lr=config.optim.lr,
-        epochs=train.epochs,
-        batch_size=batch_size(config),
-        val_split=config.data.val_split,
-        val_data=(dataset.X_val, dataset.y_val) if dataset.X_val is not None and not config.data.val_split else None,
-        metrics=train.metrics,
-        seed=train.seed,
-        device=train.device,
-        callbacks=[*config_callbacks(config), *checkpoints, *callbacks],
-        run_dir=run_root,
-        resume=resume,
-        progress=progress,
-        normalize=config.data.normalize,
-        stratify=config.data.stratify,
-        shuffle=config.data.shuffle,
-        clip_grad_norm=train.clip_grad_norm,
-        doctor=train.doctor,
-        feature_names=dataset.feature_names or None,
-        class_names=dataset.class_names or None,
-        run_name=config.name,
-        config=config.to_dict(),
-        **config.optim.options,
-    )
+    try:
+        result = fit(
+            prepared.model,
+            (dataset.X, dataset.y),
+            loss=loss_fn,
+            optimizer=config.optim.name,
+            lr=config.optim.lr,
+            epochs=train.epochs,
+            batch_size=batch_size(config),
+            val_split=config.data.val_split,
+            val_data=(dataset.X_val, dataset.y_val)
+            if dataset.X_val is not None and not config.data.val_split
+            else None,
+            metrics=train.metrics,
+            seed=train.seed,
+            device=train.device,
+            callbacks=[*config_callbacks(config), *checkpoints, *callbacks],
+            run_dir=run_root,
+            resume=resume,
+            progress=progress,
+            normalize=config.data.normalize,
+            stratify=config.data.stratify,
+            shuffle=config.data.shuffle,
+            clip_grad_norm=train.clip_grad_norm,
+            doctor=train.doctor,
+            compile=train.compile,
+            precision=train.precision,
+            feature_names=dataset.feature_names or None,
+            class_names=dataset.class_names or None,
+            run_name=config.name,
+            config=config.to_dict(),
+            **config.optim.options,
+        )
+    except TrainwiseError as exc:  # fit names its arguments ("val_split: ..."); the user wrote config keys
+        argument = str(exc).partition(":")[0]
+        if argument not in _FIT_ARGUMENTS:
+            raise
+        raise type(exc)(_FIT_ARGUMENTS[argument] + str(exc).removeprefix(argument)) from exc
     test = None
     if config.data.test and dataset.X_test is not None and dataset.y_test is not None:
         test = evaluate(

@@ -14,7 +14,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -84,7 +84,10 @@ def _slug(name: str) -> str:
 def new_run_dir(root: Path, name: str, *, now: datetime | None = None) -> Path:
     """Create and return a fresh run folder `root/<YYYYmmdd-HHMMSS>-<slug>` (suffixed -2, -3... if taken)."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(root, exc) from None
     real_root = root.resolve()
     base = f"{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}-{_slug(name)}"
     attempt = 1
@@ -100,7 +103,16 @@ def new_run_dir(root: Path, name: str, *, now: datetime | None = None) -> Path:
         except FileExistsError:
             attempt += 1
             continue
+        except OSError as exc:  # read-only, full, or no permission
+            raise _unwritable(root, exc) from None
         return candidate
+
+
+def _unwritable(root: Path, exc: OSError) -> TrainwiseError:
+    return TrainwiseError(
+        f"{root}: cannot create a run folder there ({exc.strerror or exc}); "
+        "pass --runs-dir (or set TRAINWISE_HOME) to a writable folder"
+    )
 
 
 @dataclass(frozen=True)
@@ -143,12 +155,17 @@ class RunIndex:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """One short-lived connection: commit on success, roll back on error, always close."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.db_path, timeout=_DB_TIMEOUT_S)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.db_path, timeout=_DB_TIMEOUT_S)
+        except (OSError, sqlite3.Error) as exc:
+            raise TrainwiseError(f"{self.db_path}: cannot open the runs index ({_reason(exc)})") from None
         try:
             with conn:
                 conn.execute(_SCHEMA)
                 yield conn
+        except sqlite3.Error as exc:  # a read-only folder or disk, a full disk, a damaged file
+            raise TrainwiseError(f"{self.db_path}: cannot use the runs index ({_reason(exc)})") from None
         finally:
             conn.close()
 
@@ -257,6 +274,10 @@ class RunIndex:
         return f"no run '{ref}' in {self.root}; `trainwise runs` lists them"
 
 
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 def _row(record: tuple[str, str, str, str, str | None, str, str | None]) -> RunRow:
     run_id, recipe, path, started, ended, status, metrics = record
     return RunRow(
@@ -329,7 +350,7 @@ def format_runs_table(rows: Sequence[RunRow]) -> Table:
 # Imported lazily by fit: plotting and safetensors cost start-up time that unrecorded runs skip.
 
 from trainwise.callbacks import Callback, Logs, best_epoch  # noqa: E402
-from trainwise.checkpoint import atomic_path, atomic_write_text  # noqa: E402
+from trainwise.checkpoint import atomic_path, atomic_write_text, run_folder_gone  # noqa: E402
 
 
 class RunRecorder(Callback):
@@ -365,7 +386,31 @@ class RunRecorder(Callback):
         self.path: Path | None = None
         self.summary: dict[str, object] = {}
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A full disk, a read-only folder or a run folder deleted mid-run: one line naming the run folder
+        (files already written stay as they were: each is replaced atomically), not an OSError from deep
+        inside. A deleted folder is never written again, so it is not half re-created."""
+        if self.path is not None and not self.path.is_dir():
+            raise TrainwiseError(run_folder_gone(self.path))
+        try:
+            yield
+        except OSError as exc:
+            if self.path is not None and not self.path.is_dir():
+                raise TrainwiseError(run_folder_gone(self.path)) from None
+            if self.path is not None:  # the index (a small write elsewhere) says the run failed, if it can
+                with suppress(TrainwiseError):
+                    self.index.finish(self.path.name, "failed", {})
+            raise TrainwiseError(
+                f"{self.path or self.root}: cannot write the run record there ({exc.strerror or exc}); "
+                "the files written before are intact"
+            ) from None
+
     def on_train_begin(self, logs: Logs) -> None:
+        with self._writing():
+            self._begin()
+
+    def _begin(self) -> None:
         import tomli_w
 
         self.path = self.resume or new_run_dir(self.root, self.name)
@@ -384,6 +429,10 @@ class RunRecorder(Callback):
         self._write_environment()
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        with self._writing():
+            self._epoch_end(epoch, logs)
+
+    def _epoch_end(self, epoch: int, logs: Logs) -> None:
         import time
 
         if self._columns is None:
@@ -412,6 +461,15 @@ class RunRecorder(Callback):
             self._rows = []
 
     def on_train_end(self, logs: Logs) -> None:
+        if self.path is None:  # on_train_begin failed (a read-only runs folder): nothing to finish
+            return
+        if not self.path.is_dir():  # deleted mid-run: the index (next to it) still says how it ended
+            with suppress(TrainwiseError):
+                self.index.finish(self.path.name, "failed", {})
+        with self._writing():
+            self._end()
+
+    def _end(self) -> None:
         from safetensors.torch import save_model
 
         from trainwise import plots
@@ -461,8 +519,11 @@ class RunRecorder(Callback):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            curve = model(grid).reshape(-1).cpu()
+            curve = model(grid)
         model.train(was_training)
+        if not isinstance(curve, torch.Tensor) or curve.numel() != len(grid):
+            return  # a model with more outputs than the one target (mse broadcasts them): no curve to draw
+        curve = curve.reshape(-1).cpu()
 
         def raw(values: torch.Tensor) -> torch.Tensor:
             if transform is None:

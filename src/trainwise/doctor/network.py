@@ -72,7 +72,12 @@ def _unit_layers(doctor: Doctor) -> list[tuple[str, nn.Module, torch.Tensor]]:
     layers: list[tuple[str, nn.Module, torch.Tensor]] = []
     for name, module in doctor.modules.items():
         weight = getattr(module, "weight", None)
-        if isinstance(module, WEIGHT_LAYERS) and isinstance(weight, torch.Tensor) and weight.requires_grad:
+        if (
+            isinstance(module, WEIGHT_LAYERS)
+            and isinstance(weight, torch.Tensor)
+            and weight.requires_grad
+            and weight.numel()
+        ):
             layers.append((name, module, weight))
     return layers
 
