@@ -712,6 +712,9 @@ def main() -> None:
             ratio = f"{entry['peak_mb'] / hand_peak:.3f}" if hand_peak else ""
             print(f"| {variant} | {entry['peak_mb']:.0f} | {entry['before_mb']:.0f} | {ratio} |")
     print()
+    if args.quick:
+        print("(--quick: a smoke run on a tenth of the work, where fixed costs weigh more; the goals are for the")
+        print("full workloads)")
     print("| goal | measured | met? |")
     print("|---|---:|---|")
     for goal in goals:
