@@ -247,6 +247,24 @@ def test_mlflow_logs_into_an_active_run_and_leaves_it_open(mlflow_uri: str) -> N
     assert history_of(client, run.info.run_id, "loss")[0] == list(range(EPOCHS))
 
 
+def test_mlflow_store_it_refuses_is_one_line_and_the_uri_is_put_back(
+    mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    before = (mlflow.is_tracking_uri_set(), mlflow.get_tracking_uri())
+    store = (tmp_path / "mlruns").as_uri()  # MLflow 3 refuses a file store unless told otherwise
+    with pytest.raises(ConfigError) as info:
+        tiny_fit(MLflowLogger(tracking_uri=store))
+    line = str(info.value)
+    assert line.startswith(f"log.mlflow_tracking_uri: MLflow refused the tracking store '{store}': ")
+    assert "\n" not in line and line.endswith("e.g. log.mlflow_tracking_uri = 'sqlite:///mlflow.db'")
+    assert (mlflow.is_tracking_uri_set(), mlflow.get_tracking_uri()) == before
+    tiny_fit(MLflowLogger(EXPERIMENT, tracking_uri=mlflow_uri))  # a store that works: still put back
+    assert (mlflow.is_tracking_uri_set(), mlflow.get_tracking_uri()) == before
+
+
 # ----------------------------------------------------------------------------- the [log] config section
 
 

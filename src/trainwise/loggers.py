@@ -145,8 +145,9 @@ class MLflowLogger(Callback):
     the run folder's files as artifacts (when fit records the run), and the run's end status.
 
     Starts a run at train begin unless one is active (then logs into it and leaves it open).
-    experiment None: MLflow's current experiment; tracking_uri None: MLflow's default (as
-    mlflow.set_tracking_uri, a given URI holds for the whole process).
+    experiment None: MLflow's current experiment; tracking_uri None: MLflow's default. A given URI
+    holds for this fit: the process's own tracking URI is put back at train end, so one config's
+    store does not leak into the next fit. A store MLflow refuses is a one-line ConfigError.
     """
 
     after_records = True
@@ -164,18 +165,30 @@ class MLflowLogger(Callback):
         self.params = params
         self.run_id: str | None = None
         self._owns_run = False
+        self._previous_uri: tuple[str | None] | None = None  # set while this fit holds its own URI
 
     def on_train_begin(self, logs: Logs) -> None:
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         active = mlflow.active_run()
         self._owns_run = active is None
         if active is None:
             if self.tracking_uri is not None:
+                self._previous_uri = (mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None,)
                 mlflow.set_tracking_uri(self.tracking_uri)
-            if self.experiment is not None:
-                mlflow.set_experiment(self.experiment)
-            active = mlflow.start_run(run_name=self.run_name, nested=False)
+            try:
+                if self.experiment is not None:
+                    mlflow.set_experiment(self.experiment)
+                active = mlflow.start_run(run_name=self.run_name, nested=False)
+            except MlflowException as exc:
+                store = mlflow.get_tracking_uri()
+                self._restore_uri()
+                problem = (str(exc).strip().splitlines() or ["no message"])[0]
+                raise ConfigError(
+                    f"log.mlflow_tracking_uri: MLflow refused the tracking store {store!r}: {problem}; "
+                    "name a store that works, e.g. log.mlflow_tracking_uri = 'sqlite:///mlflow.db'"
+                ) from exc
         self.run_id = active.info.run_id
         mlflow.log_params(hyperparameters(self.state, self.params))
 
@@ -196,3 +209,12 @@ class MLflowLogger(Callback):
         finally:
             if self._owns_run:
                 mlflow.end_run(status=MLFLOW_STATUS.get(str(logs.get("status")), "FINISHED"))
+            self._restore_uri()
+
+    def _restore_uri(self) -> None:
+        import mlflow
+
+        if self._previous_uri is not None:
+            # None unsets it (MLflow's default again); the type hint says str, the code takes None
+            mlflow.set_tracking_uri(self._previous_uri[0])  # type: ignore[arg-type]
+            self._previous_uri = None
