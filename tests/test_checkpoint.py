@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -144,6 +145,95 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert main(["export", "latest", "--format", "pickle", "--runs-dir", runs]) == 2
     assert "invalid choice: 'pickle'" in capsys.readouterr().err
+
+
+def _image_run(tmp_path: Path) -> tuple[Path, Path]:
+    """`trainwise fit` of an MLP on 4x4 one-channel images in an .npz file, standardized: (run folder, data file)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 1, 4, 4)).astype(np.float32)
+    data = tmp_path / "images.npz"
+    np.savez(data, X=X, y=(X.mean(axis=(1, 2, 3)) > 0).astype(np.int64))
+    config = tmp_path / "images.toml"
+    config.write_text(
+        f'[data]\nname = "{data}"\nnormalize = "standard"\n\n[model]\nname = "mlp"\nhidden = [8]\n\n'
+        '[loss]\nname = "cross_entropy"\n\n[optim]\nname = "sgd"\nlr = 0.1\n\n[train]\nepochs = 3\ndoctor = "quiet"\n'
+    )
+    assert main(["fit", str(config), "--quiet", "--runs-dir", str(tmp_path / "runs")]) == 0
+    return _only_run(tmp_path / "runs"), data
+
+
+def _export(run: Path, output: Path, format: str = "torchscript") -> int:
+    return main(["export", "latest", "--format", format, "--output", str(output), "--runs-dir", str(run.parent)])
+
+
+def _assert_exported_like_the_run(output: Path, run: Path) -> None:
+    scripted = torch.jit.load(str(output))
+    inputs = torch.randn(5, 1, 4, 4)  # another batch size than the traced example's
+    assert torch.allclose(scripted(inputs), trainwise.load(run).eval()(inputs), atol=1e-6)
+
+
+def test_a_run_records_its_input_shape_and_dtype(tmp_path: Path) -> None:
+    run, _ = _image_run(tmp_path)
+    description = json.loads((run / "model.json").read_text())
+    assert description["input"] == {"shape": [1, 4, 4], "dtype": "float32"}  # one sample, no batch dimension
+    assert description["in_features"] == 16
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_export_of_a_new_run_does_not_read_its_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run, data = _image_run(tmp_path)
+    data.unlink()  # the data set is gone, and loading any data fails loudly
+
+    def no_data(*args: object, **kwargs: object) -> None:
+        raise AssertionError("export loaded the data")
+
+    monkeypatch.setattr("trainwise.recipes.load_data", no_data)
+    monkeypatch.setattr("trainwise.datasets.load_dataset", no_data)
+    assert _export(run, tmp_path / "images.pt") == 0
+    _assert_exported_like_the_run(tmp_path / "images.pt", run)
+    assert _export(run, tmp_path / "images-folder", "safetensors") == 0
+    assert sorted(p.name for p in (tmp_path / "images-folder").iterdir()) == ["model.json", "model.safetensors"]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_export_of_an_older_run_without_the_input_shape_reads_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainwise import recipes
+
+    run, data = _image_run(tmp_path)
+    description = json.loads((run / "model.json").read_text())
+    del description["input"]  # as trainwise wrote model.json before it recorded the input
+    (run / "model.json").write_text(json.dumps(description))
+    loads: list[object] = []
+    load_data = recipes.load_data
+    monkeypatch.setattr(recipes, "load_data", lambda config: loads.append(config) or load_data(config))
+    capsys.readouterr()
+    assert _export(run, tmp_path / "images.pt") == 0
+    assert len(loads) == 1
+    _assert_exported_like_the_run(tmp_path / "images.pt", run)
+    data.unlink()  # now it has nothing to trace with: one line, exit 2
+    capsys.readouterr()
+    assert _export(run, tmp_path / "again.pt") == 2
+    assert capsys.readouterr().err == f"error: {data}: no such file; check the path (built-in datasets: " + (
+        ", ".join(trainwise.datasets.BUILTIN) + ")\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [{"shape": [1, 0, 4], "dtype": "float32"}, {"shape": [1, 4, 4], "dtype": "tensor"}, {"shape": 16}, "1x4x4"],
+)
+def test_a_damaged_input_record_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], recorded: object
+) -> None:
+    run, _ = _image_run(tmp_path)
+    description = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps({**description, "input": recorded}))
+    capsys.readouterr()
+    assert _export(run, tmp_path / "images.pt") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {run / "model.json"}: its "input" should be {{"shape": ') and err.count("\n") == 1
 
 
 # ----------------------------------------------------------------------------- training checkpoints and resume

@@ -143,6 +143,7 @@ def test_fit_json_summary_and_record(w1: dict[str, Any]) -> None:
         "in_features": 1,
         "out_features": 1,
         "options": {},
+        "input": {"shape": [1], "dtype": "float32"},  # one sample: what `trainwise export` traces with
     }
     assert json.loads((run / "transform.json").read_text())["scale"] == [pytest.approx(0.1)]
     w, b = trained_line(run)

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 import trainwise
-from trainwise import cli
+from tests.test_cli import one_error_line, run_main
 from trainwise.compare import CompareRow, Comparison, compare_runs, parse_vary, rank
 from trainwise.config import load_config
 from trainwise.errors import ConfigError, TrainwiseError
@@ -26,20 +26,6 @@ from trainwise.recipes import run_config, run_recipe
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SHORT = ["train.epochs=200"]
 QUIET = ["train.doctor=quiet"]  # the doctor still runs and counts findings, it just prints nothing
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def run_folders(root: Path) -> list[Path]:

@@ -1030,18 +1030,21 @@ def test_labels_of_the_wrong_dtype_for_the_loss_in_a_config(tmp_path: Path) -> N
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="needs a check in loop.fit (the lead's file): float labels with cross_entropy reach torch, which raises "
-    "'expected target dtype to be Long or Byte, but got Float' from inside the first step",
-)
 def test_float_labels_with_cross_entropy_in_python_are_a_data_error() -> None:
     import trainwise
 
-    with pytest.raises(DataError, match="cross_entropy"):
+    with pytest.raises(DataError) as info:
         trainwise.fit(torch.nn.Linear(3, 3), (torch.randn(20, 3), torch.rand(20)), loss="cross_entropy", lr=0.1,
                       progress=False, doctor="off")  # fmt: skip
+    assert str(info.value) == (
+        "y: loss 'cross_entropy' needs integer class labels, but the targets are float32 numbers, one per sample; "
+        "pass y.long() if they are labels 0..C-1, or use a regression loss such as 'mse'"
+    )
+    # class probabilities, one row per sample, are what cross_entropy also takes
+    probabilities = torch.softmax(torch.randn(20, 3), dim=1)
+    result = trainwise.fit(torch.nn.Linear(3, 3), (torch.randn(20, 3), probabilities), loss="cross_entropy", lr=0.1,
+                           epochs=2, progress=False, doctor="off")  # fmt: skip
+    assert result.status == "completed" and len(result.history["loss"]) == 2
 
 
 def test_a_malicious_mnist_pickle_named_by_a_config_runs_nothing(

@@ -207,14 +207,17 @@ def _misfit(source: Path, exc: RuntimeError) -> TrainwiseError:
 EXPORT_FORMATS = ("safetensors", "torchscript", "onnx")
 
 
-def export(model: nn.Module, path: str | Path, *, format: str, example: torch.Tensor) -> Path:
+def export(model: nn.Module, path: str | Path, *, format: str, example: torch.Tensor | None = None) -> Path:
     """Write the model for use outside trainwise: "safetensors" (a trainwise.save folder), "torchscript"
-    (torch.jit.trace on `example`, one batch of inputs) or "onnx" (needs the onnx package)."""
+    (torch.jit.trace on `example`, one batch of inputs) or "onnx" (needs the onnx package). Only
+    safetensors needs no example."""
     target = Path(path)
     if format not in EXPORT_FORMATS:
         raise TrainwiseError(f"--format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
     if format == "safetensors":
         return save(model, target)
+    if example is None:
+        raise TrainwiseError(f"export: format {format!r} traces the model and needs example=<one batch of inputs>")
     was_training = model.training
     model.eval()  # dropout off, batch norm on its running statistics: the model as it predicts
     try:

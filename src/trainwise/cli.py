@@ -452,17 +452,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return _show_comparison(comparison, plot, args.json)
 
 
+def _example_input(path: Path, config: Any) -> Any:
+    """One batch of the inputs a run's model was trained on, for tracing (which runs the model once): zeros
+    of the shape and dtype model.json records; a run recorded before model.json kept them loads its data
+    for one sample instead."""
+    import torch
+
+    from trainwise.recipes import load_data
+
+    file = path / "model.json"
+    recorded = json.loads(file.read_text()).get("input")  # _load_run has rebuilt the model from it: a dict
+    if recorded is None:
+        dataset, _ = load_data(config)
+        example = dataset.X[:1].float()
+    else:
+        fields = recorded if isinstance(recorded, dict) else {}
+        shape, dtype = fields.get("shape"), getattr(torch, str(fields.get("dtype")), None)
+        sizes = shape if isinstance(shape, list) and all(type(n) is int and n >= 1 for n in shape) else None
+        if sizes is None or not isinstance(dtype, torch.dtype):
+            raise TrainwiseError(
+                f'{file}: its "input" should be {{"shape": [sizes of one sample], "dtype": "float32"}}, '
+                f"got {json.dumps(recorded)}"
+            )
+        example = torch.zeros((1, *sizes), dtype=dtype)
+    transform = _transform(path)
+    return transform(example) if transform is not None else example
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a recorded run's model as a trainwise.save folder, TorchScript or ONNX."""
     from trainwise.checkpoint import export
-    from trainwise.recipes import load_data
 
     path, config, model = _load_run(args)
-    dataset, _ = load_data(config)
-    example = dataset.X[:1].float()  # tracing runs the model once, on inputs of the trained shape
-    transform = _transform(path)
-    if transform is not None:
-        example = transform(example)
+    example = None if args.format == "safetensors" else _example_input(path, config)
     suffix = {"safetensors": "", "torchscript": ".pt", "onnx": ".onnx"}.get(args.format, "")
     output = Path(args.output) if args.output else path / f"export-{args.format}{suffix}"
     written = export(model, output, format=args.format, example=example)

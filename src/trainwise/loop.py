@@ -52,7 +52,7 @@ from trainwise.callbacks import (
     best_epoch,
 )
 from trainwise.errors import ConfigError
-from trainwise.losses import LossFn, loss_reduction, make_loss
+from trainwise.losses import LossFn, check_targets, loss_reduction, make_loss
 from trainwise.metrics import Metric, compute_all, make_metrics
 from trainwise.optim import make_optimizer
 
@@ -223,6 +223,8 @@ def fit(
     )
     model.to(target_device)
     loss_fn = make_loss(loss)
+    if isinstance(prepared.train, data_lib.InMemoryBatches):
+        check_targets(loss_fn, prepared.train.y)
     lr_search = None
     if lr == "auto" and resumed is not None:
         lr = 0.0  # the checkpoint's optimizer state holds the lr the finder chose

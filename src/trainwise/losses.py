@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from trainwise.errors import ConfigError
+from trainwise.errors import ConfigError, DataError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Reduction = Literal["mean", "sum"]
@@ -66,3 +66,14 @@ def loss_name(loss_fn: LossFn) -> str:
         if type(loss_fn) is cls:
             return name
     return ""
+
+
+def check_targets(loss_fn: LossFn, y: torch.Tensor) -> None:
+    """Class-label losses take integer labels, or class probabilities of shape (N, classes): one float per
+    sample is neither, and torch would only say so from inside the first step."""
+    name = loss_name(loss_fn)
+    if name in CLASSIFICATION_LOSSES and y.is_floating_point() and y.ndim == 1:
+        raise DataError(
+            f"y: loss '{name}' needs integer class labels, but the targets are {str(y.dtype).removeprefix('torch.')} "
+            "numbers, one per sample; pass y.long() if they are labels 0..C-1, or use a regression loss such as 'mse'"
+        )

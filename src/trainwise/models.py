@@ -52,12 +52,11 @@ class Polynomial(nn.Module):
         start = torch.randn(degree + 1)
         self.bias = nn.Parameter(start[0].clone())
         self.weight = nn.Parameter(start[1:].clone())
-        self.powers: torch.Tensor
-        self.register_buffer("powers", torch.arange(1, degree + 1, dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = x.reshape(x.shape[0], 1).pow(self.powers)
-        return (features @ self.weight + self.bias).unsqueeze(1)
+        # x, x^2, ..., x^degree as running products: one kernel, and cheaper than a general pow
+        features = x.reshape(x.shape[0], 1).expand(-1, self.degree).cumprod(1)
+        return torch.addmv(self.bias, features, self.weight).unsqueeze(1)
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:

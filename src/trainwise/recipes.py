@@ -327,6 +327,12 @@ def config_callbacks(config: Config) -> list[Callback]:
     return callbacks
 
 
+def input_spec(X: torch.Tensor) -> dict[str, Any]:
+    """What a run's model.json records of the model's input: one sample's shape (no batch dimension) and
+    its dtype, from which `trainwise export` makes an example batch without loading the data."""
+    return {"shape": list(X.shape[1:]), "dtype": str(X.dtype).removeprefix("torch.")}
+
+
 def run_config(
     config: Config,
     *,
@@ -397,7 +403,8 @@ def run_config(
             transform=result.transform,
         )
     if result.run is not None:
-        atomic_write_text(result.run / "model.json", json.dumps(prepared.model_spec, indent=1))
+        description = {**prepared.model_spec, "input": input_spec(dataset.X)}
+        atomic_write_text(result.run / "model.json", json.dumps(description, indent=1))
         if test is not None:
             from trainwise.runs import add_results
 

@@ -427,7 +427,7 @@ class Doctor:
             return
         self._sampling = self._sampled
         self._last_input = x
-        if self._sampling and x.is_floating_point():
+        if self._sampling and x.is_floating_point() and self.data is None:  # else check_dataset judged the scale
             self._add_input_stats(x.detach())
         if self._collect_keys and x.ndim >= 2 and self.data is None:  # fit hands over its data instead
             self._add_train_keys(x)

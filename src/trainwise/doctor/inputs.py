@@ -73,6 +73,7 @@ class _Batches:
     classes: list[tuple[int, int]] = field(default_factory=list)  # (distinct labels, batch size) per batch
     means: list[tuple[float, int]] = field(default_factory=list)  # (mean regression target, batch size)
     eval_batches: list[tuple[int, int, int]] = field(default_factory=list)  # (step, rows, rows seen in training)
+    order_settled: bool = False  # the whole dataset known and the first batches in: the order verdict is final
 
 
 def _state(doctor: Doctor) -> _Batches:
@@ -272,8 +273,12 @@ def looks_sorted(doctor: Doctor) -> bool | None:
 
 @check("loss_input")
 def check_label_stream(doctor: Doctor) -> None:
-    record_batch(doctor)
     state = _state(doctor)
+    if state.order_settled:
+        return
+    record_batch(doctor)
+    if doctor.data is not None and SORTED_BATCHES in (len(state.classes), len(state.means)):
+        state.order_settled = True  # the counts are the dataset's and no more batches are recorded: judged once
     if not doctor.has("unshuffled-data"):
         order = label_order(doctor)
         if order is not None and _grouped(order):
