@@ -7,7 +7,7 @@ parameter (did gradients get zeroed between steps?) and optimizer step hooks (gr
 sizes). Inside fit (driven=True) the loop's callbacks call before_step() and after_step() instead
 of the optimizer hooks, and the model's hooks are attached only around sampled steps. Cheap
 statistics are read every step; expensive ones on sampled steps (the first `warmup` steps, then
-pairs every `sample_every` steps, spreading out to one pair per 5% of the run). Recorded losses
+pairs every `sample_every` steps, spreading out to one pair per 20% of the run). Recorded losses
 stay on the device and are read in one go on sampled steps, so there is no per-step host
 synchronisation.
 """
@@ -36,7 +36,7 @@ ADAPTIVE_OPTIMIZERS = frozenset(
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # layers whose outputs are units
 MAX_TRAIN_KEYS = 200_000
 MAX_PENDING_LOSSES = 256  # losses kept on the device before one read
-SAMPLE_SHARE = 20  # sample about one step pair in every 5% of the run so far
+SAMPLE_SHARE = 5  # sample about one step pair in every 20% of the run so far
 FUNCTIONAL_LOSSES = {
     "mse_loss": "mse",
     "l1_loss": "l1",
@@ -145,7 +145,9 @@ class Doctor:
         self._sampling = False
         self._sampled = True  # step 0 is always sampled
         self._next_sample = warmup  # the first step of the next sampled pair after the warm-up
+        self._sample_span = 1 if driven and steps_per_epoch == 1 else 2  # consecutive steps per sample
         self._pre_step_weights: list[torch.Tensor] | None = None
+        self._weight_norms_now: list[torch.Tensor] = []  # before the sampled step, of each parameter
         self._probe_incoming: torch.Tensor | None = None
         self._probe_after_step: torch.Tensor | None = None
         self._direction_seed = torch.Generator().manual_seed(1234)
@@ -407,13 +409,15 @@ class Doctor:
 
     def _is_sampled(self, step: int) -> bool:
         """Every step of the warm-up, then pairs of consecutive steps (so the zero_grad probe can compare
-        a step with the one before) ever further apart: every `sample_every` steps at first, then every
-        5% of the steps so far. Long runs then cost a few hundred samples, not one per N steps."""
+        a step with the one before, and gradient directions of successive batches can be compared) ever
+        further apart: every `sample_every` steps at first, then every 20% of the steps so far. Long runs
+        then cost a few dozen samples, not one per N steps. Full-batch epochs under fit sample single
+        steps: there is no probe, and every step sees the same batch."""
         if step < self.warmup:
             return True
-        while step > self._next_sample + 1:  # steps only grow: move the schedule along
+        while step >= self._next_sample + self._sample_span:  # steps only grow: move the schedule along
             self._next_sample += max(self.sample_every, self._next_sample // SAMPLE_SHARE)
-        return step - self._next_sample in (0, 1)
+        return 0 <= step - self._next_sample < self._sample_span
 
     def _on_forward_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -498,8 +502,10 @@ class Doctor:
         for info, g in zip(self.params, grads, strict=True):
             if g is None and info.in_optimizer:
                 self.obs.params_without_grad[info.name] = self.obs.params_without_grad.get(info.name, 0) + 1
-        norms = torch._foreach_norm([g for _, g in present]) if present else []
-        self._grad_norms_now = dict(zip([n for n, _ in present], norms, strict=True))
+        # the gradients' and the weights' norms in one call (read after the step, with the update's)
+        norms = torch._foreach_norm([*(g for _, g in present), *weights]) if weights else []
+        self._grad_norms_now = dict(zip([n for n, _ in present], norms[: len(present)], strict=True))
+        self._weight_norms_now = list(norms[len(present) :])
         self._grad_direction_now = self._project([g for _, g in present]) if present else None
 
     def after_step(self, inputs: torch.Tensor | None = None) -> None:
@@ -519,9 +525,10 @@ class Doctor:
         if not was_sampled or self._pre_step_weights is None:
             return
         weights = [info.param.detach() for info in self.params]
-        updates = list(torch._foreach_sub(weights, self._pre_step_weights)) if weights else []
-        update_norms = torch._foreach_norm(updates) if updates else []
-        weight_norms = torch._foreach_norm(self._pre_step_weights) if weights else []
+        if weights:  # the update, in the copy's own memory: its norm is all that is kept
+            torch._foreach_sub_(self._pre_step_weights, weights)
+        update_norms = torch._foreach_norm(self._pre_step_weights) if weights else []
+        weight_norms = self._weight_norms_now
         names = [info.name for info in self.params]
         # one host read for everything sampled this step
         packed = torch.stack(

@@ -196,13 +196,14 @@ def check_dataset(doctor: Doctor) -> None:
     assert doctor.data is not None
     X, y, X_val, _y_val = doctor.data
     if X.is_floating_point() and X.ndim >= 2 and X.shape[0] >= 2:
-        # 10,000 evenly spaced rows estimate a mean and std to well under 1%: no need to copy all of X
-        sample = X[:: max(1, X.shape[0] // 10_000)]
-        values = (
-            sample.reshape(sample.shape[0], -1) if X.ndim == 2 else sample.transpose(0, 1).reshape(X.shape[1], -1).T
-        )
-        values = values.double()
-        _unscaled(doctor, values.mean(0).cpu(), values.std(0, correction=0).cpu(), images=X.ndim > 2)
+        # evenly spaced rows estimate a mean and std to about 1%: no need to read all of X. Per feature
+        # (N, F): 10,000 rows; per channel (N, C, ...): 1,000 images, each many values of every channel
+        rows = 10_000 if X.ndim == 2 else 1_000
+        sample = X[:: max(1, X.shape[0] // rows)]
+        if sample.dtype in (torch.float16, torch.bfloat16):
+            sample = sample.float()
+        std, mean = torch.std_mean(sample, dim=(0, *range(2, X.ndim)), correction=0)
+        _unscaled(doctor, mean.double().cpu(), std.double().cpu(), images=X.ndim > 2)
     counts = _state(doctor).counts = _label_counts(doctor, y)
     if counts is not None:
         _imbalance(doctor, counts)
