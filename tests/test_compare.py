@@ -131,7 +131,8 @@ def test_a_run_the_doctor_stops_ranks_last_and_the_grid_goes_on() -> None:
     )
     stopped = comparison.rows[1]
     assert (stopped.values, stopped.status, stopped.findings["error"]) == ({"optim.lr": "1e-2"}, "failed", 1)
-    assert len(stopped.loss) == 10  # stopped inside epoch 11, at the first non-finite loss
+    # stopped at the end of epoch 11, whose full-batch loss was the first non-finite one
+    assert len(stopped.loss) == 11 and all(map(math.isfinite, stopped.loss[:10])) and stopped.loss[10] == math.inf
     assert comparison.rows[0].status == "completed"
     assert comparison.rows[0].final_loss == pytest.approx(29.0867, abs=1e-3)
 
