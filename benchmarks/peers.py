@@ -201,25 +201,8 @@ def trainwise_fit(doctor: str, **extra: Any) -> Callable[[Workload], float]:
     """fit() as recipes.run_config calls it for the recipe, without run records or a progress display."""
 
     def run(w: Workload) -> float:
-        config, train = w.config, w.config.train
-        result = fit(
-            w.fresh_model(),
-            (w.X, w.y),
-            loss=w.loss_fn(),
-            optimizer=config.optim.name,
-            lr=config.optim.lr,
-            epochs=train.epochs,
-            batch_size=w.batch_size,
-            metrics=train.metrics,
-            seed=train.seed,
-            device=train.device,
-            normalize=config.data.normalize,
-            shuffle=config.data.shuffle,
-            doctor=doctor,
-            progress=False,
-            **extra,
-            **config.optim.options,
-        )
+        options = {**recipes.training_options(w.config), "doctor": doctor, **extra}
+        result = fit(w.fresh_model(), (w.X, w.y), loss=w.loss_fn(), progress=False, **options)
         if result.status == "interrupted":  # fit stops at a SIGINT/SIGTERM, without an error
             raise Interrupted(f"{w.key}: trainwise fit {extra or ''} stopped by a signal after {result.epochs} epochs")
         return result.history["loss"][-1]

@@ -333,6 +333,29 @@ def input_spec(X: torch.Tensor) -> dict[str, Any]:
     return {"shape": list(X.shape[1:]), "dtype": str(X.dtype).removeprefix("torch.")}
 
 
+def training_options(config: Config) -> dict[str, Any]:
+    """fit()'s keyword arguments that the config alone decides: the optimizer and its options, the
+    schedule of epochs and batches, metrics, seed, device, data handling, the doctor and the fast paths."""
+    train = config.train
+    return {
+        "optimizer": config.optim.name,
+        "lr": config.optim.lr,
+        "epochs": train.epochs,
+        "batch_size": batch_size(config),
+        "metrics": train.metrics,
+        "seed": train.seed,
+        "device": train.device,
+        "normalize": config.data.normalize,
+        "stratify": config.data.stratify,
+        "shuffle": config.data.shuffle,
+        "clip_grad_norm": train.clip_grad_norm,
+        "doctor": train.doctor,
+        "compile": train.compile,
+        "precision": train.precision,
+        **config.optim.options,
+    }
+
+
 def run_config(
     config: Config,
     *,
@@ -360,33 +383,19 @@ def run_config(
             prepared.model,
             (dataset.X, dataset.y),
             loss=loss_fn,
-            optimizer=config.optim.name,
-            lr=config.optim.lr,
-            epochs=train.epochs,
-            batch_size=batch_size(config),
             val_split=config.data.val_split,
             val_data=(dataset.X_val, dataset.y_val)
             if dataset.X_val is not None and not config.data.val_split
             else None,
-            metrics=train.metrics,
-            seed=train.seed,
-            device=train.device,
             callbacks=[*config_callbacks(config), *checkpoints, *callbacks],
             run_dir=run_root,
             resume=resume,
             progress=progress,
-            normalize=config.data.normalize,
-            stratify=config.data.stratify,
-            shuffle=config.data.shuffle,
-            clip_grad_norm=train.clip_grad_norm,
-            doctor=train.doctor,
-            compile=train.compile,
-            precision=train.precision,
             feature_names=dataset.feature_names or None,
             class_names=dataset.class_names or None,
             run_name=config.name,
             config=config.to_dict(),
-            **config.optim.options,
+            **training_options(config),
         )
     except TrainwiseError as exc:  # fit names its arguments ("val_split: ..."); the user wrote config keys
         argument = str(exc).partition(":")[0]
