@@ -1,6 +1,7 @@
 """fit / evaluate / predict: the loop's contract, its hooks and its numbers."""
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import trainwise
 from trainwise.callbacks import Callback
 from trainwise.errors import ConfigError
-from trainwise.loop import FitResult, evaluate, fit, predict
+from trainwise.loop import FitResult, evaluate, fit, predict, step_optimizer
 from trainwise.runs import RunIndex
 
 T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
@@ -348,6 +349,35 @@ def test_an_optimizer_with_its_own_zero_grad_keeps_it() -> None:
     fit(model, (X, y), loss="cross_entropy", optimizer=Counting(model.parameters(), lr=0.1), epochs=2, batch_size=10,
         progress=False)  # fmt: skip
     assert Counting.calls == 4
+
+
+def test_the_optimizer_step_skips_torchs_wrapper_only_while_nothing_observes_it() -> None:
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    twin = nn.Linear(3, 2)
+    twin.load_state_dict(model.state_dict())
+    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):  # the same updates as torch's own step()
+        for p in [*model.parameters(), *twin.parameters()]:
+            p.grad = torch.ones_like(p)
+        step_optimizer(optimizer)
+        twin_optimizer.step()
+    assert torch.equal(model.weight, twin.weight) and torch.equal(model.bias, twin.bias)
+    calls: list[str] = []
+    handles = [optimizer.register_step_pre_hook(lambda *_: calls.append("pre")),
+               optimizer.register_step_post_hook(lambda *_: calls.append("post"))]  # fmt: skip
+    step_optimizer(optimizer)
+    assert calls == ["pre", "post"]
+    for handle in handles:
+        handle.remove()
+    with torch.profiler.profile() as profiler:
+        step_optimizer(optimizer)
+    assert "Optimizer.step#SGD.step" in {event.name for event in profiler.events()}
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "lr_scheduler.step() before optimizer.step()" would be one
+        step_optimizer(optimizer)
+        scheduler.step()
 
 
 def test_full_batch_epoch_loss_is_the_step_loss_exactly() -> None:

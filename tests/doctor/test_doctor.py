@@ -172,3 +172,25 @@ def test_cli_fit_prints_findings_in_the_summary_and_check_command(tmp_path: Path
                              text=True, env=env, timeout=120)  # fmt: skip
     assert healthy.returncode == 0 and healthy.stdout.strip() == "doctor: no problems found"
     assert math.isfinite(0.0)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sampled_update_sizes_are_the_weights_change(momentum: float) -> None:
+    """Plain SGD's update is taken as lr x grad (no copy of the weights); with momentum it is measured
+    as the weights' change. Both must equal the change the step really made."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 3))
+    optimizer = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.05},
+                                 {"params": model[2].parameters(), "lr": 0.2}], momentum=momentum)  # fmt: skip
+    x, y = torch.randn(64, 20), torch.randint(0, 3, (64,))
+    with watch(model, optimizer, loss_fn=nn.CrossEntropyLoss(), mode="quiet", warmup=3) as doctor:
+        for _ in range(3):
+            before = {name: p.detach().clone() for name, p in model.named_parameters()}
+            loss = nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    moved = {name: float((p.detach() - before[name]).norm()) for name, p in model.named_parameters()}
+    assert doctor._plain_sgd_lrs() == ([0.05, 0.05, 0.2, 0.2] if momentum == 0 else None)
+    assert len(doctor.obs.samples) == 3
+    assert doctor.obs.samples[-1].update_norms == pytest.approx(moved, rel=1e-4)

@@ -51,7 +51,8 @@ class DoctorCallback(Callback):
         if self.data is not None:
             self.doctor.inspect_data(*self.data)
         self._best_loss = math.inf
-        self._rollback = self._snapshot()
+        if self.mode == "repair":  # the weights to roll back to (copying them costs time and memory)
+            self._rollback = self._snapshot()
         self._seen = {code: 0 for code in REPAIR_CODES}
 
     def _snapshot(self) -> dict[str, Any]:
@@ -69,11 +70,13 @@ class DoctorCallback(Callback):
         self.doctor.before_step()
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:
-        assert self.doctor is not None
-        self.doctor.after_step(logs["inputs"])
-        self.doctor.record(logs["loss"], target=logs["target"])
+        doctor = self.doctor
+        assert doctor is not None
+        doctor.after_step(logs["inputs"])
+        # a full batch's loss is the epoch's: it arrives with on_epoch_end, already read
+        doctor.record(None if doctor.losses_from_epochs else logs["loss"], target=logs["target"])
         if self.mode == "repair":
-            self.doctor.flush()
+            doctor.flush()
             self._repair_if_needed()
 
     def on_validation_end(self, epoch: int, logs: Logs) -> None:
@@ -84,6 +87,7 @@ class DoctorCallback(Callback):
         assert self.doctor is not None
         self.doctor.end_epoch(epoch, logs.get("loss"))
         if self.mode == "repair":
+            self.doctor.flush()  # a full batch's loss arrives here
             self._repair_if_needed()
             loss = logs.get("loss", math.nan)
             if math.isfinite(loss) and loss < self._best_loss:

@@ -37,6 +37,7 @@ WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # layers whose out
 MAX_TRAIN_KEYS = 200_000
 MAX_PENDING_LOSSES = 256  # losses kept on the device before one read
 SAMPLE_SHARE = 5  # sample about one step pair in every 20% of the run so far
+SKETCH = 128  # numbers kept per sampled gradient, to compare directions
 FUNCTIONAL_LOSSES = {
     "mse_loss": "mse",
     "l1_loss": "l1",
@@ -64,7 +65,7 @@ class Sample:
     grad_norms: dict[str, float]
     weight_norms: dict[str, float]
     update_norms: dict[str, float]
-    grad_direction: torch.Tensor | None = None  # a fixed random projection of the whole gradient
+    grad_direction: torch.Tensor | None = None  # a fixed random sketch of the whole gradient
 
 
 @dataclass
@@ -92,8 +93,6 @@ class Observations:
     layer_stds: list[tuple[str, float]] = field(default_factory=list)  # first forward, in order
     train_keys: set[float] = field(default_factory=set)  # projections of training rows
     eval_forwards_in_train_mode: int = 0
-    smoothed_loss: float | None = None  # exponential moving average of the training loss
-    best_smoothed_loss: float = math.inf
     steps_in_eval_mode: int = 0  # optimizer steps taken while a dropout/batchnorm model was in eval mode
     sigmoid_like_outputs: int = 0  # bce_with_logits calls whose inputs all lay in [0, 1]
     zero_grad_missed: int = 0
@@ -147,16 +146,20 @@ class Doctor:
         self._next_sample = warmup  # the first step of the next sampled pair after the warm-up
         self._sample_span = 1 if driven and steps_per_epoch == 1 else 2  # consecutive steps per sample
         self._pre_step_weights: list[torch.Tensor] | None = None
+        self._weight_copy: list[torch.Tensor] | None = None
+        self._step_lrs: list[float] | None = None  # plain SGD's lr per parameter, on a sampled step
         self._weight_norms_now: list[torch.Tensor] = []  # before the sampled step, of each parameter
         self._probe_incoming: torch.Tensor | None = None
         self._probe_after_step: torch.Tensor | None = None
         self._direction_seed = torch.Generator().manual_seed(1234)
-        self._projection: torch.Tensor | None = None
+        self._projection: torch.Tensor | None = None  # the sketch's random signs
+        self._projection_pad = torch.zeros(0)
         self._last_input: torch.Tensor | None = None
         self._last_output: torch.Tensor | None = None
         self.last_target: torch.Tensor | None = None  # the latest training targets (a reference)
-        self._loss_input_calls = 0
+        self.loss_inputs_seen = 0
         self._first_forward_done = False
+        self._first_forward_handles: list[Any] = []
         self._probe_after_step_index = -1
         self._collect_keys = True
         self._repeated_batches = 0
@@ -170,7 +173,7 @@ class Doctor:
         self.driven = driven
         self._losses_on_host: bool | None = None
         # full batch under fit: the step's loss is the epoch's, which fit reads and hands to end_epoch()
-        self._read_each_loss = not (driven and steps_per_epoch == 1)
+        self.losses_from_epochs = driven and steps_per_epoch == 1
         self.raised: dict[str, int] = {}  # how often each code was raised, repeats included
         self.actions: list[str] = []  # what a repairing caller did (fit's doctor="repair")
 
@@ -231,19 +234,26 @@ class Doctor:
                 self._see_loss_input(self._last_output, target)
         if loss is not None:
             value = loss.detach() if isinstance(loss, torch.Tensor) and loss.requires_grad else loss
-            self._pending_losses.append(value)
-            self._pending_steps.append(self.step)
             if self._losses_on_host is None:
                 self._losses_on_host = not isinstance(value, torch.Tensor) or value.is_cpu
-            # on the CPU a loss costs little to read: a bad one is diagnosed while its batch is in hand
-            bad = self._losses_on_host and self._read_each_loss and not math.isfinite(float(value))
-            if bad or self._sampled or len(self._pending_losses) >= MAX_PENDING_LOSSES:
-                self.flush()
+            # on the CPU a loss costs little to read: read at once, a bad one is diagnosed while its batch
+            # is in hand (and no tensor is kept: holding them slows the steps)
+            bad = False
+            if self._losses_on_host:
+                value = float(value)
+                bad = not math.isfinite(value)
+            self._add_loss(value, flush=bad or self._sampled)
         if val_loss is not None:
             self.flush()
             value = float(val_loss.detach() if isinstance(val_loss, torch.Tensor) else val_loss)
             self.obs.val_losses.append((self.epoch, value))
             registry.run("validation", self)
+
+    def _add_loss(self, value: torch.Tensor | float, *, flush: bool) -> None:
+        self._pending_losses.append(value)
+        self._pending_steps.append(self.step)
+        if flush or len(self._pending_losses) >= MAX_PENDING_LOSSES:
+            self.flush()
 
     def flush(self) -> None:
         """Read pending losses from the device (one synchronisation) and run the loss checks."""
@@ -258,7 +268,8 @@ class Doctor:
             values = [float(v) for v in pending]
         self.flushed_from = len(self.obs.losses)
         self.obs.losses.extend(values)
-        finite = [v for v in values if math.isfinite(v)]
+        # a finite sum: all finite (one C loop), as nearly always
+        finite = values if math.isfinite(sum(values)) else [v for v in values if math.isfinite(v)]
         self.obs.finite_losses.extend(finite)
         self.obs.best_loss = min(self.obs.best_loss, *finite) if finite else self.obs.best_loss
         self.obs.loss_steps.extend(self._pending_steps)
@@ -272,13 +283,15 @@ class Doctor:
         obs.losses.clear()
         obs.loss_steps.clear()
         obs.finite_losses.clear()
-        obs.best_loss, obs.smoothed_loss, obs.best_smoothed_loss = math.inf, None, math.inf
+        obs.best_loss = math.inf
         self.flushed_from = 0
 
     def end_epoch(self, epoch: int, train_loss: float | None = None) -> None:
         """Mark the end of an epoch (fit calls this; in a user loop it is inferred from steps_per_epoch)."""
-        # one-step epochs (full batch) read their losses on sampled steps only, or when one went bad
+        # one-step epochs (full batch) check their losses on sampled steps only, or when one went bad
         quiet = self.steps_per_epoch == 1 and not self._sampled and math.isfinite(train_loss or 0.0)
+        if train_loss is not None and self.losses_from_epochs:  # the step's loss, as fit read it
+            self._add_loss(train_loss, flush=False)
         if not quiet:
             self.flush()
         if train_loss is not None:
@@ -304,6 +317,8 @@ class Doctor:
         self.flush()
         self._set_sampled_hooks(False)
         self._sampled_hook_factories.clear()
+        self._remove_first_forward_hooks()
+        self._weight_copy = None
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -371,8 +386,8 @@ class Doctor:
         for name, module in self.modules.items():
             if isinstance(module, nn.ReLU | nn.ReLU6):
                 self.add_sampled_hook(partial(module.register_forward_hook, self._relu_hook(name or "relu")))
-            elif isinstance(module, WEIGHT_LAYERS) and module is not self.model:
-                self.add_sampled_hook(partial(module.register_forward_hook, self._layer_hook(name)))
+            elif isinstance(module, WEIGHT_LAYERS) and module is not self.model:  # removed after the first forward
+                self._first_forward_handles.append(module.register_forward_hook(self._layer_hook(name)))
         if isinstance(self.loss_fn, nn.Module):
             self.add_sampled_hook(partial(self.loss_fn.register_forward_pre_hook, self._on_loss_pre))
         # fit zeroes the gradients itself: the zero_grad probe is for users' loops (a tensor hook, once
@@ -445,16 +460,24 @@ class Doctor:
         self._last_output = output
         self.obs.output_width = int(output.shape[-1]) if output.ndim > 1 else 1
         self.obs.batch_size = int(output.shape[0]) if output.ndim > 0 else 1
-        self._first_forward_done = True
+        if not self._first_forward_done:
+            self._first_forward_done = True
+            self._remove_first_forward_hooks()
+
+    def _remove_first_forward_hooks(self) -> None:
+        for handle in self._first_forward_handles:
+            handle.remove()
+        self._first_forward_handles.clear()
 
     def _relu_hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             if not self._sampling or not isinstance(output, torch.Tensor) or output.ndim < 2 or output.shape[0] < 8:
                 return
-            # a unit is dead on this batch when it is zero for every sample (and every position)
-            per_unit = output.detach().transpose(0, 1).reshape(output.shape[1], -1)
-            dead = (per_unit <= 0).all(dim=1).float().mean()
-            self.obs.dead_fractions.setdefault(name, []).append(float(dead))
+            # a unit is dead on this batch when it is zero for every sample (and every position): ReLU
+            # outputs are >= 0, so when its sum is zero
+            units = output.shape[1]
+            alive = torch.count_nonzero(output.detach().sum(dim=[d for d in range(output.ndim) if d != 1]))
+            self.obs.dead_fractions.setdefault(name, []).append(1.0 - int(alive) / units)
 
         return hook
 
@@ -474,8 +497,8 @@ class Doctor:
             self._see_loss_input(args[0], args[1])
 
     def _see_loss_input(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        self._loss_input_calls += 1
-        if self._loss_input_calls > 3 and not self._sampled:
+        self.loss_inputs_seen += 1
+        if self.loss_inputs_seen > 3 and not self._sampled:
             return
         self.loss_output, self.loss_target = output.detach(), target.detach()
         if self.data is None:  # with the whole dataset known, its labels were counted already
@@ -494,7 +517,9 @@ class Doctor:
             return
         self._check_zero_grad()
         weights = [info.param.detach() for info in self.params]
-        self._pre_step_weights = list(torch._foreach_mul(weights, 1.0)) if weights else []
+        self._step_lrs = self._plain_sgd_lrs()
+        # the update is measured as the weights' change, except where it is known: lr x grad
+        self._pre_step_weights = self._copy_weights(weights) if self._step_lrs is None else []
         grads = [info.param.grad for info in self.params]
         names = [info.name for info in self.params]
         present = [(n, g) for n, g in zip(names, grads, strict=True) if g is not None]
@@ -525,20 +550,23 @@ class Doctor:
         if not was_sampled or self._pre_step_weights is None:
             return
         weights = [info.param.detach() for info in self.params]
-        if weights:  # the update, in the copy's own memory: its norm is all that is kept
+        update_norms: list[torch.Tensor] = []
+        if self._step_lrs is None and weights:  # the update, in the copy's own memory: its norm is all that is kept
             torch._foreach_sub_(self._pre_step_weights, weights)
-        update_norms = torch._foreach_norm(self._pre_step_weights) if weights else []
-        weight_norms = self._weight_norms_now
+            update_norms = list(torch._foreach_norm(self._pre_step_weights))
         names = [info.name for info in self.params]
         # one host read for everything sampled this step
         packed = torch.stack(
             [*(t.float() for t in self._grad_norms_now.values()), *(t.float() for t in update_norms),
-             *(t.float() for t in weight_norms)]
+             *(t.float() for t in self._weight_norms_now)]
         ).tolist() if names else []  # fmt: skip
-        n_grads = len(self._grad_norms_now)
+        n_grads, n_updates = len(self._grad_norms_now), len(update_norms)
         grad_norms = dict(zip(self._grad_norms_now, packed[:n_grads], strict=True))
-        update = dict(zip(names, packed[n_grads : n_grads + len(names)], strict=True))
-        weight = dict(zip(names, packed[n_grads + len(names) :], strict=True))
+        if self._step_lrs is None:
+            update = dict(zip(names, packed[n_grads : n_grads + n_updates], strict=True))
+        else:
+            update = {name: lr * grad_norms.get(name, 0.0) for name, lr in zip(names, self._step_lrs, strict=True)}
+        weight = dict(zip(names, packed[n_grads + n_updates :], strict=True))
         sample = Sample(step, grad_norms, weight, update, self._grad_direction_now)
         if not self.obs.samples:
             self.obs.first_grad_norms = dict(grad_norms)
@@ -580,18 +608,45 @@ class Doctor:
         if carried_on and fresh_off:
             self.obs.zero_grad_missed += 1
 
+    def _plain_sgd_lrs(self) -> list[float] | None:
+        """Each parameter's lr when the optimizer is torch's plain SGD (no momentum, weight decay or
+        maximize): its step moves every weight by exactly lr x grad, so the update's size needs no copy
+        of the weights. None for any other optimizer."""
+        if type(self.optimizer) is not torch.optim.SGD:
+            return None
+        lr_of: dict[int, float] = {}
+        for group in self.optimizer.param_groups:
+            if group["momentum"] or group["weight_decay"] or group.get("maximize") or group.get("differentiable"):
+                return None
+            for param in group["params"]:
+                lr_of[id(param)] = float(group["lr"])
+        return [lr_of.get(id(info.param), 0.0) for info in self.params]
+
+    def _copy_weights(self, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The weights before the step, in a buffer kept from one sampled step to the next (allocating
+        it each time costs more than the copy)."""
+        copy = self._weight_copy
+        if copy is None or [t.shape for t in copy] != [w.shape for w in weights]:
+            copy = self._weight_copy = [torch.empty_like(w) for w in weights]
+        if weights:
+            torch._foreach_copy_(copy, weights)
+        return copy
+
     def _project(self, grads: list[torch.Tensor]) -> torch.Tensor:
-        """A 32-number random projection of the whole gradient, to compare directions between steps."""
-        parts = []
-        for g in grads:
-            flat = g.detach().reshape(-1).float()
-            if flat.numel() > 4096:
-                flat = flat[:: flat.numel() // 4096 + 1]
-            parts.append(flat)
-        flat = torch.cat(parts)
-        if self._projection is None or self._projection.shape[0] != flat.numel():
-            self._projection = torch.randn(flat.numel(), 32, generator=self._direction_seed).to(flat.device)
-        return flat @ self._projection
+        """A 128-number sketch of the whole gradient, to compare directions between steps: entry i, with a
+        fixed random sign, is added into bucket i mod 128, so inner products (and cosines) are kept in
+        expectation. Two small operations; a dense random projection reads a matrix far larger than the
+        gradient sample from memory on every sampled step."""
+        # at most 4096 evenly spaced entries of each tensor (views: one copy, by cat)
+        parts = [g.reshape(-1)[:: g.numel() // 4096 + 1] if g.numel() > 4096 else g.reshape(-1) for g in grads]
+        size = sum(part.numel() for part in parts)
+        if self._projection is None or self._projection.numel() != -(-size // SKETCH) * SKETCH:
+            padded = -(-size // SKETCH) * SKETCH
+            signs = torch.randint(0, 2, (padded,), generator=self._direction_seed).float() * 2 - 1
+            self._projection = signs.to(parts[0].device)
+            self._projection_pad = torch.zeros(padded - size, device=parts[0].device)
+        flat = torch.cat([*parts, self._projection_pad]).float()
+        return (flat * self._projection).view(-1, SKETCH).sum(0)
 
     def _add_input_stats(self, x: torch.Tensor) -> None:
         if x.ndim < 2 or x.shape[0] < 2:

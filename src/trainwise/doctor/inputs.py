@@ -221,7 +221,7 @@ def check_dataset(doctor: Doctor) -> None:
 def record_batch(doctor: Doctor) -> None:
     """Remember the current batch's labels (once per loss call; both label families may ask first)."""
     state = _state(doctor)
-    calls = doctor._loss_input_calls
+    calls = doctor.loss_inputs_seen
     target = doctor.loss_target
     if state.calls == calls or target is None or target.numel() == 0:
         return

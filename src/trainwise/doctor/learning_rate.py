@@ -64,7 +64,6 @@ LEVEL_WINDOW = 9
 RECENT = 200  # the losses most checks read: the recent past, so a check costs the same at step 100 and 100000
 MIN_LEVEL_OF = 3  # a median of two values is their mean: not robust yet
 MIN_STABLE_BATCH = 8
-SMOOTHING = 0.1
 HIGH_UPDATE_RATIO = 1e-1
 LOW_UPDATE_RATIO = 1e-4
 VERY_LOW_UPDATE_RATIO = 1e-5  # DeepDiagnosis's lower bound (its healthy band is 1e-5..1e-1)
@@ -114,27 +113,21 @@ _NOT_LEARNING_DUE: weakref.WeakKeyDictionary[Doctor, tuple[int, int]] = weakref.
 
 def _episode(doctor: Doctor) -> _Episode:
     if doctor.flushed_from == 0 or doctor not in _EPISODES:  # the first losses, or losses cleared by a repair
-        if doctor.flushed_from == 0:
-            doctor.obs.smoothed_loss, doctor.obs.best_smoothed_loss = None, math.inf
         _EPISODES[doctor] = _Episode()
     return _EPISODES[doctor]
 
 
 def _update_levels(doctor: Doctor, episode: _Episode) -> None:
-    """Move the smoothed loss and the median level along the newly read losses (this runs on every
-    recorded loss, so the window's finite values are kept sorted rather than sorted each time)."""
-    obs = doctor.obs
+    """Move the median level along the newly read losses (this runs on every recorded loss, so the
+    window's finite values are kept sorted rather than sorted each time)."""
     window, ordered = episode.window, episode.finite_sorted
-    for value in obs.losses[doctor.flushed_from :]:
+    for value in doctor.obs.losses[doctor.flushed_from :]:
         if len(window) == LEVEL_WINDOW and math.isfinite(window[0]):
             del ordered[bisect.bisect_left(ordered, window[0])]
         window.append(value)
         if not math.isfinite(value):
             continue
         bisect.insort(ordered, value)
-        previous = value if obs.smoothed_loss is None else obs.smoothed_loss
-        obs.smoothed_loss = (1 - SMOOTHING) * previous + SMOOTHING * value
-        obs.best_smoothed_loss = min(obs.best_smoothed_loss, obs.smoothed_loss)
         if episode.start is None:
             episode.start = value
         count = len(ordered)
@@ -222,7 +215,7 @@ def check_divergence(doctor: Doctor) -> None:
     losses = doctor.obs.losses
     if episode.raised or doctor.has("exploding-gradients") or episode.level is None or episode.start is None:
         return
-    finite = [v for v in losses[-RECENT:] if math.isfinite(v)]  # a tail: this runs at every read of the losses
+    finite = doctor.obs.finite_losses[-RECENT:]  # a tail: this runs at every read of the losses
     best = _best(doctor, episode, finite)
     window = losses[-RISING_STEPS - 1 :]
     if len(window) == RISING_STEPS + 1 and all(math.isfinite(v) for v in window):
@@ -272,7 +265,7 @@ def check_update_sizes(doctor: Doctor) -> None:
         return
     lr = doctor.lrs()[0]
     recorded = len(doctor.obs.losses)
-    losses = [v for v in doctor.obs.losses[-RECENT:] if math.isfinite(v)]
+    losses = doctor.obs.finite_losses[-RECENT:]
     if min(ratios) > HIGH_UPDATE_RATIO and recorded >= 40 and not _loss_falling(losses, 0.0):
         doctor.raise_finding(
             "lr-too-high",
@@ -296,7 +289,8 @@ def check_update_sizes(doctor: Doctor) -> None:
         return  # the gradient has mostly vanished: converged, not crawling
     directions = [s.grad_direction for s in samples if s.grad_direction is not None]
     cosines = [float(torch.nn.functional.cosine_similarity(a, b, dim=0)) for a, b in itertools.pairwise(directions)]
-    consistent = bool(cosines) and min(cosines) >= CONSISTENT_DIRECTION
+    # the typical pair: one noisy minibatch does not make the direction inconsistent
+    consistent = bool(cosines) and median(cosines) >= CONSISTENT_DIRECTION
     head = [v for v in doctor.obs.losses[:LEVEL_WINDOW] if math.isfinite(v)]
     initial = median(head) if head else math.nan
     recent = median(losses[-LEVEL_WINDOW:]) if losses else math.nan
@@ -308,9 +302,9 @@ def check_update_sizes(doctor: Doctor) -> None:
     ratio = median(ratios)
     evidence = {"lr": lr, "update_to_weight": ratio, "gradient_vs_start": now_total / first_total}
     if consistent:
-        evidence["direction_cosine"] = min(cosines)
+        evidence["direction_cosine"] = median(cosines)
         why = (
-            f"while the gradient still points the same way (cosine {min(cosines):.2f} between steps) and is "
+            f"while the gradient still points the same way (cosine {median(cosines):.2f} between steps) and is "
             f"{now_total / first_total:.0%} of its initial size"
         )
     else:

@@ -73,7 +73,7 @@ class _State:
 
     pending: list[tuple[int, torch.Tensor | None, torch.Tensor | None]] = field(default_factory=list)
     pending_targets: list[tuple[int, torch.Tensor]] = field(default_factory=list)
-    slots: list[torch.Tensor | None] = field(default_factory=list)  # this forward's layer-output grad RMS
+    slots: list[tuple[torch.Tensor, int] | None] = field(default_factory=list)  # layer-output grad (norm, numel)
     flow: list[tuple[int, float, int]] = field(default_factory=list)  # (step, growth, layer calls)
     # recorded after optimizer.step() (the usual loop), the loss of the forward at step s carries step s + 1;
     # recorded before it, step s. Learned from the latest forward whenever losses are read.
@@ -131,8 +131,8 @@ def install_hooks(doctor: Doctor) -> None:
         slots = state.slots
 
         def on_grad(grad: torch.Tensor) -> None:
-            if index < len(slots):
-                slots[index] = grad.detach().float().square().mean().sqrt()
+            if index < len(slots):  # the RMS, as the norm: one operation (divided by sqrt(numel) when read)
+                slots[index] = (torch.linalg.vector_norm(grad.detach(), dtype=torch.float32), grad.numel())
 
         output.register_hook(on_grad)
 
@@ -151,8 +151,9 @@ def install_hooks(doctor: Doctor) -> None:
             doctor.model.register_forward_pre_hook(before_forward),
             doctor.model.register_forward_hook(after_forward),
         ]
-    for module in doctor.modules.values():
-        if isinstance(module, WEIGHT_LAYERS) and module is not doctor.model:
+    weight_layers = [m for m in doctor.modules.values() if isinstance(m, WEIGHT_LAYERS) and m is not doctor.model]
+    if len(weight_layers) >= MIN_WEIGHT_LAYERS:  # gradient flow is judged on deep models only
+        for module in weight_layers:
             doctor.add_sampled_hook(partial(module.register_forward_hook, layer_output))
     if on_accelerator and isinstance(doctor.loss_fn, nn.Module):
         handles.append(doctor.loss_fn.register_forward_pre_hook(loss_targets))
@@ -261,11 +262,13 @@ def check_nonfinite_loss(doctor: Doctor) -> None:
     start = doctor.flushed_from
     if state.pending and doctor.obs.loss_steps and doctor.obs.loss_steps[-1] - state.pending[-1][0] in (0, 1):
         state.record_offset = doctor.obs.loss_steps[-1] - state.pending[-1][0]
-    # the first non-finite loss of each episode (a NaN after finite losses, or at the start of the record)
-    fresh = (i for i in range(start, len(losses)) if i == 0 or math.isfinite(losses[i - 1]))
-    index = next((i for i in fresh if not math.isfinite(losses[i])), None)
-    if index is not None:
-        _diagnose_nonfinite(doctor, state, index)
+    # the first non-finite loss of each episode (a NaN after finite losses, or at the start of the record);
+    # a finite sum of the new ones rules it out in one C loop
+    if not math.isfinite(sum(losses[start:])):
+        fresh = (i for i in range(start, len(losses)) if i == 0 or math.isfinite(losses[i - 1]))
+        index = next((i for i in fresh if not math.isfinite(losses[i])), None)
+        if index is not None:
+            _diagnose_nonfinite(doctor, state, index)
     state.pending.clear()
     state.pending_targets.clear()
 
@@ -329,9 +332,11 @@ def _read_flow(doctor: Doctor, state: _State) -> None:
     """Store this sampled step's backward growth: first layer's output gradient over the last hidden one's."""
     slots = state.slots
     state.slots = []
-    if len(slots) < MIN_WEIGHT_LAYERS or any(s is None for s in slots):
+    measured = [slot for slot in slots if slot is not None]
+    if len(slots) < MIN_WEIGHT_LAYERS or len(measured) < len(slots):
         return
-    values = torch.stack([s for s in slots if s is not None]).tolist()
+    norms = torch.stack([norm for norm, _ in measured]).tolist()
+    values = [norm / math.sqrt(max(numel, 1)) for norm, (_, numel) in zip(norms, measured, strict=True)]
     first, last_hidden = values[0], values[-2]
     if not (math.isfinite(first) and math.isfinite(last_hidden)) or last_hidden <= 0:
         return
