@@ -157,8 +157,8 @@ def test_callback_list_only_calls_overridden_hooks() -> None:
         def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None: ...
 
     callbacks = CallbackList([EpochOnly()], state=None)  # type: ignore[arg-type]
-    assert not callbacks.has_batch_hooks
-    assert len(callbacks._active["on_epoch_end"]) == 1 and callbacks._active["on_before_step"] == []
+    assert callbacks.active("on_batch_begin") == callbacks.active("on_batch_end") == []
+    assert len(callbacks.active("on_epoch_end")) == 1 and callbacks.active("on_before_step") == []
 
 
 def test_best_epoch_skips_nonfinite_values() -> None:

@@ -137,7 +137,8 @@ class Callback:
 
 
 class CallbackList:
-    """Calls each hook on the callbacks that override it (so unused per-batch hooks cost nothing)."""
+    """Calls each hook on the callbacks that override it. The per-batch hooks the loop calls itself,
+    from active(): unused ones cost nothing, and used ones no call through this list."""
 
     def __init__(self, callbacks: Iterable[Callback], state: TrainState) -> None:
         self.callbacks = list(callbacks)
@@ -149,7 +150,6 @@ class CallbackList:
             hook: [getattr(cb, hook) for cb in self.callbacks if getattr(type(cb), hook) is not getattr(Callback, hook)]
             for hook in HOOKS
         }
-        self.has_batch_hooks = any(self._active[h] for h in ("on_batch_begin", "on_batch_end"))
 
     def active(self, hook: str) -> list[Any]:
         """The bound methods that implement `hook` (empty: the loop can skip building its logs)."""
@@ -164,15 +164,6 @@ class CallbackList:
 
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
         self._call("on_epoch_begin", epoch, logs)
-
-    def on_batch_begin(self, batch: int, logs: Logs) -> None:
-        self._call("on_batch_begin", batch, logs)
-
-    def on_before_step(self, batch: int, logs: Logs) -> None:
-        self._call("on_before_step", batch, logs)
-
-    def on_batch_end(self, batch: int, logs: Logs) -> None:
-        self._call("on_batch_end", batch, logs)
 
     def on_validation_end(self, epoch: int, logs: Logs) -> None:
         self._call("on_validation_end", epoch, logs)

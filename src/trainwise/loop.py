@@ -184,7 +184,7 @@ def fit(
     (torch.autocast; fp16 with a gradient scaler; on CUDA, convolutional models take channels_last inputs).
     """
     from trainwise.checkpoint import Checkpoint, TrainingCheckpoint
-    from trainwise.doctor.callback import MODES, DoctorCallback
+    from trainwise.doctor.callback import MODES, doctor_callback
 
     if doctor not in MODES:
         raise ConfigError(f"doctor: {doctor!r} is not a mode; use one of {', '.join(MODES)}")
@@ -283,7 +283,7 @@ def fit(
             val = prepared.val if isinstance(prepared.val, data_lib.InMemoryBatches) else None
             data = (train.X, train.y, val.X if val else None, val.y if val else None)
         printer = bar.print if bar is not None else None
-        doctor_cb = DoctorCallback(doctor, data=data, feature_names=feature_names, printer=printer)
+        doctor_cb = doctor_callback(doctor, data=data, feature_names=feature_names, printer=printer)
         extra.append(doctor_cb)
     if bar is not None:
         extra.append(bar)
@@ -379,16 +379,22 @@ def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList
     epoch's loss and metrics."""
     if not all(module.training for module in state.modules):  # model.train() costs a few microseconds
         state.model.train()
+    # the callbacks that implement the per-batch hooks, called directly (most have none: no logs to build)
     begin, end = cbs.active("on_batch_begin"), cbs.active("on_batch_end")
     for xb, yb in batches.iterate(skip=state.batch):
         batch, size = state.batch, xb.shape[0]
+        logs: Logs
         if begin:
-            cbs.on_batch_begin(batch, {"size": size})
+            logs = {"size": size}
+            for on_batch_begin in begin:
+                on_batch_begin(batch, logs)
         loss = step(xb, yb, batch)
         state.add_step_loss(loss, size)
         state.batch = batch + 1
         if end:
-            cbs.on_batch_end(batch, {"loss": loss, "size": size, "inputs": xb, "target": yb})
+            logs = {"loss": loss, "size": size, "inputs": xb, "target": yb}
+            for on_batch_end in end:
+                on_batch_end(batch, logs)
         if state.interrupted:
             break
     if state.distributed is not None:  # the epoch over every process's samples
@@ -442,13 +448,17 @@ def _step_function(
         if scaler is None:
             loss.backward()
             if before:
-                cbs.on_before_step(batch, {"loss": loss})
+                logs = {"loss": loss}
+                for on_before_step in before:
+                    on_before_step(batch, logs)
             step_optimizer(optimizer)
         else:  # fp16: scaled backward; callbacks see the true gradients; the scaler skips non-finite steps
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             if before:
-                cbs.on_before_step(batch, {"loss": loss})
+                logs = {"loss": loss}
+                for on_before_step in before:
+                    on_before_step(batch, logs)
             scaler.step(optimizer)
             scaler.update()
         state.step += 1

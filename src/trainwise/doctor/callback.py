@@ -15,9 +15,13 @@ MAX_REPAIRS = 3
 MODES = ("warn", "stop", "repair", "quiet", "off")
 
 
+def doctor_callback(mode: str, **options: Any) -> DoctorCallback:
+    """fit's doctor for a mode of MODES other than "off"."""
+    return RepairingDoctorCallback(**options) if mode == "repair" else DoctorCallback(mode, **options)
+
+
 class DoctorCallback(Callback):
-    """Runs a Doctor during fit. mode "repair": when the loss diverges or turns non-finite, roll back to
-    the best epoch so far, divide the learning rate by 10 (at most 3 times) and carry on."""
+    """Runs a Doctor during fit (modes "warn", "stop", "quiet"; RepairingDoctorCallback for "repair")."""
 
     def __init__(
         self,
@@ -32,7 +36,6 @@ class DoctorCallback(Callback):
         self.feature_names = feature_names
         self.printer = printer
         self.doctor: Doctor | None = None
-        self.repairs = 0
 
     def on_train_begin(self, logs: Logs) -> None:
         state = self.state
@@ -50,20 +53,6 @@ class DoctorCallback(Callback):
         )
         if self.data is not None:
             self.doctor.inspect_data(*self.data)
-        self._best_loss = math.inf
-        if self.mode == "repair":  # the weights to roll back to (copying them costs time and memory)
-            self._rollback = self._snapshot()
-        self._seen = {code: 0 for code in REPAIR_CODES}
-
-    def _snapshot(self) -> dict[str, Any]:
-        return {
-            "model": copy.deepcopy(self.state.model.state_dict()),
-            "optimizer": copy.deepcopy(self.state.optimizer.state_dict()),
-        }
-
-    def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
-        if self.mode == "repair":
-            self._candidate = self._snapshot()  # the weights this epoch's loss will be measured on
 
     def on_before_step(self, batch: int, logs: Logs) -> None:
         assert self.doctor is not None
@@ -75,9 +64,6 @@ class DoctorCallback(Callback):
         doctor.after_step(logs["inputs"])
         # a full batch's loss is the epoch's: it arrives with on_epoch_end, already read
         doctor.record(None if doctor.losses_from_epochs else logs["loss"], target=logs["target"])
-        if self.mode == "repair":
-            doctor.flush()
-            self._repair_if_needed()
 
     def on_validation_end(self, epoch: int, logs: Logs) -> None:
         assert self.doctor is not None
@@ -86,12 +72,54 @@ class DoctorCallback(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         assert self.doctor is not None
         self.doctor.end_epoch(epoch, logs.get("loss"))
-        if self.mode == "repair":
-            self.doctor.flush()  # a full batch's loss arrives here
-            self._repair_if_needed()
-            loss = logs.get("loss", math.nan)
-            if math.isfinite(loss) and loss < self._best_loss:
-                self._best_loss, self._rollback = loss, self._candidate
+
+    def on_train_end(self, logs: Logs) -> None:
+        if self.doctor is None:
+            return
+        self.doctor.close()
+        said = {(finding.code, finding.subject) for finding in self._earlier}
+        new = [finding for finding in self.doctor.findings if (finding.code, finding.subject) not in said]
+        self.state.findings = [*self._earlier, *new]
+        self.state.doctor_actions = [*self._earlier_actions, *self.doctor.actions]
+
+
+class RepairingDoctorCallback(DoctorCallback):
+    """fit's doctor="repair": when the loss diverges or turns non-finite, roll back to the best epoch so
+    far, divide the learning rate by 10 (at most 3 times) and carry on."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__("repair", **options)
+        self.repairs = 0
+
+    def on_train_begin(self, logs: Logs) -> None:
+        super().on_train_begin(logs)
+        self._best_loss = math.inf
+        self._rollback = self._snapshot()
+        self._seen = {code: 0 for code in REPAIR_CODES}
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.state.model.state_dict()),
+            "optimizer": copy.deepcopy(self.state.optimizer.state_dict()),
+        }
+
+    def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
+        self._candidate = self._snapshot()  # the weights this epoch's loss will be measured on
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        super().on_batch_end(batch, logs)
+        assert self.doctor is not None
+        self.doctor.flush()
+        self._repair_if_needed()
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        super().on_epoch_end(epoch, logs)
+        assert self.doctor is not None
+        self.doctor.flush()  # a full batch's loss arrives here
+        self._repair_if_needed()
+        loss = logs.get("loss", math.nan)
+        if math.isfinite(loss) and loss < self._best_loss:
+            self._best_loss, self._rollback = loss, self._candidate
 
     def _repair_if_needed(self) -> None:
         doctor = self.doctor
@@ -118,12 +146,3 @@ class DoctorCallback(Callback):
         )
         doctor.actions.append(action)
         doctor.printer(f"repair {action}")
-
-    def on_train_end(self, logs: Logs) -> None:
-        if self.doctor is None:
-            return
-        self.doctor.close()
-        said = {(finding.code, finding.subject) for finding in self._earlier}
-        new = [finding for finding in self.doctor.findings if (finding.code, finding.subject) not in said]
-        self.state.findings = [*self._earlier, *new]
-        self.state.doctor_actions = [*self._earlier_actions, *self.doctor.actions]

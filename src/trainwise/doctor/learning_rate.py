@@ -408,7 +408,7 @@ def check_not_learning(doctor: Doctor) -> None:
     if seen <= recorded < due:
         return
     _NOT_LEARNING_DUE[doctor] = (recorded, recorded + max(NOT_LEARNING_STEPS // 10, recorded // 10))
-    losses = [v for v in doctor.obs.losses if math.isfinite(v)]
+    losses = doctor.obs.finite_losses
     if len(losses) < NOT_LEARNING_STEPS:
         return
     if doctor.steps_per_epoch and doctor.step < doctor.steps_per_epoch:
