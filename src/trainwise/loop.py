@@ -8,7 +8,7 @@ Callback hooks fire in this order (see trainwise.callbacks):
           for each batch:
             on_batch_begin      logs: size
             forward, loss, zero_grad, backward
-            on_before_step      gradients are ready (clipping, the doctor)
+            on_before_step      gradients are ready (clipping)
             optimizer.step
             on_batch_end        logs: loss (a device tensor: no host sync), size, inputs, target
             (after SIGINT/SIGTERM the epoch ends here: status "interrupted")

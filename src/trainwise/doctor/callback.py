@@ -54,10 +54,6 @@ class DoctorCallback(Callback):
         if self.data is not None:
             self.doctor.inspect_data(*self.data)
 
-    def on_before_step(self, batch: int, logs: Logs) -> None:
-        assert self.doctor is not None
-        self.doctor.before_step()
-
     def on_batch_end(self, batch: int, logs: Logs) -> None:
         doctor = self.doctor
         assert doctor is not None

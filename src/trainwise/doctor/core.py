@@ -4,8 +4,9 @@ The doctor never changes the training step. It reads state through forward hooks
 (inputs, outputs, train/eval mode, activations on sampled steps), forward pre-hooks on the loss
 module (output and target, before the loss can crash on them), tensor hooks on one probe
 parameter (did gradients get zeroed between steps?) and optimizer step hooks (gradients, update
-sizes). Inside fit (driven=True) the loop's callbacks call before_step() and after_step() instead
-of the optimizer hooks, and the model's hooks are attached only around sampled steps. Cheap
+sizes). Inside fit (driven=True) the loop's callbacks call after_step() instead of the optimizer's
+post-hook, and the model's hooks and the optimizer's pre-hook are attached only around sampled
+steps. Cheap
 statistics are read every step; expensive ones on sampled steps (the first `warmup` steps, then
 pairs every `sample_every` steps, spreading out to one pair per 20% of the run). Recorded losses
 stay on the device and are read in one go on sampled steps, so there is no per-step host
@@ -168,8 +169,8 @@ class Doctor:
         self.last_eval_input: torch.Tensor | None = None
         self.data: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None = None
         self.flushed_from = 0  # index of the first loss read by the latest flush
-        # fit's callback drives the doctor: it reports steps and epoch ends itself, so the model's forward
-        # hooks are needed on sampled steps only and the optimizer's step hooks not at all
+        # fit's callback drives the doctor: it reports step and epoch ends itself, so the model's forward
+        # hooks and the optimizer's step pre-hook are needed on sampled steps only
         self.driven = driven
         self._losses_on_host: bool | None = None
         # full batch under fit: the step's loss is the epoch's, which fit reads and hands to end_epoch()
@@ -378,8 +379,11 @@ class Doctor:
         )
         for attach in forward_hooks:
             self.add_sampled_hook(attach) if self.driven else self._handles.append(attach())
-        if not self.driven:  # fit calls before_step() and after_step() itself
-            self._handles.append(self.optimizer.register_step_pre_hook(lambda *_: self.before_step()))
+        before_step = partial(self.optimizer.register_step_pre_hook, lambda *_: self.before_step())
+        if self.driven:  # fit tells the doctor of each step's end; the step's start matters when sampled
+            self.add_sampled_hook(before_step)
+        else:
+            self._handles.append(before_step())
             self._handles.append(self.optimizer.register_step_post_hook(lambda *_: self.after_step()))
         # sampled steps only: attached just before them and removed after, so the other steps run
         # without them (a hooked module takes PyTorch's slower call path)
