@@ -1,5 +1,6 @@
 """fit / evaluate / predict: the loop's contract, its hooks and its numbers."""
 
+import functools
 import math
 import warnings
 from typing import Any
@@ -378,6 +379,21 @@ def test_the_optimizer_step_skips_torchs_wrapper_only_while_nothing_observes_it(
         warnings.simplefilter("error")  # "lr_scheduler.step() before optimizer.step()" would be one
         step_optimizer(optimizer)
         scheduler.step()
+
+    class Rewrapped(torch.optim.SGD):
+        pass
+
+    rewrapped = Rewrapped(model.parameters(), lr=0.1)  # torch wraps the class's step here
+    torch_step = Rewrapped.step
+
+    @functools.wraps(torch_step)  # a wrapper of the user's own around torch's, which must still run
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append("user's wrapper")
+        return torch_step(*args, **kwargs)
+
+    Rewrapped.step = counting  # type: ignore[method-assign]
+    step_optimizer(rewrapped)
+    assert calls[-1] == "user's wrapper"
 
 
 def test_full_batch_epoch_loss_is_the_step_loss_exactly() -> None:

@@ -483,13 +483,19 @@ def zero_grad(optimizer: torch.optim.Optimizer) -> None:
             param.grad = None
 
 
+# the code of the wrapper torch puts around every optimizer class's step (Optimizer.profile_hook_step)
+_TORCH_STEP_WRAPPER = torch.optim.Optimizer.profile_hook_step(lambda *args: None).__code__
+
+
 def step_optimizer(optimizer: torch.optim.Optimizer) -> None:
     """optimizer.step(), without the profiler range and hook loop torch wraps around it (about 7 us a
     step, several % of a small model's step) while nothing can observe them: no step hooks, no profiler
     running, and no LR scheduler's counting wrapper on the instance. Otherwise torch's own."""
-    unwrapped: Callable[[torch.optim.Optimizer], Any] | None = getattr(type(optimizer).step, "__wrapped__", None)
+    wrapped_step = type(optimizer).step
+    unwrapped: Callable[[torch.optim.Optimizer], Any] | None = getattr(wrapped_step, "__wrapped__", None)
     observed = (
-        optimizer._optimizer_step_pre_hooks
+        getattr(wrapped_step, "__code__", None) is not _TORCH_STEP_WRAPPER  # only torch's own is skipped
+        or optimizer._optimizer_step_pre_hooks
         or optimizer._optimizer_step_post_hooks
         or torch_optimizer._global_optimizer_pre_hooks
         or torch_optimizer._global_optimizer_post_hooks
