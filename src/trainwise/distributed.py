@@ -10,6 +10,8 @@ summed over the processes; process 0 alone writes records, checkpoints and the r
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
 from collections.abc import Sequence
@@ -59,7 +61,16 @@ def setup(device: torch.device) -> Distributed | None:
     if context is not None and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+        # left to the interpreter's teardown, the group's threads can be destroyed while still running
+        # (C++ "terminate called without an active exception"): a finished process then dies by SIGABRT
+        atexit.register(_leave_process_group)
     return context
+
+
+def _leave_process_group() -> None:
+    gc.collect()  # first the DistributedDataParallel wrappers still held in reference cycles (fit's state)
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def device_for(context: Distributed, device: torch.device) -> torch.device:
