@@ -483,8 +483,19 @@ def zero_grad(optimizer: torch.optim.Optimizer) -> None:
             param.grad = None
 
 
-# the code of the wrapper torch puts around every optimizer class's step (Optimizer.profile_hook_step)
-_TORCH_STEP_WRAPPER = torch.optim.Optimizer.profile_hook_step(lambda *args: None).__code__
+def _torch_step_wrapper() -> Any:
+    """The code of the wrapper torch puts around every optimizer class's step (Optimizer.profile_hook_step),
+    or None on a torch whose wrapper or hook registries are not the ones step_optimizer knows."""
+    wrap = getattr(torch.optim.Optimizer, "profile_hook_step", None)
+    known = all(
+        hasattr(torch_optimizer, name) for name in ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")
+    )
+    if wrap is None or not known or not hasattr(torch.autograd.profiler, "_is_profiler_enabled"):
+        return None
+    return wrap(lambda *args: None).__code__
+
+
+_TORCH_STEP_WRAPPER = _torch_step_wrapper()
 
 
 def step_optimizer(optimizer: torch.optim.Optimizer) -> None:
@@ -494,7 +505,8 @@ def step_optimizer(optimizer: torch.optim.Optimizer) -> None:
     wrapped_step = type(optimizer).step
     unwrapped: Callable[[torch.optim.Optimizer], Any] | None = getattr(wrapped_step, "__wrapped__", None)
     observed = (
-        getattr(wrapped_step, "__code__", None) is not _TORCH_STEP_WRAPPER  # only torch's own is skipped
+        _TORCH_STEP_WRAPPER is None
+        or getattr(wrapped_step, "__code__", None) is not _TORCH_STEP_WRAPPER  # only torch's own is skipped
         or optimizer._optimizer_step_pre_hooks
         or optimizer._optimizer_step_post_hooks
         or torch_optimizer._global_optimizer_pre_hooks
