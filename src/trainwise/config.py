@@ -143,9 +143,7 @@ class TrainConfig(_Section):
             try:
                 device = torch.device(value)
             except RuntimeError:
-                device = None
-            if device is None:
-                raise ValueError("not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+                raise ValueError("not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
             if device.type == "meta":  # tensors with shapes but no values
                 raise ValueError("the meta device holds no values to train; use 'auto', 'cpu', 'cuda' or 'mps'")
         return value

@@ -246,26 +246,22 @@ class InMemoryBatches:
             if skip == 0:
                 yield X, y
             return
-        steps, size = len(self), self.step_samples
-        if not self.shuffle:
-            for step in range(skip, steps):
-                start, stop = self._share(step * size, min(step * size + size, self.n))
-                yield X[start:stop], y[start:stop]
-            return
-        self.epoch_start = self.generator.get_state()
-        perm = torch.randperm(self.n, generator=self.generator).to(X.device, non_blocking=True)
-        if X.device.type != "cpu":  # one gather kernel per epoch, then every batch is a slice
-            X, y = X[perm], y[perm]
-            for step in range(skip, steps):
-                start, stop = self._share(step * size, min(step * size + size, self.n))
-                yield X[start:stop], y[start:stop]
-            return
-        # On the CPU each batch gathers its own rows: the same batches as slicing a permuted copy, without
-        # the copy (the data set's size again in memory, and a pass over all of it each epoch)
-        for step in range(skip, steps):
+        rows = None  # on the CPU, each shuffled batch's rows of the unpermuted tensors
+        if self.shuffle:
+            self.epoch_start = self.generator.get_state()
+            perm = torch.randperm(self.n, generator=self.generator).to(X.device, non_blocking=True)
+            if X.device.type != "cpu":  # one gather kernel per epoch, then every batch is a slice
+                X, y = X[perm], y[perm]
+            else:  # each batch gathers its own rows: the same batches as slicing a permuted copy, without
+                rows = perm  # the copy (the data set's size again in memory, and a pass over all of it)
+        size = self.step_samples
+        for step in range(skip, len(self)):
             start, stop = self._share(step * size, min(step * size + size, self.n))
-            rows = perm[start:stop]
-            yield X.index_select(0, rows), y.index_select(0, rows)
+            if rows is None:
+                yield X[start:stop], y[start:stop]
+            else:
+                batch_rows = rows[start:stop]
+                yield X.index_select(0, batch_rows), y.index_select(0, batch_rows)
 
     def _share(self, start: int, stop: int) -> tuple[int, int]:
         """This process's part of rows start..stop (sizes differ by at most one, as torch.tensor_split)."""

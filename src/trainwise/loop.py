@@ -447,18 +447,16 @@ def _step_function(
         zero_grad(optimizer)
         if scaler is None:
             loss.backward()
-            if before:
-                logs = {"loss": loss}
-                for on_before_step in before:
-                    on_before_step(batch, logs)
-            step_optimizer(optimizer)
         else:  # fp16: scaled backward; callbacks see the true gradients; the scaler skips non-finite steps
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
-            if before:
-                logs = {"loss": loss}
-                for on_before_step in before:
-                    on_before_step(batch, logs)
+        if before:
+            logs = {"loss": loss}
+            for on_before_step in before:
+                on_before_step(batch, logs)
+        if scaler is None:
+            step_optimizer(optimizer)
+        else:
             scaler.step(optimizer)
             scaler.update()
         state.step += 1
