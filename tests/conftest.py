@@ -1,6 +1,9 @@
+import os
 from pathlib import Path
 
 import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 # every built-in recipe, one per seed variant (../shared/seed-workloads.md), in sorted order
 RECIPE_NAMES = [
@@ -35,3 +38,11 @@ needs_fashion_mnist = pytest.mark.skipif(
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs recorded by a test never land in the working tree."""
     monkeypatch.setenv("TRAINWISE_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a `python -m trainwise` subprocess: this checkout's src first on PYTHONPATH, so the
+    code under test runs whether or not (or wherever) the package is installed."""
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [env.get("PYTHONPATH")])])
+    return env

@@ -1,12 +1,19 @@
 """Built-in callbacks: early stopping, LR scheduling, gradient clipping, progress display."""
 
+import functools
 import io
+import time
+from types import SimpleNamespace
 from typing import Any
 
+import IPython.display
 import pytest
 import torch
+from rich.console import Console
 from torch import nn
 
+import trainwise
+import trainwise.callbacks as callbacks_module
 from trainwise.callbacks import (
     Callback,
     CallbackList,
@@ -18,7 +25,10 @@ from trainwise.callbacks import (
     scheduler_class,
 )
 from trainwise.errors import ConfigError
-from trainwise.loop import fit
+
+# Every fit here trains on the CPU, on any machine: "auto" would pick a GPU, and the tests compare the
+# weights with snapshots and CPU-made expectations.
+fit = functools.partial(trainwise.fit, device="cpu")
 
 
 def data(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +153,8 @@ def test_plain_progress_prints_periodic_epoch_lines() -> None:
     assert all("loss" in line for line in lines)
 
 
-def test_rich_progress_renders_epochs_and_metrics() -> None:
+def test_rich_progress_renders_epochs_and_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a narrow terminal's own COLUMNS would cut the metrics off
     out = io.StringIO()
     X, y = data()
     fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.01, epochs=5, batch_size=16, val_data=(X, y),
@@ -165,3 +176,79 @@ def test_best_epoch_skips_nonfinite_values() -> None:
     history = {"loss": [3.0, float("nan"), 1.0, float("inf")], "lr": [0.1] * 4}
     assert best_epoch(history) == {"epoch": 3, "loss": 1.0, "lr": 0.1}
     assert best_epoch({"loss": [float("nan")]}) == {}
+
+
+class FakeClock:
+    """time.perf_counter for the progress bar: `advance` moves it, so times left are exact."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drive(bar: ProgressBar, clock: FakeClock, *, epochs: int, steps: int, batches: int, seconds: float) -> None:
+    """Run `batches` steps of the first epoch, each taking `seconds` on the clock."""
+    bar.state = SimpleNamespace(epochs=epochs, steps_per_epoch=steps, step=0, epoch=0)  # type: ignore[assignment]
+    bar.on_train_begin({})
+    bar.on_epoch_begin(0, {})
+    for batch in range(batches):
+        clock.now += seconds
+        bar.state.step += 1
+        bar.on_batch_end(batch, {"loss": torch.tensor(2.5)})
+
+
+def test_rich_progress_labels_the_inner_bar_batches_and_shows_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "perf_counter", clock)
+    bar = ProgressBar(mode="rich", refresh_hz=1e6, file=io.StringIO())
+    drive(bar, clock, epochs=3, steps=10, batches=4, seconds=5.0)
+    console = Console(width=150, record=True, file=io.StringIO())
+    console.print(bar._progress.make_tasks_table(bar._progress.tasks))
+    bar.on_train_end({})
+    epoch_line, batch_line = console.export_text().splitlines()[:2]
+    assert epoch_line.split()[:2] == ["epoch", "0/3"]
+    # 6 batches left at 5 s each; the run: 3 epochs of 10 batches at 5 s each (nothing finished yet)
+    assert batch_line.split()[:2] == ["batches", "4/10"] and "0:00:30" in batch_line and "loss 2.5" in batch_line
+    assert "0:02:30" in epoch_line
+    assert "-:--:--" not in epoch_line + batch_line
+
+
+def test_notebook_progress_updates_one_html_display_at_a_bounded_rate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown: list[Any] = []
+
+    class Handle:
+        def update(self, view: Any) -> None:
+            shown.append(view)
+
+    def display(view: Any, display_id: bool = False) -> Handle:
+        assert display_id is True
+        shown.append(view)
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    X, y = data()
+    bar = ProgressBar(mode="notebook", refresh_hz=4.0)
+    start = time.perf_counter()
+    result = fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.01, epochs=200, batch_size=16, callbacks=[bar],
+                 progress=False)  # fmt: skip
+    seconds = time.perf_counter() - start
+    # the first display, updates at most 4 a second (+1 for the last batch of an epoch), and the last
+    assert 2 <= len(shown) <= 4 * seconds + 4
+    last = shown[-1]
+    text = repr(last)
+    assert text.splitlines()[0].startswith("epoch 200/200  0:00:00 left  loss ")
+    assert f"loss {result.history['loss'][-1]:.4g}" in text
+    assert text.splitlines()[1].startswith("batches 4/4")
+    html = last._repr_html_()
+    assert html.count("<progress") == 2 and "value='200' max='200'" in html
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_progress_mode_is_checked() -> None:
+    with pytest.raises(ConfigError, match="use 'auto', 'rich', 'notebook' or 'plain'"):
+        ProgressBar(mode="fancy")

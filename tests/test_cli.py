@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import RECIPE_NAMES
+from tests.conftest import RECIPE_NAMES, subprocess_env
 from trainwise import cli
 from trainwise.checkpoint import load as trainwise_load
 
@@ -41,12 +41,24 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=_no_nan)
 
 
+# commands that train (or sweep) a config: on the CPU, on any machine ("auto" would pick a GPU, and the tests
+# compare with the CPU's numbers); a --set of the test's own that comes later still wins
+TRAINING_COMMANDS = ("fit", "lr-find", "compare")
+
+
+def on_cpu(args: Sequence[str]) -> list[str]:
+    if args and args[0] in TRAINING_COMMANDS:
+        return [args[0], "--set", "train.device=cpu", *args[1:]]
+    return list(args)
+
+
 def trainwise(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`python -m trainwise ARGS` with TRAINWISE_HOME=home, stdout and stderr captured."""
-    env = {**os.environ, "TRAINWISE_HOME": str(home), "COLUMNS": "200"}
+    """`python -m trainwise ARGS` with TRAINWISE_HOME=home (this checkout's src first on PYTHONPATH, a wide
+    console), stdout and stderr captured."""
+    env = subprocess_env(TRAINWISE_HOME=str(home), COLUMNS="200")
     env.pop("TRAINWISE_DEBUG", None)
     return subprocess.run(
-        [sys.executable, "-m", "trainwise", *args],
+        [sys.executable, "-m", "trainwise", *on_cpu(args)],
         capture_output=True,
         text=True,
         env=env,
@@ -57,7 +69,7 @@ def trainwise(home: Path, *args: str, timeout: float = 120) -> subprocess.Comple
 
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """cli.main in-process: (exit code, stdout, stderr)."""
-    code = cli.main(list(args))
+    code = cli.main(on_cpu(args))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -159,7 +171,10 @@ def test_fit_run_appears_in_runs_json(home: Path, w1: dict[str, Any]) -> None:
     assert row["metrics"]["loss"] == pytest.approx(W1_LOSS, abs=1e-4)
 
 
-def test_runs_table(in_home: Path, w1: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_runs_table(
+    in_home: Path, w1: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # a terminal's own COLUMNS (80) would cut the run's id short
     code, out, err = run_main(capsys, "runs")
     assert (code, err) == (0, "")
     assert Path(w1["run"]).name in out  # not cut short, although stdout is not a terminal
@@ -519,8 +534,8 @@ def test_fit_keeps_the_run_when_the_report_fails(
     def broken(run: Path, **_: Any) -> Path:
         raise RuntimeError("no space left")
 
-    # importlib: `trainwise.report` the attribute is the report() function, the module is in sys.modules
-    monkeypatch.setattr(importlib.import_module("trainwise.report"), "write_report", broken)
+    # importlib: `trainwise.run_report` the attribute is the report() function, the module is in sys.modules
+    monkeypatch.setattr(importlib.import_module("trainwise.run_report"), "write_report", broken)
     code, out, err = run_main(capsys, "fit", "w1-normalized", "--set", "train.epochs=5", "--runs-dir", str(tmp_path))
     (run,) = tmp_path.glob("2*")
     assert code == 0 and f"records: {run}" in out and "report:" not in out
@@ -544,7 +559,7 @@ def test_report_of_a_python_fit_outside_the_runs_folder(tmp_path: Path, capsys: 
     from trainwise.loop import fit
 
     data = (torch.tensor(T_U).unsqueeze(1), torch.tensor(T_C).unsqueeze(1))
-    quiet = {"progress": False, "doctor": "off"}
+    quiet = {"progress": False, "doctor": "off", "device": "cpu"}
     result = fit(torch.nn.Linear(1, 1), data, loss="mse", lr=1e-4, epochs=3, run_dir=tmp_path / "mine", **quiet)
     code, out, err = run_main(capsys, "report", str(result.run), "--runs-dir", str(tmp_path / "runs"))
     assert (code, out, err) == (0, f"{result.run / 'report.html'}\n", "")
@@ -596,3 +611,33 @@ def test_lr_find_names_its_plot_after_the_config_inside_the_runs_folder(
     plot = runs / "lr-find-x-..-..-..-escape.png"
     assert plot.is_file() and plot.name in out
     assert [path for path in tmp_path.rglob("*") if path.is_file() and path != config] == [plot]
+
+
+# --- version and resuming a finished run -------------------------------------------------------------
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import trainwise as package
+
+    code, out, _ = run_main(capsys, "--version")
+    assert (code, out.strip()) == (0, f"trainwise {package.__version__}")
+
+
+def test_resume_of_a_complete_run_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRAINWISE_HOME", str(tmp_path))
+    code, out, err = run_main(capsys, "fit", "w1-normalized", "--set", "train.epochs=20", "--json")
+    assert code == 0, err
+    run = Path(json.loads(out)["run"])
+    before = (run / "metrics.csv").read_text()
+    code, out, err = run_main(capsys, "fit", "--resume", "latest")
+    assert code == 0, err
+    assert out.strip() == (
+        f"{run.name} is already complete (20 of 20 epochs trained); nothing to resume. To train it further, "
+        "add --set train.epochs=N with N above 20; to train anew, run `trainwise fit` on its recipe"
+    )
+    assert (run / "metrics.csv").read_text() == before  # nothing retrained or rewritten
+    code, out, err = run_main(capsys, "fit", "--resume", "latest", "--set", "train.epochs=25", "--json")
+    assert code == 0, err
+    assert (json.loads(out)["status"], json.loads(out)["epochs"]) == ("completed", 25)

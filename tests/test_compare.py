@@ -1,4 +1,4 @@
-"""Tests for trainwise.compare: grids of W1/W3 trainings and recorded runs, ranked and plotted.
+"""Tests for trainwise.comparison: grids of W1/W3 trainings and recorded runs, ranked and plotted.
 
 The numbers come from the seed workloads (../shared/seed-workloads.md): W1 on inputs scaled by 0.1 for
 200 epochs ends at loss 16.6081 with SGD lr 1e-2 and 28.0820 with lr 1e-3; on raw inputs lr 1e-2 turns
@@ -18,14 +18,22 @@ from rich.console import Console
 
 import trainwise
 from tests.test_cli import one_error_line, run_main
-from trainwise.compare import CompareRow, Comparison, compare_runs, parse_vary, rank
+from trainwise.comparison import CompareRow, Comparison, compare_runs, parse_vary, rank
 from trainwise.config import load_config
 from trainwise.errors import ConfigError, TrainwiseError
 from trainwise.recipes import run_config, run_recipe
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SHORT = ["train.epochs=200"]
+# every training here runs on the CPU, on any machine: the expected losses are the CPU's ("auto" would pick a GPU)
+CPU = "train.device=cpu"
+SHORT = ["train.epochs=200", CPU]
 QUIET = ["train.doctor=quiet"]  # the doctor still runs and counts findings, it just prints nothing
+
+
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's tables at one width, whatever COLUMNS the terminal running the tests exports."""
+    monkeypatch.setenv("COLUMNS", "200")
 
 
 def run_folders(root: Path) -> list[Path]:
@@ -47,13 +55,16 @@ def w1_lr() -> Comparison:
 @pytest.fixture(scope="module")
 def w1_raw() -> Comparison:
     """W1 on raw inputs, 30 epochs: lr 1e-2 diverges, lr 1e-4 does not."""
-    return trainwise.compare("w1-raw-lr1e-2", {"optim.lr": ["1e-2", "1e-4"]}, overrides=["train.epochs=30", *QUIET])
+    return trainwise.compare(
+        "w1-raw-lr1e-2", {"optim.lr": ["1e-2", "1e-4"]}, overrides=["train.epochs=30", *QUIET, CPU]
+    )
 
 
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-class TOML config on 2-D blobs with val and test splits. Its bias starts at (5, -5), so every
-    sample is called class 0 (accuracy 0.5) until training moves the bias: a tiny lr never gets there."""
+    """A two-class TOML config on 2-D blobs with val and test splits, trained on the CPU. Its bias starts at
+    (5, -5), so every sample is called class 0 (accuracy 0.5) until training moves the bias: a tiny lr never gets
+    there."""
     folder = tmp_path_factory.mktemp("blobs")
     rng = np.random.default_rng(0)
 
@@ -69,7 +80,7 @@ def blobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f'[data]\nname = "{folder / "blobs.npz"}"\n\n'
         '[model]\nname = "linear"\ninit = { weight = 0.0, bias = [5.0, -5.0] }\n\n'
         '[loss]\nname = "cross_entropy"\n\n[optim]\nname = "sgd"\nlr = 1e-3\n\n'
-        '[train]\nepochs = 20\nmetrics = ["accuracy"]\ndoctor = "quiet"\n'
+        '[train]\nepochs = 20\nmetrics = ["accuracy"]\ndoctor = "quiet"\ndevice = "cpu"\n'
     )
     return config
 
@@ -127,7 +138,7 @@ def test_a_diverged_run_ranks_last_and_shows_diverged(w1_raw: Comparison) -> Non
 
 def test_a_run_the_doctor_stops_ranks_last_and_the_grid_goes_on() -> None:
     comparison = trainwise.compare(
-        "w1-raw-lr1e-2", {"optim.lr": ["1e-2", "1e-4"]}, overrides=["train.epochs=30", "train.doctor=stop"]
+        "w1-raw-lr1e-2", {"optim.lr": ["1e-2", "1e-4"]}, overrides=["train.epochs=30", "train.doctor=stop", CPU]
     )
     stopped = comparison.rows[1]
     assert (stopped.values, stopped.status, stopped.findings["error"]) == ({"optim.lr": "1e-2"}, "failed", 1)
@@ -140,17 +151,17 @@ def test_a_run_the_doctor_stops_ranks_last_and_the_grid_goes_on() -> None:
 def test_grid_over_a_list_valued_key_on_w3() -> None:
     assert parse_vary(["model.hidden=[100],[50, 50]"]) == {"model.hidden": ["[100]", "[50, 50]"]}
     comparison = trainwise.compare(
-        "w3-sequential-sgd", {"model.hidden": ["[100]", "[50, 50]"]}, overrides=["train.epochs=20", *QUIET]
+        "w3-sequential-sgd", {"model.hidden": ["[100]", "[50, 50]"]}, overrides=["train.epochs=20", *QUIET, CPU]
     )
     assert {row.values["model.hidden"] for row in comparison.rows} == {"[100]", "[50, 50]"}
-    direct = run_recipe("w3-sequential-sgd", ["train.epochs=20", *QUIET, "model.hidden=[50, 50]"], progress=False)
+    direct = run_recipe("w3-sequential-sgd", ["train.epochs=20", *QUIET, CPU, "model.hidden=[50, 50]"], progress=False)
     (deep,) = [row for row in comparison.rows if row.values["model.hidden"] == "[50, 50]"]
     assert deep.final_loss == direct.fit.history["loss"][-1]
     assert deep.findings == {"info": 1}  # W3 sums its squared errors: sum-reduction
 
 
 def test_a_config_object_can_be_compared() -> None:
-    config = load_config("w1-normalized", ["train.epochs=50"])
+    config = load_config("w1-normalized", ["train.epochs=50", CPU])
     comparison = trainwise.compare(config, {"optim.lr": ["1e-2"]})
     assert comparison.rows[0].final_loss == run_config(config, progress=False).fit.history["loss"][-1]
 
@@ -197,8 +208,30 @@ def test_table_and_html_show_the_same_cells(w1_lr: Comparison) -> None:
     assert "16.6081" in first and "16.6081 (200)" in first and "none" in first
     assert "ranked by loss, lowest first; diverged runs last" in text
     page = w1_lr._repr_html_()
-    assert page.count("<tr>") == 3
+    assert page.count("<tr") == 3 and page.count("<table>") == 1  # the header and one row per run
+    assert "<th>final loss</th>" in page
     assert "<td>1e-2</td><td>16.6081</td><td>16.6081 (200)</td>" in page
+
+
+def test_print_table_prints_the_text_table_the_cli_shows(w1_lr: Comparison, capsys: pytest.CaptureFixture[str]) -> None:
+    print(w1_lr.table())
+    printed = capsys.readouterr().out
+    assert "rich.table.Table object" not in printed and "\x1b[" not in printed
+    lines = printed.splitlines()
+    assert lines[0].strip() == "w1-normalized"
+    first = next(line for line in lines if "1e-2" in line)
+    cells = [cell.strip() for cell in first.split("│")[1:-1]]
+    assert cells[:4] == ["1", "1e-2", "16.6081", "16.6081 (200)"] and cells[-1] == "none"
+    assert "ranked by loss, lowest first; diverged runs last" in printed
+    # the same table as a rich Console (the CLI's) renders from the Comparison itself
+    assert [line.rstrip() for line in rendered(w1_lr).splitlines()] == [line.rstrip() for line in lines]
+
+
+def test_reprs_are_short_and_summarize_the_loss_curves(w1_lr: Comparison) -> None:
+    best = repr(w1_lr.best)
+    assert best.startswith("CompareRow(rank=1, label='optim.lr=1e-2', final_loss=16.61, best_epoch=200, ")
+    assert "loss=[200 values]" in best and len(best) < 200
+    assert repr(w1_lr) == "Comparison(title='w1-normalized', rank_by='loss', runs=2, best='optim.lr=1e-2')"
 
 
 # --- the plot -------------------------------------------------------------------------------------
@@ -245,7 +278,7 @@ def test_runs_compare_reproduces_recorded_losses_and_differing_keys(tmp_path: Pa
 
 def test_runs_compare_lists_only_the_keys_that_differ(tmp_path: Path) -> None:
     for recipe in ("w1-raw-lr1e-4", "w1-normalized"):
-        run_config(load_config(recipe, ["train.epochs=100", *QUIET]), run_root=tmp_path, progress=False)
+        run_config(load_config(recipe, ["train.epochs=100", *QUIET, CPU]), run_root=tmp_path, progress=False)
     raw, normalized = sorted(run_folders(tmp_path), key=lambda p: "normalized" in p.name)
     comparison = compare_runs([str(raw), str(normalized)], runs_dir=tmp_path)
     assert comparison.keys == ["run", "name", "data.normalize", "optim.lr"]
@@ -285,7 +318,7 @@ def test_runs_compare_names_the_run_and_the_bad_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Any, message: str
 ) -> None:
     for _ in range(2):
-        run_config(load_config("w1-normalized", ["train.epochs=5"]), run_root=tmp_path, progress=False)
+        run_config(load_config("w1-normalized", ["train.epochs=5", CPU]), run_root=tmp_path, progress=False)
     first, second = run_folders(tmp_path)
     damage(second)
     code, out, err = run_main(capsys, "runs", "compare", first.name, second.name, "--runs-dir", str(tmp_path))
@@ -294,7 +327,7 @@ def test_runs_compare_names_the_run_and_the_bad_file(
 
 
 def test_runs_compare_refuses_a_run_listed_twice(tmp_path: Path) -> None:
-    run_config(load_config("w1-normalized", ["train.epochs=5"]), run_root=tmp_path, progress=False)
+    run_config(load_config("w1-normalized", ["train.epochs=5", CPU]), run_root=tmp_path, progress=False)
     (run,) = run_folders(tmp_path)
     with pytest.raises(TrainwiseError, match=rf"^run {run.name} is listed twice \(as 'latest'\); list each run once$"):
         compare_runs([run.name, "latest"], runs_dir=tmp_path)

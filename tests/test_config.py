@@ -415,7 +415,8 @@ def test_compile_and_precision_keys() -> None:
     assert error_of(changed("train.compile", "yes")) == "train.compile: must be a valid boolean (got 'yes')"
     from trainwise.recipes import run_config
 
-    result = run_config(C.load_config("w1-normalized", ["train.epochs=20", 'train.precision="bf16"']), progress=False)
+    overrides = ["train.epochs=20", 'train.precision="bf16"', "train.device=cpu"]
+    result = run_config(C.load_config("w1-normalized", overrides), progress=False)
     assert result.fit.status == "completed" and result.fit.history["loss"][-1] < result.fit.history["loss"][0]
 
 
@@ -626,3 +627,62 @@ def test_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         C.load_config(tmp_path)
     assert str(info.value) == f"{tmp_path}: is a directory; pass a recipe name or a .toml file"
+
+
+USER_MODELS = """
+import torch
+from torch import nn
+
+
+class Strict(nn.Module):
+    def __init__(self, width: int, scale: float = 1.0) -> None:
+        super().__init__()
+        if width > 100:
+            raise ValueError("too wide\\nsecond line")  # the user's own wording, over two lines
+        self.layer = nn.Linear(1, width)
+
+
+class Loose(nn.Module):
+    def __init__(self, width: int, **extra):
+        super().__init__()
+        self.layer = nn.Linear(1, width)
+        self.extra = extra
+"""
+
+
+@pytest.fixture
+def user_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "user_models_for_config_tests.py").write_text(USER_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "user_models_for_config_tests"
+
+
+@pytest.mark.parametrize(
+    ("cls", "options", "message"),
+    [
+        ("Strict", {"width": "auto"}, "model.width: must be a valid integer (got 'auto')"),
+        ("Strict", {"width": 2, "scale": "big"}, "model.scale: must be a valid number (got 'big')"),
+        ("Strict", {"width": 2, "depth": 3}, "model.depth: unknown key (did you mean width?); model {module}:Strict "
+         "takes width, scale, and [model] takes name, outputs, init"),
+        ("Strict", {"scale": 2.0}, "model.width: {module}:Strict rejected its options ['scale']: it requires width; "
+         "add them under [model]"),
+        ("Strict", {"width": 101}, "model.width: {module}:Strict rejected its options ['width'] (ValueError: too "
+         "wide); check them against its signature and the data"),
+        ("Strict", {"width": -1, "scale": 2.0}, "model.width, model.scale: {module}:Strict rejected its options "
+         "['scale', 'width'] (RuntimeError: Trying to create tensor with negative dimension -1: [-1, 1]); check them "
+         "against its signature and the data"),
+        ("Loose", {"width": "wide"}, "model.width: must be a valid integer (got 'wide')"),
+    ],
+)  # fmt: skip
+def test_import_path_model_options_are_one_line_naming_the_keys(
+    user_models: str, cls: str, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        trainwise.build_model(f"{user_models}:{cls}", 1, 1, **options)
+    assert str(caught.value) == message.format(module=user_models)
+
+
+def test_import_path_model_with_extra_keywords_takes_any_key(user_models: str) -> None:
+    model = trainwise.build_model(f"{user_models}:Loose", 1, 1, width=3, anything="goes")
+    assert model.extra == {"anything": "goes"}
+    assert tuple(model.layer.weight.shape) == (3, 1)

@@ -993,7 +993,8 @@ def test_a_malformed_file_ends_trainwise_fit_with_one_line(
     data, message = MALFORMED[case](tmp_path)
     config = tmp_path / "config.toml"
     config.write_text(tomli_w.dumps({"data": data, "model": {"name": "linear"}, "loss": {"name": "mse"},
-                                     "optim": {"name": "sgd", "lr": 0.1}, "train": {"epochs": 1}}))  # fmt: skip
+                                     "optim": {"name": "sgd", "lr": 0.1},
+                                     "train": {"epochs": 1, "device": "cpu"}}))  # fmt: skip
     assert main(["fit", str(config), "--quiet", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
 
@@ -1004,9 +1005,10 @@ def test_in_memory_data_of_different_lengths_or_text_labels_is_one_line() -> Non
     X = torch.randn(20, 3)
     with pytest.raises(DataError, match=r"^data: X has 20 samples but y has 19; they must match$"):
         trainwise.fit(torch.nn.Linear(3, 3), (X, torch.zeros(19, dtype=torch.long)), loss="cross_entropy", lr=0.1,
-                      progress=False)  # fmt: skip
+                      progress=False, device="cpu")  # fmt: skip
     with pytest.raises(DataError, match=r"^data y: cannot read it as numbers \("):
-        trainwise.fit(torch.nn.Linear(3, 3), (X, np.array(["cat"] * 20)), loss="cross_entropy", lr=0.1, progress=False)
+        trainwise.fit(torch.nn.Linear(3, 3), (X, np.array(["cat"] * 20)), loss="cross_entropy", lr=0.1,
+                      progress=False, device="cpu")  # fmt: skip
 
 
 def test_labels_of_the_wrong_dtype_for_the_loss_in_a_config(tmp_path: Path) -> None:
@@ -1015,7 +1017,7 @@ def test_labels_of_the_wrong_dtype_for_the_loss_in_a_config(tmp_path: Path) -> N
     from trainwise.recipes import run_config
 
     path = write_csv(tmp_path / "classes.csv", "a,b,label\n1,2,0\n3,4,1\n5,6,2\n")
-    overrides = [f"data.name={str(path)!r}", "model.name=linear", "train.epochs=1"]
+    overrides = [f"data.name={str(path)!r}", "model.name=linear", "train.epochs=1", "train.device=cpu"]
     with pytest.raises(ConfigError) as info:  # class labels with an element-wise loss
         run_config(load_config("w1-normalized", [*overrides, "loss.name=mse"]), progress=False)
     assert str(info.value) == (
@@ -1023,7 +1025,8 @@ def test_labels_of_the_wrong_dtype_for_the_loss_in_a_config(tmp_path: Path) -> N
         "are class labels; use 'cross_entropy', or set data.one_hot = true"
     )
     with pytest.raises(ConfigError) as info:  # regression targets with a classification loss
-        run_config(load_config("w1-normalized", ["loss.name=cross_entropy", "model.outputs=3"]), progress=False)
+        run_config(load_config("w1-normalized", ["loss.name=cross_entropy", "model.outputs=3", "train.device=cpu"]),
+                   progress=False)  # fmt: skip
     assert str(info.value) == (
         "loss.name: loss 'cross_entropy' needs class labels, but temperature's targets are numbers (1 per sample); "
         "use a regression loss such as 'mse'"
@@ -1035,7 +1038,7 @@ def test_float_labels_with_cross_entropy_in_python_are_a_data_error() -> None:
 
     with pytest.raises(DataError) as info:
         trainwise.fit(torch.nn.Linear(3, 3), (torch.randn(20, 3), torch.rand(20)), loss="cross_entropy", lr=0.1,
-                      progress=False, doctor="off")  # fmt: skip
+                      progress=False, doctor="off", device="cpu")  # fmt: skip
     assert str(info.value) == (
         "y: loss 'cross_entropy' needs integer class labels, but the targets are float32 numbers, one per sample; "
         "pass y.long() if they are labels 0..C-1, or use a regression loss such as 'mse'"
@@ -1043,7 +1046,7 @@ def test_float_labels_with_cross_entropy_in_python_are_a_data_error() -> None:
     # class probabilities, one row per sample, are what cross_entropy also takes
     probabilities = torch.softmax(torch.randn(20, 3), dim=1)
     result = trainwise.fit(torch.nn.Linear(3, 3), (torch.randn(20, 3), probabilities), loss="cross_entropy", lr=0.1,
-                           epochs=2, progress=False, doctor="off")  # fmt: skip
+                           epochs=2, progress=False, doctor="off", device="cpu")  # fmt: skip
     assert result.status == "completed" and len(result.history["loss"]) == 2
 
 
@@ -1062,7 +1065,7 @@ def test_a_malicious_mnist_pickle_named_by_a_config_runs_nothing(
     config = tmp_path / "config.toml"
     config.write_text(tomli_w.dumps({"data": {"name": "mnist", "path": str(path)}, "model": {"name": "logistic"},
                                      "loss": {"name": "cross_entropy"}, "optim": {"name": "sgd", "lr": 0.1},
-                                     "train": {"epochs": 1}}))  # fmt: skip
+                                     "train": {"epochs": 1, "device": "cpu"}}))  # fmt: skip
     assert main(["fit", str(config), "--quiet", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert capsys.readouterr().err == (
         f"error: {path}: refusing to unpickle posix.system: mnist.pkl.gz may only contain numpy arrays\n"

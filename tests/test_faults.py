@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 import trainwise
+from tests.conftest import subprocess_env
 from trainwise.callbacks import Callback
 from trainwise.checkpoint import Checkpoint, TrainingCheckpoint, checkpoints_in
 from trainwise.cli import main
@@ -34,13 +35,17 @@ NO_SPACE_FOR_THE_RECORD = (
 )
 
 
+# the CPU on any machine ("auto" would pick a GPU, and these tests compare with what the CPU writes)
+CPU = ["--set", "train.device=cpu"]
+
+
 def _only_run(root: Path) -> Path:
     (run,) = [path for path in root.iterdir() if path.is_dir()]
     return run
 
 
 def _fit(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> tuple[int, str]:
-    code = main(["fit", *args, "--quiet", "--runs-dir", str(root)])
+    code = main(["fit", *CPU, *args, "--quiet", "--runs-dir", str(root)])
     return code, capsys.readouterr().err
 
 
@@ -64,7 +69,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_earlier_ones(
     folder = tmp_path / "python-checkpoints"  # in Python, with no run record: the checkpoint's own error
     with pytest.raises(TrainwiseError) as info:
         trainwise.fit(nn.Linear(3, 1), (torch.randn(8, 3), torch.randn(8, 1)), loss="mse", lr=0.1, epochs=8,
-                      progress=False, callbacks=[Checkpoint(folder, every_epochs=1)])  # fmt: skip
+                      progress=False, device="cpu", callbacks=[Checkpoint(folder, every_epochs=1)])  # fmt: skip
     assert str(info.value) == f"{folder}: cannot write a checkpoint there (No space left on device)"
     assert [p.name for p in checkpoints_in(folder)] == ["step-000000002", "step-000000003"]
 
@@ -211,11 +216,11 @@ def test_a_runs_folder_on_a_read_only_mount(tmp_path: Path) -> None:
     import sys
 
     root = tmp_path / "runs"
-    assert main(["fit", "w1-normalized", "--quiet", "--runs-dir", str(root), "--set", "train.epochs=20"]) == 0
+    assert main(["fit", "w1-normalized", *CPU, "--quiet", "--runs-dir", str(root), "--set", "train.epochs=20"]) == 0
     run = _only_run(root)
     commands = [
-        ["fit", "w1-normalized", "--set", "train.epochs=2"],
-        ["fit", "--resume", "latest", "--set", "train.epochs=30"],
+        ["fit", "w1-normalized", *CPU, "--set", "train.epochs=2"],
+        ["fit", "--resume", "latest", *CPU, "--set", "train.epochs=30"],
         ["report", "latest"],
         ["export", "latest"],
         ["runs"],
@@ -233,7 +238,7 @@ def test_a_runs_folder_on_a_read_only_mount(tmp_path: Path) -> None:
     if probe.returncode != 0:
         pytest.skip(f"cannot make a read-only mount here: {probe.stderr.decode(errors='replace').strip()[:200]}")
     done = subprocess.run(["unshare", "-m", "sh", "-c", script, READ_ONLY_COMMANDS, arguments],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+                          capture_output=True, text=True, timeout=120, env=subprocess_env())  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(done.stdout.splitlines()[-1])
     erofs = os.strerror(errno.EROFS)
@@ -267,7 +272,8 @@ class DeleteRunFolder(Callback):
 
 @pytest.mark.parametrize("when", [{"epoch": 1}, {"step": 5}], ids=["at-epoch-2", "mid-epoch"])
 def test_a_run_folder_deleted_mid_run_stops_training_with_one_line(tmp_path: Path, when: dict[str, int]) -> None:
-    overrides = ["train.epochs=5", "train.batch_size=16", "checkpoint.every_steps=1"]  # 4 steps an epoch
+    # 4 steps an epoch
+    overrides = ["train.epochs=5", "train.batch_size=16", "checkpoint.every_steps=1", "train.device=cpu"]
     with pytest.raises(TrainwiseError) as info:
         run_recipe("w3-dynamic", overrides, progress=False, run_root=tmp_path, callbacks=[DeleteRunFolder(**when)])
     (row,) = RunIndex(tmp_path).list()
@@ -296,7 +302,7 @@ def _train(root: Path, epochs: int, resume: Path | None = None) -> trainwise.Fit
     model, data = _kill_setup()
     return trainwise.fit(model, data, loss="mse", optimizer="adam", lr=1e-3, epochs=epochs, batch_size=32,
                          run_dir=root, run_name="killed", config={"test": "sigkill"}, progress=False, doctor="off",
-                         callbacks=[Checkpoint(every_steps=1)], resume=resume)  # fmt: skip
+                         device="cpu", callbacks=[Checkpoint(every_steps=1)], resume=resume)  # fmt: skip
 
 
 def _train_until_killed(root: str) -> None:

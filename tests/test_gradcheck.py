@@ -1,4 +1,4 @@
-"""Tests for trainwise.gradcheck: autograd vs finite differences vs a hand-written gradient.
+"""Tests for trainwise.gradient_check: autograd vs finite differences vs a hand-written gradient.
 
 W1 is the thermometer fit of "Deep Learning with PyTorch", chapter 5: at w = 1, b = 0 the gradient of the
 mean squared error is (dL/dw, dL/db) = (4517.2964, 82.6000).
@@ -20,7 +20,7 @@ from torch import nn
 from trainwise import TrainwiseError, cli, gradcheck
 from trainwise.datasets import load_dataset
 from trainwise.errors import ConfigError
-from trainwise.gradcheck import DEFAULT_TOLERANCE, GradcheckResult
+from trainwise.gradient_check import DEFAULT_TOLERANCE, GradcheckResult
 from trainwise.models import DynamicNet
 
 W1_GRADIENT = {"weight": 4517.2964, "bias": 82.6000}
@@ -496,6 +496,12 @@ def test_rich_html_and_json(failed: GradcheckResult) -> None:
 # --- command line -------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's tables at one width (their columns are read by position), whatever COLUMNS the terminal exports."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = cli.main(list(args))
     out, err = capsys.readouterr()
@@ -537,3 +543,19 @@ def test_cli_gradcheck_mistakes(capsys: pytest.CaptureFixture[str], args: list[s
     assert out == ""
     assert len(err.splitlines()) == 1
     assert err.startswith(message)
+
+
+def test_reprs_are_short_and_print_table_prints_text(
+    failed: GradcheckResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert repr(failed) == (
+        "GradcheckResult(ok=False, mismatches=['bias'], parameters=2, loss=1764, dtype='float64', samples=11)"
+    )
+    bias = repr(failed.row("bias"))
+    assert bias.startswith("ParameterCheck(name='bias', shape=(1,), entries=1, ok=False, max_rel_err={")
+    assert "problem=\"manual gradient of 'bias' disagrees with autograd" in bias and len(bias) < 400
+    print(failed.table())
+    printed = capsys.readouterr().out
+    assert "rich.table.Table object" not in printed
+    bias_line = next(line for line in printed.splitlines() if "bias" in line)
+    assert "MISMATCH" in bias_line and "8.26e+01" in bias_line

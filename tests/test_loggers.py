@@ -29,20 +29,18 @@ def tiny_fit(*callbacks: Callback, **kwargs: Any) -> trainwise.FitResult:
     generator = torch.Generator().manual_seed(0)
     X = torch.randn(40, 2, generator=generator)
     y = X @ torch.tensor([[1.5], [-2.0]]) + 0.1 * torch.randn(40, 1, generator=generator)
+    options: dict[str, Any] = {"epochs": EPOCHS, "batch_size": 8, "val_split": 0.2, "device": "cpu", **kwargs}
     return trainwise.fit(
         torch.nn.Linear(2, 1),
         (X, y),
         loss="mse",
         optimizer="sgd",
         lr=0.05,
-        epochs=EPOCHS,
-        batch_size=8,
-        val_split=0.2,
         metrics=["mae"],
         progress=False,
         doctor="off",
         callbacks=list(callbacks),
-        **kwargs,
+        **options,
     )
 
 
@@ -153,10 +151,22 @@ def test_tensorboard_closes_its_file_when_training_fails(tmp_path: Path) -> None
     assert [e.step for e in scalars(tmp_path / "tb").Scalars("epoch/loss")] == [0]
 
 
-def test_every_n_steps_must_be_positive() -> None:
+@pytest.mark.parametrize("logger", ["tensorboard", "mlflow"])
+@pytest.mark.parametrize(("key", "value"), [("every_n_steps", 0), ("every_n_epochs", -2), ("every_n_epochs", 1.5)])
+def test_every_n_must_be_a_positive_whole_number(logger: str, key: str, value: Any) -> None:
+    pytest.importorskip(logger)
+    cls = TensorBoardLogger if logger == "tensorboard" else MLflowLogger
+    with pytest.raises(ConfigError) as info:
+        cls(**{key: value})
+    assert str(info.value) == f"{cls.__name__}: {key} must be at least 1 (a whole number, or None), got {value!r}"
+
+
+def test_tensorboard_every_n_epochs_logs_those_epochs_and_the_last(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
-    with pytest.raises(ConfigError, match="every_n_steps must be at least 1"):
-        TensorBoardLogger(every_n_steps=0)
+    result = tiny_fit(TensorBoardLogger(tmp_path / "tb", every_n_epochs=2), epochs=5)
+    logged = scalars(tmp_path / "tb").Scalars("epoch/loss")
+    assert [e.step for e in logged] == [1, 3, 4]  # epochs 2 and 4 (counted from 1), and the last
+    assert [e.value for e in logged] == f32([result.history["loss"][i] for i in (1, 3, 4)])
 
 
 # ----------------------------------------------------------------------------- MLflow
@@ -185,9 +195,11 @@ def mlflow_uri(mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; monkeypatch takes it back afterwards
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
         monkeypatch.delenv(name, raising=False)
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     yield mlflow_store
     while mlflow.active_run() is not None:  # a failed test must not leave its run to the next one
         mlflow.end_run()
+    mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None: unset, as the test found it
 
 
 def history_of(client: Any, run_id: str, key: str) -> tuple[list[int], list[float]]:
@@ -263,6 +275,105 @@ def test_mlflow_store_it_refuses_is_one_line_and_the_uri_is_put_back(
     assert (mlflow.is_tracking_uri_set(), mlflow.get_tracking_uri()) == before
     tiny_fit(MLflowLogger(EXPERIMENT, tracking_uri=mlflow_uri))  # a store that works: still put back
     assert (mlflow.is_tracking_uri_set(), mlflow.get_tracking_uri()) == before
+
+
+class LogBatches:
+    """Counts MlflowClient.log_batch requests that carry metrics, and how many each carried."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.sizes: list[int] = []
+        real = MlflowClient.log_batch
+
+        def log_batch(client: Any, run_id: str, metrics: Any = (), *args: Any, **kwargs: Any) -> Any:
+            if metrics:
+                self.sizes.append(len(metrics))
+            return real(client, run_id, metrics, *args, **kwargs)
+
+        monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+
+
+def test_mlflow_sends_its_metrics_in_batches_at_the_rate_asked_for(
+    mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    batches = LogBatches(monkeypatch)
+    steps = StepLosses()
+    logger = MLflowLogger(EXPERIMENT, tracking_uri=mlflow_uri, every_n_epochs=3, every_n_steps=5)
+    result = tiny_fit(steps, logger, epochs=8)
+    client = MlflowClient(mlflow_uri)
+    assert logger.run_id is not None
+    for key in ("loss", "val_loss", "mae", "val_mae", "lr", "epoch_seconds"):
+        # epochs 3 and 6 (counted from 1) and the last: the epoch index, from 0
+        assert history_of(client, logger.run_id, key) == ([2, 5, 7], [result.history[key][i] for i in (2, 5, 7)])
+    step_loss = history_of(client, logger.run_id, "step/loss")
+    assert step_loss == ([5, 10, 15, 20, 25, 30], [steps.losses[s] for s in (5, 10, 15, 20, 25, 30)])
+    # 3 epochs x 6 values and 6 step losses, buffered: one request at train end, not one per epoch
+    assert batches.sizes == [3 * 6 + 6]
+
+
+def test_mlflow_flushes_a_full_buffer_and_keeps_every_value(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from trainwise import loggers
+
+    monkeypatch.setattr(loggers, "MLFLOW_BATCH", 10)  # MLflow's own limit is 1000 a request
+    batches = LogBatches(monkeypatch)
+    logger = MLflowLogger(EXPERIMENT, tracking_uri=mlflow_uri, every_n_epochs=1)
+    result = tiny_fit(logger, epochs=6)
+    assert batches.sizes == [10, 10, 10, 6]  # 6 values an epoch: full requests as 10 wait, the rest at train end
+    assert logger.run_id is not None
+    assert history_of(MlflowClient(mlflow_uri), logger.run_id, "loss") == (list(range(6)), result.history["loss"])
+
+
+def test_mlflow_by_default_logs_about_100_epochs_of_a_long_run(
+    mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    batches = LogBatches(monkeypatch)
+    logger = MLflowLogger(EXPERIMENT, tracking_uri=mlflow_uri)
+    result = tiny_fit(logger, epochs=251, batch_size=None, val_split=0.0)  # full batch: 251 quick steps
+    assert logger.run_id is not None
+    steps, values = history_of(MlflowClient(mlflow_uri), logger.run_id, "loss")
+    assert steps == [*range(1, 250, 2), 250]  # every 2nd epoch (251 // 100), and the last
+    assert values == [result.history["loss"][i] for i in steps]
+    assert sum(batches.sizes) == 4 * len(steps)  # loss, mae, lr, epoch_seconds
+
+
+def test_mlflow_without_a_tracking_uri_keeps_its_files_in_the_runs_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert not mlflow.is_tracking_uri_set()  # as the user starts: no store named anywhere
+    work, runs = tmp_path / "work", tmp_path / "home" / "runs"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TRAINWISE_HOME", str(tmp_path / "home"))  # trainwise's default runs folder: `runs`
+    recorded = MLflowLogger(run_name="recorded")
+    result = tiny_fit(recorded, run_dir=runs)
+    unrecorded = MLflowLogger("no-record")  # fit records no run: the default runs folder's store
+    tiny_fit(unrecorded)
+    assert list(work.iterdir()) == []  # no ./mlflow.db, no ./mlruns
+    assert not mlflow.is_tracking_uri_set()  # the store was this fit's only
+    store = f"sqlite:///{(runs / 'mlflow' / 'mlflow.db').resolve()}"
+    assert recorded.store == unrecorded.store == store
+    client = MlflowClient(store)
+    assert recorded.run_id is not None and unrecorded.run_id is not None
+    assert history_of(client, recorded.run_id, "loss") == (list(range(EPOCHS)), result.history["loss"])
+    assert client.get_experiment(client.get_run(unrecorded.run_id).info.experiment_id).name == "no-record"
+    artifacts = [a.path for a in client.list_artifacts(recorded.run_id, "run")]
+    assert "run/summary.json" in artifacts
+    stored = sorted(p.name for p in (runs / "mlflow" / "artifacts").rglob("summary.json"))
+    assert stored == ["summary.json"]  # the artifacts too are in the runs folder
 
 
 # ----------------------------------------------------------------------------- the [log] config section

@@ -14,8 +14,12 @@ from torch.utils.data import DataLoader, TensorDataset
 import trainwise
 from trainwise.callbacks import Callback
 from trainwise.errors import ConfigError
-from trainwise.loop import FitResult, evaluate, fit, predict, step_optimizer
+from trainwise.loop import FitResult, evaluate, predict, step_optimizer
 from trainwise.runs import RunIndex
+
+# Every fit here trains on the CPU, on any machine: "auto" would pick a GPU, and the tests compare the
+# model and its outputs with CPU tensors. A test that passes device= itself still decides.
+fit = functools.partial(trainwise.fit, device="cpu")
 
 T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
 T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
@@ -261,7 +265,7 @@ def test_fit_result_displays_itself() -> None:
 
 def test_nonfinite_loss_is_recorded_not_hidden() -> None:
     X, y = torch.tensor(T_U).unsqueeze(1), torch.tensor(T_C).unsqueeze(1)
-    result = trainwise.fit(nn.Linear(1, 1), (X, y), loss="mse", lr=1e-2, epochs=100, progress=False)
+    result = fit(nn.Linear(1, 1), (X, y), loss="mse", lr=1e-2, epochs=100, progress=False)
     assert not math.isfinite(result.history["loss"][-1])
     assert math.isfinite(result.best["loss"])
 
@@ -273,12 +277,42 @@ def _small_fit(**kwargs: Any) -> FitResult:
     X, y = classification_data(96)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-    options: dict[str, Any] = {"loss": "cross_entropy", "lr": 0.2, "epochs": 6, "batch_size": 16, "progress": False}
+    options: dict[str, Any] = {
+        "loss": "cross_entropy", "lr": 0.2, "epochs": 6, "batch_size": 16, "progress": False, "device": "cpu",
+    }  # fmt: skip
     return fit(model, (X, y), **{**options, **kwargs})
+
+
+@functools.cache
+def _cpp_compiler_problem() -> str | None:
+    """Why torch.compile cannot build code here, or None. On the CPU its backend (inductor) compiles C++ with
+    the system compiler (config.cpp.cxx, else g++); without one that works, the first compiled call fails."""
+    import subprocess
+    import tempfile
+
+    from torch._inductor import cpp_builder
+
+    try:
+        compiler = cpp_builder.get_cpp_compiler()
+    except Exception as exc:
+        return f"torch.compile needs a C++ compiler and finds none here ({type(exc).__name__})"
+    with tempfile.TemporaryDirectory() as folder:
+        command = [compiler, "-x", "c++", "-shared", "-fPIC", "-o", f"{folder}/probe.so", "-"]
+        try:
+            built = subprocess.run(command, input="int probe() { return 0; }", capture_output=True, text=True)
+        except OSError as exc:
+            return f"torch.compile's C++ compiler {compiler!r} does not run here ({exc})"
+    if built.returncode != 0:
+        reason = (built.stderr.strip().splitlines() or ["no message"])[0]
+        return f"torch.compile's C++ compiler {compiler!r} cannot build a shared library here ({reason})"
+    return None
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compile_gives_the_eager_loss_curve() -> None:
+    problem = _cpp_compiler_problem()
+    if problem is not None:
+        pytest.skip(problem)
     torch._dynamo.reset()
     try:
         compiled = _small_fit(compile=True)

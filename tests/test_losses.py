@@ -67,8 +67,25 @@ def test_huber_delta_is_passed_on() -> None:
 
 
 def test_unknown_option_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"mse does not accept \['delta'\]"):
+    with pytest.raises(ConfigError, match=r"^loss.delta: loss 'mse' rejected delta=1.0 \(TypeError: "):
         make_loss("mse", delta=1.0)
+
+
+def test_the_refused_option_is_found_by_trying_not_by_reading_torchs_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = nn.HuberLoss.__init__
+
+    @functools.wraps(original)
+    def refuse_negative_delta(self: nn.HuberLoss, *args: object, **kwargs: object) -> None:
+        if float(kwargs.get("delta", 1.0)) < 0:  # type: ignore[arg-type]
+            raise RuntimeError("bad\nand more lines")
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nn.HuberLoss, "__init__", refuse_negative_delta)
+    with pytest.raises(ConfigError) as caught:
+        make_loss("huber", delta=-1.0)
+    assert str(caught.value) == "loss.delta: loss 'huber' rejected delta=-1.0 (RuntimeError: bad)"
+    with pytest.raises(ConfigError, match=r"^loss.weight: loss 'cross_entropy' rejected weight='auto' \(TypeError: "):
+        make_loss("cross_entropy", weight="auto", label_smoothing=0.1)
 
 
 def test_unknown_name_lists_the_choices() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -72,6 +75,42 @@ def test_invalid_lr_becomes_a_config_error(lr: float) -> None:
 def test_invalid_option_value_becomes_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"Adam rejected.*beta"):
         make_optimizer("adam", params(), lr=1e-3, betas=(1.5, 0.999))
+
+
+def test_the_options_torch_refuses_are_found_by_trying_them() -> None:
+    # nesterov needs momentum > 0 and dampening 0: with both given, removing either one lets SGD be made
+    with pytest.raises(ConfigError) as caught:
+        make_optimizer("sgd", params(), lr=0.1, momentum=0.9, nesterov=True, dampening=0.5)
+    assert str(caught.value).startswith(
+        "optim.nesterov, optim.dampening: SGD rejected nesterov=True, dampening=0.5: Nesterov momentum"
+    )
+    # a bad lr and a bad option: neither change alone is enough, so both are named
+    with pytest.raises(ConfigError, match=r"^optim.lr, optim.momentum: SGD rejected lr=-1.0, momentum=-0.5: "):
+        make_optimizer("sgd", params(), lr=-1.0, momentum=-0.5)
+
+
+def test_which_option_is_named_does_not_depend_on_torchs_wording(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch rewords its messages between versions: a refusal that names no option still names the right key."""
+    original = torch.optim.Adam.__init__
+
+    @functools.wraps(original)
+    def refuse_big_eps(self: torch.optim.Adam, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("eps", 0.0) > 1.0:
+            raise RuntimeError("no\nsecond line of a long message")
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "__init__", refuse_big_eps)
+    with pytest.raises(ConfigError) as caught:
+        make_optimizer("adam", params(), lr=1e-3, eps=2.0, weight_decay=0.1)
+    assert str(caught.value) == "optim.eps: Adam rejected eps=2.0: no"
+
+
+def test_an_empty_parameter_list_is_not_blamed_on_the_options() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_optimizer("sgd", [], lr=0.1, momentum=0.9)
+    assert str(caught.value) == (
+        "optim.name: SGD cannot be made for this model's parameters (ValueError: optimizer got an empty parameter list)"
+    )
 
 
 def test_lbfgs_is_refused_because_the_loop_passes_no_closure() -> None:

@@ -15,7 +15,15 @@ from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from trainwise.errors import TrainwiseError
-from trainwise.plots import plot_compare, plot_confusion, plot_fit, plot_history, plot_image_grid
+from trainwise.plots import (
+    InlineFigure,
+    plot_compare,
+    plot_confusion,
+    plot_fit,
+    plot_history,
+    plot_image_grid,
+    plot_lr_find,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -296,3 +304,36 @@ def test_plot_image_grid_empty_and_mismatch() -> None:
         plot_image_grid(np.zeros((2, 4, 4)), ["a"])
     with pytest.raises(TrainwiseError, match="channels"):
         plot_image_grid(np.zeros((2, 5, 4, 4)), ["a", "b"])
+
+
+def test_every_figure_shows_itself_in_jupyter_as_one_png(tmp_path: Path) -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    figures = [
+        plot_history({"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, 1.5]}),
+        plot_fit([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 3.0], [2.0, 6.0]),
+        plot_lr_find([1e-3, 1e-2, 1e-1], [3.0, 2.0, 9.0], [3.0, 2.0, 9.0], 1e-2),
+        plot_compare({"a": [3.0, 2.0], "b": [4.0, 1.0]}),
+        plot_confusion([[3, 1], [0, 4]], ["cat", "dog"]),
+        plot_image_grid(np.zeros((2, 4, 4)), ["a", "b"]),
+    ]
+    for figure in figures:
+        assert isinstance(figure, InlineFigure)
+        data, _ = DisplayFormatter().format(figure)
+        # no %matplotlib inline needed, and one image only: no HTML or SVG twin
+        assert set(data) == {"text/plain", "image/png"}
+        assert data["image/png"].startswith(PNG_SIGNATURE) and len(data["image/png"]) > 1000
+    path = tmp_path / "history.png"
+    figure = plot_history({"loss": [3.0, 2.0, 1.0]}, path)
+    _assert_png(path)
+    # the displayed image is the saved one (same size, same resolution)
+    assert figure._repr_png_() == path.read_bytes()
+
+
+def test_inline_png_belongs_to_no_pyplot_figure_manager() -> None:
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    figure = plot_history({"loss": [1.0, 0.5]})
+    figure._repr_png_()
+    assert plt.get_fignums() == before  # the inline backend's end-of-cell flush cannot show it again

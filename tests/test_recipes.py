@@ -12,9 +12,12 @@ from trainwise.config import load_config, recipe_names
 from trainwise.recipes import RecipeResult, build, run_config, run_recipe
 from trainwise.runs import RunIndex
 
+# on the CPU, on any machine: the published figures are the CPU's ("auto" would pick a GPU)
+CPU = "train.device=cpu"
+
 
 def run(name: str, *overrides: str) -> RecipeResult:
-    return run_recipe(name, overrides, progress=False)
+    return run_recipe(name, [CPU, *overrides], progress=False)
 
 
 def test_every_seed_variant_has_a_recipe() -> None:
@@ -109,7 +112,7 @@ def test_w4_sgd_reproduces_the_published_coefficients() -> None:
 
 def test_w4_sgd_result_depends_on_the_start_within_the_documented_band() -> None:
     # the recipe's comment: over seeds 0-9, b ends between 0.822 and 0.872
-    config = load_config("w4-sgd-sum", ["train.epochs=2000"])
+    config = load_config("w4-sgd-sum", ["train.epochs=2000", CPU])
     for seed in range(10):
         config.train.seed = seed
         b = run_config(config, progress=False).fit.model.weight[0].item()
@@ -151,11 +154,11 @@ def test_w5_tuned_reaches_88_percent_on_the_real_test_set() -> None:
 
 @pytest.mark.parametrize("name", recipe_names())
 def test_every_recipe_trains_and_writes_its_record(name: str, tmp_path: Path) -> None:
-    config = load_config(name, ["train.epochs=2"])
+    config = load_config(name, ["train.epochs=2", CPU])
     if config.data.name == "fashion-mnist" or config.data.fallback == "fashion-mnist":
         if not FASHION_MNIST.exists():
             pytest.skip("dataset-fashion-mnist is not installed")
-        config = load_config(name, ["train.epochs=2", "data.limit=256"])
+        config = load_config(name, ["train.epochs=2", "data.limit=256", CPU])
     result = run_config(config, run_root=tmp_path, progress=False)
     run = result.fit.run
     assert run is not None and run.name.endswith(name)

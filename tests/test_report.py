@@ -1,9 +1,11 @@
-"""Tests for trainwise.report: the HTML run report, read from real runs and rendered in headless Chromium."""
+"""Tests for trainwise.run_report: the HTML run report, read from real runs and rendered in headless Chromium."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
+import io
 import json
 import os
 import re
@@ -20,7 +22,7 @@ from matplotlib.image import imread
 import trainwise
 from tests.conftest import FASHION_MNIST
 from trainwise.errors import TrainwiseError
-from trainwise.report import read_metrics, render_report, write_report
+from trainwise.run_report import read_metrics, render_report, write_report
 
 EVIL = "<script>alert(1)</script>"
 T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
@@ -33,6 +35,8 @@ ALWAYS = [key for key in ORDER if key not in OPTIONAL]
 # Fashion-MNIST MLP on 600 images with a 20% validation split: 2 epochs, about a second
 IMAGE_LIMIT, IMAGE_VAL_SPLIT = 600, 0.2
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+# every run here trains on the CPU, on any machine ("auto" would pick a GPU): the reports are read from CPU runs
+CPU = "cpu"
 
 
 def _section(page: str, key: str) -> str:
@@ -68,6 +72,7 @@ def regression_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config={"note": EVIL, "data": {"name": "temperature"}},
         progress=False,
         doctor="quiet",
+        device=CPU,
     )
     assert result.run is not None
     return result.run
@@ -84,6 +89,7 @@ def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train.epochs=2",
         "optim.lr=0.05",
         f"description={EVIL}",
+        f"train.device={CPU}",
     ]
     result = trainwise.run_recipe("w5-corrected", overrides, run_root=tmp_path_factory.mktemp("runs"), progress=False)
     assert result.fit.run is not None
@@ -144,17 +150,76 @@ def test_image_report_confusion_and_misclassified(image_run: Path) -> None:
     confusion = _section(page, "confusion")
     matrix = _table_numbers(confusion)
     assert len(matrix) == 10 and all(len(row) == 10 for row in matrix)
-    val_size = round(IMAGE_LIMIT * IMAGE_VAL_SPLIT)
-    assert sum(map(sum, matrix)) == val_size  # the validation split, every sample once
+    test_size = IMAGE_LIMIT  # data.limit caps the test split too
+    assert sum(map(sum, matrix)) == test_size  # the test split (the recipe has one), every sample once
     assert matrix == json.loads((image_run / "predictions.json").read_text())["matrix"]
-    # the recorded pass is the last epoch's model on the same split: the same accuracy as val_accuracy
-    accuracy = sum(matrix[i][i] for i in range(10)) / val_size
+    # the recorded pass is the final model on the test split: the same accuracy as test_accuracy
+    accuracy = sum(matrix[i][i] for i in range(10)) / test_size
     summary = json.loads((image_run / "summary.json").read_text())
-    assert accuracy == pytest.approx(summary["final"]["val_accuracy"], abs=1e-9)
-    assert f"validation split: {val_size} samples, accuracy {accuracy:.4g}" in confusion
+    assert accuracy == pytest.approx(summary["final"]["test_accuracy"], abs=1e-9)
+    assert f"test split: {test_size} samples, accuracy {accuracy:.4g}" in confusion
     assert len(_images(confusion)) == 1 and len(_images(_section(page, "misclassified"))) == 1
     test = _section(page, "timings")  # the recipe's test split, measured after training
     assert f"{summary['final']['test_accuracy']:.6g}" in test and "test_accuracy" in test
+
+
+@pytest.fixture(scope="module")
+def split_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """`trainwise fit --json` of logistic regression on 2x2 images with a test split: (run folder, printed summary)."""
+    from trainwise.cli import main
+
+    folder = tmp_path_factory.mktemp("split")
+    rng = np.random.default_rng(0)
+    y, y_test = np.arange(90) % 3, np.arange(60) % 3
+    X, X_test = rng.normal(size=(90, 4)), rng.normal(size=(60, 4))
+    X[np.arange(90), y] += 1.5  # overlapping classes: some mistakes on both splits
+    X_test[np.arange(60), y_test] += 1.5
+    np.savez(folder / "d.npz", X=X.reshape(90, 1, 2, 2).astype(np.float32), y=y,
+             X_test=X_test.reshape(60, 1, 2, 2).astype(np.float32), y_test=y_test)  # fmt: skip
+    (folder / "split.toml").write_text(
+        f'name = "split"\n[data]\nname = "{folder / "d.npz"}"\n[model]\nname = "logistic"\n[loss]\n'
+        'name = "cross_entropy"\n[optim]\nname = "sgd"\nlr = 0.5\n[train]\nepochs = 5\nmetrics = ["accuracy"]\n'
+        'doctor = "off"\n'
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert (
+            main(
+                [
+                    "fit",
+                    "--set",
+                    f"train.device={CPU}",
+                    str(folder / "split.toml"),
+                    "--json",
+                    "--runs-dir",
+                    str(folder / "runs"),
+                ]
+            )
+            == 0
+        )
+    printed = json.loads(out.getvalue())
+    return Path(printed["run"]), printed
+
+
+def test_the_confusion_matrix_is_on_the_split_of_the_test_metrics(split_run: tuple[Path, dict[str, object]]) -> None:
+    run, printed = split_run
+    confusion = _section(render_report(run), "confusion")
+    matrix = _table_numbers(confusion)
+    assert sum(map(sum, matrix)) == 60  # the test split, not the 90 training samples
+    accuracy = sum(matrix[i][i] for i in range(3)) / 60
+    assert 0 < accuracy < 1
+    assert accuracy == pytest.approx(printed["test"]["accuracy"], abs=1e-9)  # type: ignore[index]
+    assert f"On the test split: 60 samples, accuracy {accuracy:.4g}. Rows: true class." in confusion
+
+
+def test_the_report_and_the_cli_give_one_training_time(split_run: tuple[Path, dict[str, object]]) -> None:
+    run, printed = split_run
+    recorded = json.loads((run / "summary.json").read_text())["seconds"]
+    assert recorded == sum(read_metrics(run)["epoch_seconds"]) > 0  # the epochs' time, one number
+    assert printed["seconds"] == round(recorded, 3)  # what `trainwise fit` prints
+    page = render_report(run)
+    assert f'<tr><th>seconds</th><td class="num">{recorded:.6g}</td></tr>' in _section(page, "summary")
+    assert f'<tr><th>total seconds</th><td class="num">{recorded:.6g}</td></tr>' in _section(page, "timings")
 
 
 def test_class_names_are_escaped_and_never_mathtext(tmp_path: Path) -> None:

@@ -357,7 +357,7 @@ def _confusion(predicted: torch.Tensor, true: torch.Tensor, n: int) -> list[list
 
 def _fit(tmp_path: Path, model: torch.nn.Module, data: Any, **kwargs: Any) -> Any:
     torch.manual_seed(0)
-    options: dict[str, Any] = {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.1, "epochs": 5}
+    options: dict[str, Any] = {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.1, "epochs": 5, "device": "cpu"}
     return fit(model, data, run_dir=tmp_path, progress=False, doctor="off", **{**options, **kwargs})
 
 
@@ -410,7 +410,16 @@ def test_class_names_and_unnamed_extra_outputs(tmp_path: Path) -> None:
     prepared = prepare_data((X, y), batch_size=None, device=torch.device("cpu"))
     recorder = RunRecorder(tmp_path, "named", None, prepared, class_names=["cat", "dog"])
     torch.manual_seed(0)
-    fit(torch.nn.Linear(2, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=3, callbacks=[recorder], progress=False)
+    fit(
+        torch.nn.Linear(2, 3),
+        (X, y),
+        loss="cross_entropy",
+        lr=0.1,
+        epochs=3,
+        callbacks=[recorder],
+        progress=False,
+        device="cpu",
+    )
     assert recorder.path is not None
     recorded = json.loads((recorder.path / "predictions.json").read_text())
     assert recorded["class_names"] == ["cat", "dog", "2"]
@@ -457,7 +466,9 @@ def test_a_config_name_cannot_put_its_run_outside_the_runs_folder(
     text = (Path(trainwise.__file__).parent / "recipes" / "w1-normalized.toml").read_text()
     config.write_text(f"name = {json.dumps(name)}\n{text}")
     root = tmp_path / "inside" / "runs"
-    assert main(["fit", str(config), "--quiet", "--runs-dir", str(root), "--set", "train.epochs=2"]) == 0
+    # on the CPU, on any machine ("auto" would pick a GPU)
+    assert main(["fit", "--set", "train.device=cpu", str(config), "--quiet", "--runs-dir", str(root), "--set",
+                 "train.epochs=2"]) == 0  # fmt: skip
     (run,) = [path for path in root.iterdir() if path.is_dir()]
     assert run.parent == root and "/" not in run.name and "\\" not in run.name and run.name[0] != "."
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.toml", "inside"]  # nothing written beside it
@@ -470,3 +481,80 @@ def test_a_run_reference_that_is_a_path_finds_only_run_folders(tmp_path: Path, r
     new_run_dir(root, "a", now=NOW)
     with pytest.raises(TrainwiseError, match=r"^no run '"):
         RunIndex(root).get(ref)
+
+
+# --- a recipe with a test split records its confusion matrix there ---------------------------------
+
+
+def _image_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """2x2 one-channel images of three overlapping classes (the class shifts one pixel), raw scale."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.normal(size=(n, 1, 2, 2)) * 2 + 10
+    X.reshape(n, 4)[np.arange(n), y] += 2.5
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def _split_config(tmp_path: Path, *, test: bool = True) -> Any:
+    from trainwise.config import load_config
+
+    (X, y), (X_test, y_test) = _image_split(90, 0), _image_split(60, 1)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "images.npz"
+    np.savez(data, X=X, y=y, X_test=X_test, y_test=y_test, class_names=np.array(["a", "b", "c"]))
+    config = tmp_path / "images.toml"
+    config.write_text(
+        f'name = "images"\n[data]\nname = "{data}"\nnormalize = "standard"\ntest = {str(test).lower()}\n\n'
+        '[model]\nname = "logistic"\n\n[loss]\nname = "cross_entropy"\n\n[optim]\nname = "sgd"\nlr = 0.1\n\n'
+        '[train]\nepochs = 3\nmetrics = ["accuracy"]\ndoctor = "off"\ndevice = "cpu"\n'
+    )
+    return load_config(config), X_test, y_test
+
+
+def test_a_recipe_with_a_test_split_records_the_confusion_matrix_there(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from trainwise.recipes import run_config
+
+    config, X_test, y_test = _split_config(tmp_path)
+    result = run_config(config, run_root=tmp_path / "runs", progress=False)
+    assert result.fit.run is not None and result.test is not None
+    recorded = json.loads((result.fit.run / "predictions.json").read_text())
+    predicted = result.fit.predict(torch.from_numpy(X_test)).argmax(dim=1)
+    expected = _confusion(predicted, torch.from_numpy(y_test), 3)
+    assert (recorded["split"], recorded["class_names"], recorded["matrix"]) == ("test", ["a", "b", "c"], expected)
+    correct = sum(expected[i][i] for i in range(3))
+    assert 0 < correct < 60  # some right, some wrong
+    assert correct / 60 == pytest.approx(result.test["accuracy"], abs=1e-6)  # the test metrics' split
+    wrong = (predicted != torch.from_numpy(y_test)).nonzero().reshape(-1)[:16]
+    stored = load_file(str(result.fit.run / "misclassified.safetensors"))
+    assert stored["true"].tolist() == y_test[wrong.numpy()].tolist()
+    assert stored["predicted"].tolist() == predicted[wrong].tolist()
+    torch.testing.assert_close(stored["images"], torch.from_numpy(X_test)[wrong], rtol=1e-5, atol=1e-4)
+
+    config, _, _ = _split_config(tmp_path / "no-test", test=False)  # data.test = false: the training split
+    result = run_config(config, run_root=tmp_path / "runs", progress=False)
+    assert result.fit.run is not None
+    assert json.loads((result.fit.run / "predictions.json").read_text())["split"] == "training"
+
+
+def test_one_training_time_in_the_result_the_summary_and_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainwise.cli import main
+    from trainwise.run_report import read_metrics
+
+    X = torch.linspace(0, 1, 20).unsqueeze(1)
+    result = _fit(tmp_path / "python", torch.nn.Linear(1, 1), (X, 2 * X), loss="mse", epochs=30)
+    recorded = json.loads((result.run / "summary.json").read_text())["seconds"]
+    epochs = read_metrics(result.run)["epoch_seconds"]
+    assert len(epochs) == 30 and result.seconds == recorded == sum(epochs) > 0
+    assert result.summary()["seconds"] == round(recorded, 3)
+
+    _split_config(tmp_path / "cli")  # the CLI's summary: a recipe run, test split included
+    runs = tmp_path / "cli-runs"
+    assert main(["fit", str(tmp_path / "cli" / "images.toml"), "--json", "--runs-dir", str(runs)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    run = Path(printed["run"])
+    recorded = json.loads((run / "summary.json").read_text())["seconds"]
+    assert printed["seconds"] == round(recorded, 3) and recorded == sum(read_metrics(run)["epoch_seconds"])

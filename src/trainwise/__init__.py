@@ -5,17 +5,19 @@ result = trainwise.fit(model, (X, y), loss="mse", optimizer="sgd", lr=1e-2, epoc
 
 from trainwise.callbacks import Callback, EarlyStopping, GradientClipping, History, LRScheduler, ProgressBar
 from trainwise.checkpoint import Checkpoint, load, save
-from trainwise.compare import Comparison, compare
+from trainwise.comparison import Comparison, compare
 from trainwise.config import load_config
 from trainwise.datasets import Dataset, load_dataset
+from trainwise.doctor import Doctor, Finding, check, watch
 from trainwise.errors import ConfigError, DataError, TrainingError, TrainwiseError
-from trainwise.gradcheck import GradcheckResult, gradcheck
+from trainwise.gradient_check import GradcheckResult, gradcheck
 from trainwise.loggers import MLflowLogger, TensorBoardLogger
 from trainwise.loop import FitResult, evaluate, fit, predict
+from trainwise.lr_finder import LRFindResult, lr_find
 from trainwise.metrics import Metric
 from trainwise.models import build_model
 from trainwise.recipes import run_recipe
-from trainwise.report import report
+from trainwise.run_report import report
 
 __all__ = [
     "Callback",
@@ -24,11 +26,14 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Dataset",
+    "Doctor",
     "EarlyStopping",
+    "Finding",
     "FitResult",
     "GradcheckResult",
     "GradientClipping",
     "History",
+    "LRFindResult",
     "LRScheduler",
     "MLflowLogger",
     "Metric",
@@ -37,6 +42,7 @@ __all__ = [
     "TrainingError",
     "TrainwiseError",
     "build_model",
+    "check",
     "compare",
     "evaluate",
     "fit",
@@ -44,9 +50,11 @@ __all__ = [
     "load",
     "load_config",
     "load_dataset",
+    "lr_find",
     "predict",
     "report",
     "run_recipe",
     "save",
+    "watch",
 ]
 __version__ = "0.1.0"

@@ -429,12 +429,64 @@ def format_logs(logs: Logs, keys: Sequence[str] | None = None) -> str:
     return "  ".join(shown)
 
 
-class ProgressBar(Callback):
-    """Shows progress: a rich bar (epochs, batches, loss, val loss, metrics, ETA) in a terminal or
-    notebook; plain periodic lines when output goes to a file or pipe.
+def format_seconds(seconds: float | None) -> str:
+    """'0:01:05' as rich writes times; '-:--:--' when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-:--:--"
+    minutes, secs = divmod(max(0, round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
-    The running loss of the current epoch is read from the device at most `refresh_hz` times a
-    second, so the display adds no per-step synchronisation.
+
+def _remaining_column() -> Any:
+    """A rich column with each task's time left at the run's average step time so far (the task's
+    `seconds_per_item` field), else rich's own estimate. Rich's needs two updates within its speed window,
+    which a short epoch's batch bar, reset every epoch and redrawn a few times a second, never gets."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Remaining(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            per_item = task.fields.get("seconds_per_item")
+            if task.finished or task.total is None or per_item is None:
+                seconds = task.time_remaining
+            else:
+                seconds = per_item * max(task.total - task.completed, 0)
+            return Text(format_seconds(seconds), style="progress.remaining")
+
+    return Remaining()
+
+
+class _NotebookView:
+    """What the notebook progress display shows: an HTML bar per line, the same lines as text."""
+
+    def __init__(self, lines: list[tuple[str, int, int, str, str]]) -> None:
+        self.lines = lines  # (label, done, total, time left, info)
+
+    def __repr__(self) -> str:
+        return "\n".join(
+            f"{label} {done}/{total}  {left} left  {info}".rstrip() for label, done, total, left, info in self.lines
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<div><b>{html.escape(label)}</b> <progress value='{done}' max='{max(total, 1)}' style='width:30%'>"
+            f"</progress> {done}/{total} &middot; {html.escape(left)} left &middot; {html.escape(info)}</div>"
+            for label, done, total, left, info in self.lines
+        )
+        return f"<div style='font-family:monospace'>{rows}</div>"
+
+
+class ProgressBar(Callback):
+    """Shows progress: a rich bar (epochs, batches, loss, val loss, metrics, time left) in a terminal; in
+    Jupyter an HTML display updated in place (no ipywidgets needed); plain periodic lines when output goes
+    to a file or pipe.
+
+    mode: "auto", "rich", "notebook" or "plain". The running loss of the current epoch is read from the
+    device at most `refresh_hz` times a second, so the display adds no per-step synchronisation; the
+    notebook display is redrawn at that rate too.
     """
 
     def __init__(self, *, mode: str = "auto", refresh_hz: float = 4.0, file: Any = None) -> None:
@@ -442,31 +494,49 @@ class ProgressBar(Callback):
 
         self.console = Console(file=file or sys.stderr)
         if mode == "auto":
-            mode = "rich" if (self.console.is_terminal or self.console.is_jupyter) else "plain"
-        if mode not in ("rich", "plain"):
-            raise ConfigError(f"progress mode {mode!r}: use 'auto', 'rich' or 'plain'")
+            mode = "notebook" if self.console.is_jupyter else "rich" if self.console.is_terminal else "plain"
+        if mode not in ("rich", "notebook", "plain"):
+            raise ConfigError(f"progress mode {mode!r}: use 'auto', 'rich', 'notebook' or 'plain'")
+        if mode == "notebook":
+            try:
+                import IPython.display  # noqa: F401
+            except ImportError:
+                raise ConfigError(
+                    "progress mode 'notebook' needs IPython; pip install ipython or use 'plain'"
+                ) from None
         self.mode = mode
         self.interval = 1.0 / refresh_hz
         self._progress: Any = None
+        self._handle: Any = None
 
     def on_train_begin(self, logs: Logs) -> None:
         self._last_draw = 0.0
         self._start = time.perf_counter()
+        self._steps_at_start = self.state.step  # a resumed run: time only the steps taken here
         self._plain_every = max(1, self.state.epochs // 10)
+        self._epochs_done = self.state.epoch
+        self._batches_done = 0
+        self._epoch_info = ""
+        self._batch_info = ""
+        self._epoch_open = False
+        if self.mode == "notebook":
+            from IPython.display import display
+
+            self._handle = display(self._view(), display_id=True)
         if self.mode == "rich":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self._progress = Progress(
-                TextColumn("[bold]epoch"),
+                TextColumn("[bold]{task.description}"),
                 MofNCompleteColumn(),
                 BarColumn(),
-                TimeRemainingColumn(),
+                _remaining_column(),
                 TextColumn("{task.fields[info]}"),
                 console=self.console,
                 transient=False,
             )
             self._progress.start()
-            self._epoch_task = self._progress.add_task("epochs", total=self.state.epochs, info="")
+            self._epoch_task = self._progress.add_task("epoch", total=self.state.epochs, info="")
             self._batch_task = None
             if self.state.steps_per_epoch > 1:
                 self._batch_task = self._progress.add_task(
@@ -477,26 +547,73 @@ class ProgressBar(Callback):
         """Print a line above the bar (used for findings), as it is: no markup, no wrapping."""
         self.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
+    def _seconds_per_step(self) -> float | None:
+        steps = self.state.step - self._steps_at_start
+        return (time.perf_counter() - self._start) / steps if steps > 0 else None
+
+    def _seconds_left(self) -> tuple[float | None, float | None]:
+        """(for the run, for the current epoch) at the average step time so far."""
+        per_step = self._seconds_per_step()
+        if per_step is None:
+            return None, None
+        spe = self.state.steps_per_epoch
+        in_epoch = self._batches_done if self._epoch_open else spe
+        run_steps = (self.state.epochs - self._epochs_done) * spe - (in_epoch if self._epoch_open else 0)
+        return per_step * max(run_steps, 0), per_step * max(spe - in_epoch, 0)
+
+    def _view(self, *, finished: bool = False) -> _NotebookView:
+        run_left, epoch_left = (0.0, 0.0) if finished else self._seconds_left()
+        lines = [("epoch", self._epochs_done, self.state.epochs, format_seconds(run_left), self._epoch_info)]
+        if self.state.steps_per_epoch > 1:
+            spe = self.state.steps_per_epoch
+            lines.append(("batches", self._batches_done, spe, format_seconds(epoch_left), self._batch_info))
+        return _NotebookView(lines)
+
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
+        self._batches_done, self._epoch_open = 0, True
         if self._progress is not None and self._batch_task is not None:
             self._progress.reset(self._batch_task, total=self.state.steps_per_epoch)
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:
-        if self._progress is None or self._batch_task is None:
+        if self.mode == "plain" or (self._progress is None and self._handle is None):
+            return
+        self._batches_done = batch + 1
+        if self.state.steps_per_epoch <= 1:
             return
         now = time.perf_counter()
-        if now - self._last_draw < self.interval and batch + 1 < self.state.steps_per_epoch:
+        # rich's bar also draws each epoch's last batch (to fill up); the notebook display only redraws
+        # at the rate, since every redraw goes over the kernel's connection
+        last = batch + 1 == self.state.steps_per_epoch and self._handle is None
+        if now - self._last_draw < self.interval and not last:
             return
         self._last_draw = now
         loss = float(logs["loss"])  # the only host read, at a bounded rate
-        self._progress.update(self._batch_task, completed=batch + 1, info=f"loss {loss:.4g}")
+        self._batch_info = f"loss {loss:.4g}"
+        if self._handle is not None:
+            self._handle.update(self._view())
+        elif self._batch_task is not None:
+            per_step = self._seconds_per_step()
+            self._progress.update(
+                self._batch_task, completed=batch + 1, info=self._batch_info, seconds_per_item=per_step
+            )
+            if per_step is not None:  # the first epoch's bar has no estimate of its own yet
+                self._progress.update(self._epoch_task, seconds_per_item=per_step * self.state.steps_per_epoch)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         info = format_logs(logs)
-        if self._progress is not None:
-            self._progress.update(self._epoch_task, completed=epoch + 1, info=info)
-            return
         done = epoch + 1
+        self._epochs_done, self._epoch_info, self._epoch_open = done, info, False
+        if self._progress is not None:
+            per_epoch = self._seconds_per_step()
+            per_epoch = per_epoch * self.state.steps_per_epoch if per_epoch is not None else None
+            self._progress.update(self._epoch_task, completed=done, info=info, seconds_per_item=per_epoch)
+            return
+        if self._handle is not None:
+            now = time.perf_counter()
+            if now - self._last_draw >= self.interval or done == self.state.epochs:
+                self._last_draw = now
+                self._handle.update(self._view())
+            return
         if done == 1 or done % self._plain_every == 0 or done == self.state.epochs:
             elapsed = time.perf_counter() - self._start
             self.console.print(f"epoch {done}/{self.state.epochs}  {info}  ({elapsed:.1f}s)", highlight=False)
@@ -505,3 +622,6 @@ class ProgressBar(Callback):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+        if self._handle is not None:
+            self._handle.update(self._view(finished=True))  # the last epoch, even if the throttle skipped it
+            self._handle = None

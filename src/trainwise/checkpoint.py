@@ -2,6 +2,7 @@
 
     trainwise.save(model, "my-model")            # my-model/model.safetensors + my-model/model.json
     model = trainwise.load("my-model")           # rebuilt and filled; also takes a run folder
+    trainwise.save(net, "net", init_args={"hidden": 64})   # a class of yours that needs arguments
     trainwise.load("legacy.pt", model=MyNet())   # a state_dict saved with torch.save
 
 Nothing here unpickles untrusted data: a .pt/.pth file goes through torch.load(weights_only=True),
@@ -32,11 +33,11 @@ from torch import nn
 
 from trainwise import rng
 from trainwise.callbacks import Callback, Logs, TrainState, monitor_mode, monitored
-from trainwise.errors import ConfigError, TrainwiseError
-from trainwise.models import spec_of
+from trainwise.errors import ConfigError, TrainwiseError, first_line
+from trainwise.models import describe_model
 
 FORMAT = "trainwise-model"
-VERSION = 1
+VERSION = 2  # 2: any rebuildable model (1: build_model specs only; still read)
 WEIGHTS = "model.safetensors"
 DESCRIPTION = "model.json"
 
@@ -68,30 +69,48 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def save(model: nn.Module, path: str | Path, *, config: Mapping[str, Any] | None = None) -> Path:
+def save(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    init_args: Mapping[str, Any] | None = None,
+) -> Path:
     """Save the weights (safetensors) and a description that rebuilds the model (JSON) in folder `path`.
 
-    Models built by trainwise (build_model, recipes, import-path models from a config) are rebuilt by
-    load(path) alone; for other models load(path, model=...) fills a model you construct."""
-    from safetensors.torch import save_model
-
+    load(path) alone rebuilds: models made by trainwise (build_model, recipes), models made of torch.nn's
+    own layers (Sequential, Linear, Conv2d, LSTM, ...), and a class of yours that can be imported
+    (not one defined in __main__ or a notebook) and takes no arguments, or takes `init_args` (JSON
+    values: its constructor's keyword arguments). Anything else saves too, and load(path, model=...) fills
+    a model you construct. config: any JSON-able record to keep with it."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise TrainwiseError(f"{folder}: exists and is not a folder; trainwise.save writes a folder of two files")
-    description = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": spec_of(model),
-        "class": f"{type(model).__module__}:{type(model).__qualname__}",
-        "config": dict(config) if config is not None else None,
-    }
     try:
-        with atomic_path(folder / WEIGHTS) as tmp:
-            save_model(model, str(tmp))
-        atomic_write_text(folder / DESCRIPTION, json.dumps(description, indent=1, default=str))
+        description = describe(model, init_args=init_args)
+    except ConfigError as exc:
+        raise ConfigError(f"trainwise.save: {exc}") from None
+    description["config"] = dict(config) if config is not None else None
+    try:
+        write_model(folder, model, description)
     except OSError as exc:
         raise TrainwiseError(f"{folder}: cannot save the model there ({exc.strerror or exc})") from None
     return folder
+
+
+def describe(model: nn.Module, *, init_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """model.json's content for `model` (format, version and trainwise.models.describe_model's record)."""
+    return {"format": FORMAT, "version": VERSION, **describe_model(model, init_args=init_args)}
+
+
+def write_model(folder: Path, model: nn.Module, description: Mapping[str, Any]) -> None:
+    """model.safetensors and model.json in `folder`, each replaced atomically. An OSError (a full disk, a
+    read-only folder) is left to the caller, which knows what the files are for (a save, a run record)."""
+    from safetensors.torch import save_model
+
+    with atomic_path(folder / WEIGHTS) as tmp:
+        save_model(model, str(tmp))
+    atomic_write_text(folder / DESCRIPTION, json.dumps(description, indent=1, default=str))
 
 
 def load(path: str | Path, *, model: nn.Module | None = None, trust_pickle: bool = False) -> nn.Module:
@@ -130,27 +149,37 @@ def _load_folder(folder: Path, model: nn.Module | None) -> nn.Module:
 
 
 def _rebuild(description: Any, source: Path) -> nn.Module:
-    from trainwise.models import build_model
+    """The model a model.json describes: this version's description, version 1's (a build_model spec or
+    none), or a run folder's from before versions (the spec itself)."""
+    from trainwise.models import build_described, rebuild_model
 
     if not isinstance(description, dict):
         raise TrainwiseError(f"{source}: not a model description")
-    if description.get("format") == FORMAT:
-        if description.get("version") != VERSION:
-            raise TrainwiseError(
-                f"{source}: format version {description.get('version')!r}; this trainwise reads version {VERSION}"
-            )
-        spec = description.get("model")
-        if spec is None:
-            raise TrainwiseError(
-                f"{source}: the saved model ({description.get('class')}) was not built by trainwise, so "
-                "its constructor is unknown; pass model=<a new instance> to load the weights into"
-            )
-    else:  # a run folder's model.json is the spec itself
-        spec = description
+    name = str(description.get("class", "")).rpartition(":")[2].rpartition(".")[2] or "YourModel"
     try:
-        return build_model(spec["name"], spec["in_features"], spec["out_features"], **spec.get("options", {}))
-    except (KeyError, TypeError) as exc:
-        raise TrainwiseError(f"{source}: incomplete model description (missing {exc})") from None
+        if description.get("format") != FORMAT:  # an older run folder's model.json: the spec itself
+            return build_described({"kind": "spec", "spec": description})
+        version = description.get("version")
+        if version == 1:
+            if description.get("model") is None:
+                raise TrainwiseError(
+                    f"{source}: the saved model ({name}) was not built by trainwise, so its constructor is "
+                    f"unknown; pass model={name}(...) to load the weights into"
+                )
+            return build_described({"kind": "spec", "spec": description["model"]})
+        if version != VERSION:
+            raise TrainwiseError(f"{source}: format version {version!r}; this trainwise reads versions 1 to {VERSION}")
+        if description.get("build") is None:
+            raise TrainwiseError(
+                f"{source}: {name} cannot be rebuilt from its description ({description.get('problem')}); "
+                f"pass model={name}(...) to load the weights into"
+            )
+        return rebuild_model(description)
+    except ConfigError as exc:
+        raise TrainwiseError(f"{source}: cannot rebuild the model ({exc}); pass model={name}(...) instead") from None
+    except (TypeError, ValueError, AttributeError) as exc:  # a hand-edited or damaged description
+        problem = first_line(exc)
+        raise TrainwiseError(f"{source}: damaged model description ({problem}); pass model={name}(...)") from None
 
 
 def _fill(model: nn.Module, weights: Path) -> nn.Module:

@@ -75,6 +75,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     if (args.nproc > 1 or args.nnodes > 1) and "LOCAL_RANK" not in os.environ:
         # this process launches; each launched one runs this same command line, as a rank of the run
+        if args.recipe:  # a config mistake, or more processes than GPUs: one line now, not N processes failing
+            distributed.check_gpus(args.nproc, load_config(args.recipe, args.set or []).train.device)
         try:
             distributed.launch(
                 ["trainwise.cli", *args.argv],
@@ -94,6 +96,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.resume:  # the run's own config, unless a recipe is named too
         resume = RunIndex(root).get(args.resume).path
         config = load_config(args.recipe or resume / "config.toml", overrides)
+        done = _finished_training(resume, config.train.epochs)
+        if done:
+            print(done)
+            return 0
     elif args.recipe:
         config = load_config(args.recipe, overrides)
     else:
@@ -126,10 +132,30 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0 if result.fit.status in ("completed", "stopped") else EXIT_FAILED
 
 
+def _finished_training(run: Path, epochs: int) -> str | None:
+    """What to say instead of resuming when the run's newest checkpoint has nothing left to train."""
+    from trainwise.checkpoint import CHECKPOINTS, STATE, checkpoints_in
+
+    found = checkpoints_in(run / CHECKPOINTS) if (run / CHECKPOINTS).is_dir() else []
+    try:
+        info = json.loads((found[-1] / STATE).read_text()) if found else {}
+    except (OSError, ValueError):
+        return None  # a damaged newest checkpoint: resuming skips it with its own message
+    epoch, mid_epoch = int(info.get("epoch", -1)), bool(info.get("batch"))
+    if info.get("stop_training") and not mid_epoch:
+        reason = f"stopped early at epoch {epoch}"
+    elif epoch >= epochs and not mid_epoch:
+        reason = f"{epoch} of {epochs} epochs trained"
+    else:
+        return None
+    return (f"{run.name} is already complete ({reason}); nothing to resume. To train it further, add "
+            f"--set train.epochs=N with N above {epoch}; to train anew, run `trainwise fit` on its recipe")  # fmt: skip
+
+
 def _fit_report(run: Path | None, args: argparse.Namespace) -> None:
     """The HTML report of a finished fit: its path on stdout (stderr with --json, which keeps stdout pure
     JSON; nothing with --quiet). The run is recorded already, so a failure here is only a warning."""
-    from trainwise.report import write_report
+    from trainwise.run_report import write_report
 
     if run is None:
         return
@@ -180,7 +206,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     """Autograd against finite differences for every parameter of a recipe's model: exit 1 on a mismatch."""
     from trainwise.config import load_config
-    from trainwise.gradcheck import gradcheck
+    from trainwise.gradient_check import gradcheck
     from trainwise.recipes import tool_inputs
 
     inputs = tool_inputs(load_config(args.recipe, args.set or []))
@@ -423,7 +449,7 @@ def _show_comparison(comparison: Any, plot: Path, as_json: bool) -> int:
 
 def _runs_compare(args: argparse.Namespace) -> int:
     """`trainwise runs compare ID ID ...`: rank recorded runs as `compare` ranks fresh ones."""
-    from trainwise.compare import compare_runs, default_plot_path
+    from trainwise.comparison import compare_runs, default_plot_path
     from trainwise.runs import runs_root
 
     root = Path(args.runs_dir) if args.runs_dir else runs_root()
@@ -433,7 +459,7 @@ def _runs_compare(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Train every combination of the --vary values, rank the runs and overlay their loss curves."""
-    from trainwise.compare import compare, default_plot_path, parse_vary
+    from trainwise.comparison import compare, default_plot_path, parse_vary
     from trainwise.runs import runs_root
 
     vary = parse_vary(args.vary)
@@ -494,7 +520,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a recorded run's self-contained HTML report and print its path."""
-    from trainwise.report import resolve_run, write_report
+    from trainwise.run_report import resolve_run, write_report
 
     run = resolve_run(args.run, args.runs_dir)
     print(write_report(run, output=Path(args.output) if args.output else None))
@@ -528,6 +554,12 @@ def _weights_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _version() -> str:
+    from trainwise import __version__
+
+    return __version__
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one "error: ..." line like every other mistake."""
 
@@ -537,6 +569,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainwise", description="Train PyTorch models, with a training doctor.")
+    parser.add_argument("--version", action="version", version=f"trainwise {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runs_dir: dict[str, Any] = {"help": "runs folder (default: $TRAINWISE_HOME/runs or ./runs)"}
 

@@ -352,6 +352,28 @@ def _check_options(
             raise ConfigError(f"{section}.{key}: {_message(exc.errors()[0])} (got {value!r})") from None
 
 
+def check_factory_options(section: str, given: Mapping[str, Any], factory: Callable[..., Any], target: str) -> None:
+    """Options for a user's callable (an import-path model), checked against its own signature before it is
+    called: unknown keys (unless it takes **kwargs), values of the wrong type (where its hints say), and
+    required arguments left out, each a ConfigError naming the key."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read (some builtins): the call itself decides
+        return
+    by_keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    allowed = {k: p for k, p in params.items() if p.kind in by_keyword}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed.update({k: inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in given if k not in allowed})
+    fields = {"model": ModelConfig}.get(section, _OpenSection)
+    _check_options(section, fields, given, allowed, target, factory)
+    missing = [k for k, p in allowed.items() if p.default is inspect.Parameter.empty and k not in given]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(f'{section}.{k}' for k in missing)}: {target.removeprefix(f'{section} ')} rejected its "
+            f"options {sorted(given)}: it requires {', '.join(missing)}; add them under [{section}]"
+        )
+
+
 def _valid(adapter: TypeAdapter[Any], value: Any) -> bool:
     try:
         adapter.validate_python(value, strict=True)

@@ -140,6 +140,28 @@ class StopTogether(Callback):
             state.interrupted = self.pending or "SIGTERM"
 
 
+def check_gpus(nproc: int, device: str | torch.device) -> None:
+    """NCCL runs one process per GPU: more processes on a node than it has GPUs, or every process on one
+    named GPU, fails only once all have started ("Duplicate GPU detected"). Say so before starting them."""
+    from trainwise.data import resolve_device
+
+    target = resolve_device(device)
+    if target.type != "cuda" or nproc <= 1:
+        return
+    fix = f"or --set train.device=cpu to run the {nproc} processes on the CPU (gloo)"
+    if target.index is not None:
+        raise TrainwiseError(
+            f"--nproc {nproc}: train.device = {str(device)!r} puts every process on that one GPU, and NCCL needs "
+            f"one GPU per process; use train.device = 'cuda' (process N on GPU N) {fix}"
+        )
+    gpus = torch.cuda.device_count()
+    if nproc > gpus:
+        raise TrainwiseError(
+            f"--nproc {nproc}: {nproc} processes but this machine has {gpus} CUDA GPU{'s' if gpus != 1 else ''}, "
+            f"and NCCL needs one GPU per process; use --nproc {gpus} or fewer, {fix}"
+        )
+
+
 def launch(
     argv: Sequence[str],
     *,

@@ -19,3 +19,10 @@ class DataError(TrainwiseError):
 
 class TrainingError(TrainwiseError):
     """Training cannot go on (raised by the doctor in mode="stop")."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as "Type: first line of its message", to quote inside a one-line error. Only shown,
+    never parsed: what a check decides must not depend on another library's wording, which changes."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__

@@ -72,7 +72,7 @@ class FitResult:
     doctor_actions: list[str] = field(default_factory=list)
     transform: data_lib.AffineTransform | None = None
     status: str = "completed"
-    seconds: float = 0.0
+    seconds: float = 0.0  # training time, as runs.training_seconds defines it
     device: str = "cpu"
     lr_find: Any = None  # the LR finder's result when fit ran with lr="auto"
 
@@ -116,6 +116,22 @@ class FitResult:
         if self.run:
             table.caption = f"records: {self.run}"
         return table
+
+    def __repr__(self) -> str:
+        from trainwise._display import brief_repr
+
+        final = self.final()
+        fields = {
+            "status": self.status,
+            "epochs": self.epochs,
+            "loss": final.get("loss"),
+            "val_loss": final.get("val_loss"),
+            "best_epoch": int(self.best["epoch"]) if "epoch" in self.best else None,
+            "seconds": round(self.seconds, 2),
+            "run": str(self.run) if self.run else None,
+            "findings": len(self.findings) or None,
+        }
+        return brief_repr("FitResult", fields)
 
     def _repr_html_(self) -> str:
         import html
@@ -230,7 +246,7 @@ def fit(
     if lr == "auto" and resumed is not None:
         lr = 0.0  # the checkpoint's optimizer state holds the lr the finder chose
     elif lr == "auto":
-        from trainwise.lr_find import sweep
+        from trainwise.lr_finder import sweep
 
         # the sweep restores the weights, the optimizer and every random state it touched
         budget = epochs * len(prepared.train)
@@ -312,7 +328,6 @@ def fit(
         state.network = _Compiled(state.network)
     step = _step_function(state, cbs, amp, eager, doctor_cb)
 
-    started = time.perf_counter()
     logs: Logs = {}
     if resumed is not None:
         resumed.restore_progress(state)  # weights, position, history: before the callbacks start
@@ -348,6 +363,8 @@ def fit(
         raise
     finally:
         cbs.on_train_end({**logs, "status": state.status})
+    from trainwise.runs import training_seconds
+
     return FitResult(
         model=model,
         history=state.history,
@@ -357,7 +374,7 @@ def fit(
         doctor_actions=state.doctor_actions,
         transform=prepared.transform,
         status=state.status,
-        seconds=time.perf_counter() - started,
+        seconds=training_seconds(state.history),  # the run record's and the report's number too
         device=str(target_device),
         lr_find=lr_search,
     )

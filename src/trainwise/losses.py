@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from trainwise.errors import ConfigError, DataError
+from trainwise.errors import ConfigError, DataError, first_line
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Reduction = Literal["mean", "sum"]
@@ -40,12 +40,22 @@ def make_loss(loss: str | LossFn, *, reduction: Reduction = "mean", **kwargs: ob
         raise ConfigError(f"loss.reduction: {reduction!r} is not allowed; use 'mean' or 'sum'")
     try:
         return LOSSES[key](reduction=reduction, **kwargs)
-    except TypeError as exc:
-        # the options torch's message names (all of them when it names none): the config keys to change
-        named = [name for name in sorted(kwargs) if f"'{name}'" in str(exc) or f"{name} " in str(exc)]
-        keys = named or sorted(kwargs)
+    except Exception as exc:
+        # the options torch refused: each one whose removal lets the loss be made (all of them when only their
+        # combination fails), decided by trying rather than by reading torch's message, whose wording changes
+        keys = [name for name in kwargs if _builds(key, reduction, {k: v for k, v in kwargs.items() if k != name})]
+        keys = keys or list(kwargs)
         where = ", ".join(f"loss.{name}" for name in keys) or "loss.name"
-        raise ConfigError(f"{where}: {key} does not accept {keys} ({exc})") from None
+        given = ", ".join(f"{name}={kwargs[name]!r}" for name in keys) or "its defaults"
+        raise ConfigError(f"{where}: loss '{key}' rejected {given} ({first_line(exc)})") from None
+
+
+def _builds(key: str, reduction: str, options: dict[str, object]) -> bool:
+    try:
+        LOSSES[key](reduction=reduction, **options)
+    except Exception:
+        return False
+    return True
 
 
 def loss_reduction(loss_fn: LossFn) -> str:

@@ -6,11 +6,13 @@ parameters with given values (the tutorials start from w = 1, b = 0 and the like
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
 import random
 import typing
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -279,6 +281,9 @@ def build_model(
     **options: Any,
 ) -> nn.Module:
     """A built-in model (sizes from the data) or a user class by import path (called with `options`)."""
+    from trainwise.config import check_factory_options
+    from trainwise.errors import TrainwiseError, first_line
+
     key = name.lower().replace("-", "_")
     if key in BUILDERS:
         allowed = model_options(key)
@@ -287,16 +292,28 @@ def build_model(
                 raise ConfigError(
                     f"model.{option}: not an option of model {key!r}; allowed: {', '.join(allowed) or 'none'}"
                 )
-        model = BUILDERS[key](in_features, out_features, **options)
+        factory: Any = BUILDERS[key]
+        arguments: tuple[int, ...] = (in_features, out_features)
     else:
         factory = import_object(name)
         _check_model_factory(name, factory)
-        try:
-            model = factory(**options)
-        except TypeError as exc:
-            raise ConfigError(f"model.name: {name} rejected its options {sorted(options)}: {exc}") from None
-        if not isinstance(model, nn.Module):
-            raise ConfigError(f"model.name: {name} made a {type(model).__name__}, not a torch.nn.Module")
+        # keys and types against the class's own signature, before anything is called
+        check_factory_options("model", options, factory, f"model {name}")
+        arguments = ()
+    try:
+        model = factory(*arguments, **options)
+    except TrainwiseError:
+        raise
+    except Exception as exc:
+        # the user's options made the constructor fail (a size of -1, a string where a number goes): which of
+        # them is not knowable from its message, whose wording is torch's or the user's, so all are named
+        keys = ", ".join(f"model.{option}" for option in options) or "model.name"
+        raise ConfigError(
+            f"{keys}: {name} rejected its options {sorted(options)} ({first_line(exc)}); check them against "
+            "its signature and the data"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model.name: {name} made a {type(model).__name__}, not a torch.nn.Module")
     if init:
         set_parameters(model, init)
     # how to build it again (trainwise.save writes it next to the weights; init values are in the weights)
@@ -341,3 +358,337 @@ def count_parameters(model: nn.Module) -> int:
 
 def in_features_of(sample_shape: Sequence[int]) -> int:
     return math.prod(sample_shape) if sample_shape else 1
+
+
+# ----------------------------------------------------------------------------- describing a model in JSON
+# trainwise.save writes how to build the model again next to its weights, so load needs no pickle: the
+# build_model spec; or, for a model made of torch.nn's own layers, each layer's class and constructor
+# arguments (read back from the attributes of the same names); or a user class by import path with
+# the arguments save was given (or none). A description is used only if rebuilding from it, at save
+# time, gives the same module types, extra_repr and state_dict names, shapes and dtypes.
+
+_CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
+_NOT_ARGUMENTS = frozenset({"self", "device", "dtype"})
+# constructor arguments a layer keeps under another name
+_ATTRIBUTE_OF: dict[tuple[str, str], Callable[[nn.Module], Any]] = {
+    ("MultiheadAttention", "bias"): lambda m: m.in_proj_bias is not None,
+    ("MultiheadAttention", "add_bias_kv"): lambda m: m.bias_k is not None,
+}
+
+
+class Undescribable(Exception):
+    """Why a model cannot be described in JSON (or rebuilt from its description)."""
+
+
+def torch_layer_class(name: str) -> type[nn.Module] | None:
+    """torch.nn's own layer class of this name (nn.Linear for "Linear"), else None: a description names
+    only these, so rebuilding one imports nothing."""
+    found = getattr(nn, name, None)
+    if not (isinstance(found, type) and issubclass(found, nn.Module) and name not in ("Module", "Container")):
+        return None
+    return found if found.__module__.startswith("torch.nn.modules.") else None
+
+
+def _json_value(value: Any, what: str) -> Any:
+    """value as JSON (tuples as lists), or Undescribable."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):  # torch.Size is a tuple too
+        return [_json_value(item, what) for item in value]
+    if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+        return {key: _json_value(item, f"{what}[{key!r}]") for key, item in value.items()}
+    raise Undescribable(f"{what} is a {type(value).__name__}, which JSON cannot hold")
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back as tuples: what layers keep (kernel_size=(3, 3)) and accept."""
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    return value
+
+
+def _layer_arguments(module: nn.Module) -> dict[str, Any]:
+    """The constructor arguments of a torch.nn layer that differ from their defaults, from its attributes."""
+    cls = type(module)
+    rnn = issubclass(cls, nn.RNNBase)  # LSTM, GRU, RNN take *args and pass them on to RNNBase
+    params = list(inspect.signature(nn.RNNBase.__init__ if rnn else cls.__init__).parameters.values())
+    if cls is nn.RNN:
+        params.append(inspect.Parameter("nonlinearity", inspect.Parameter.KEYWORD_ONLY, default="tanh"))
+    arguments: dict[str, Any] = {}
+    for param in params:
+        name = param.name
+        if name in _NOT_ARGUMENTS or name.startswith("_") or (rnn and name == "mode"):
+            continue
+        if param.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            continue
+        has_default = param.default is not inspect.Parameter.empty
+        if (cls.__name__, name) in _ATTRIBUTE_OF:
+            value = _ATTRIBUTE_OF[cls.__name__, name](module)
+        elif hasattr(module, name):
+            value = getattr(module, name)
+        elif has_default:  # not kept (Hardtanh's deprecated min_value): the check after rebuilding decides
+            continue
+        else:
+            raise Undescribable(f"{cls.__name__} does not keep its argument {name!r}")
+        if isinstance(param.default, bool) and (value is None or isinstance(value, torch.Tensor)):
+            value = value is not None  # bias=True/False kept as a parameter or None
+        value = _json_value(value, f"{cls.__name__}'s argument {name!r}")
+        if has_default:
+            with contextlib.suppress(Undescribable):
+                if value == _json_value(param.default, name):
+                    continue
+        arguments[name] = value
+    return arguments
+
+
+def describe_layers(module: nn.Module, where: str = "") -> dict[str, Any]:
+    """A JSON tree of torch.nn layers and containers: {"type": "Linear", "args": {...}} or
+    {"type": "Sequential", "children": {name: ...}}; Undescribable for any other module."""
+    cls, name = type(module), type(module).__name__
+    if torch_layer_class(name) is not cls:
+        origin = f"{cls.__module__}.{cls.__qualname__}"
+        raise Undescribable(f"{where or 'the model'} is a {origin}, not one of torch.nn's own layers")
+    if name in _CONTAINERS:
+        if module._parameters or module._buffers:
+            raise Undescribable(f"{where or 'the model'} ({name}) holds tensors of its own")
+        children = {key: describe_layers(child, f"{where}.{key}" if where else key)
+                    for key, child in module.named_children()}  # fmt: skip
+        return {"type": name, "children": children}
+    return {"type": name, "args": _layer_arguments(module)}
+
+
+def build_layers(node: Any) -> nn.Module:
+    """The module a describe_layers tree describes (ConfigError for a tree that is not one)."""
+    if not isinstance(node, Mapping) or not isinstance(node.get("type"), str):
+        raise ConfigError(f"a layer must be {{'type': ..., 'args' or 'children': ...}}, got {node!r:.80}")
+    name = node["type"]
+    cls = torch_layer_class(name)
+    if cls is None:
+        raise ConfigError(f"{name!r} is not one of torch.nn's layers")
+    if name in _CONTAINERS:
+        children = node.get("children", {})
+        if not isinstance(children, Mapping):
+            raise ConfigError(f"{name}: 'children' must map names to layers")
+        built = OrderedDict((str(key), build_layers(child)) for key, child in children.items())
+        if name == "ModuleList":
+            return nn.ModuleList(built.values())
+        return nn.ModuleDict(built) if name == "ModuleDict" else nn.Sequential(built)
+    arguments = node.get("args", {})
+    if not isinstance(arguments, Mapping):
+        raise ConfigError(f"{name}: 'args' must map argument names to values")
+    try:
+        return cls(**{key: _tuples(value) for key, value in arguments.items()})
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())}) fails: {exc}") from None
+
+
+def class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_path(cls: type) -> str:
+    """The "module:Class" of a class that load can import again, else Undescribable saying why."""
+    if cls.__module__ == "__main__":
+        raise Undescribable(f"{cls.__name__} is defined in __main__ (a script or a notebook), which load cannot "
+                            "import; move it into a module to rebuild it by import path")  # fmt: skip
+    if "<locals>" in cls.__qualname__:
+        raise Undescribable(f"{cls.__name__} is defined inside a function, so it cannot be imported; define it "
+                            "at a module's top level to rebuild it by import path")  # fmt: skip
+    try:
+        found = import_object(class_path(cls))
+    except ConfigError:
+        found = None
+    if found is not cls:
+        raise Undescribable(f"{class_path(cls)} does not import as the same class")
+    return class_path(cls)
+
+
+def _needs_arguments(cls: type) -> list[str]:
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return ["?"]
+    named = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in named and p.default is inspect.Parameter.empty]
+
+
+def tensor_record(model: nn.Module) -> dict[str, Any]:
+    """What the constructor does not decide but the model's tensors need: the floating dtype ("float64"
+    comes back float64), tensors of another dtype than that, and frozen parameters (requires_grad off)."""
+    floating = {key: value.dtype for key, value in model.state_dict().items() if value.is_floating_point()}
+    main = Counter(floating.values()).most_common(1)[0][0] if floating else None
+
+    def name(dtype: torch.dtype) -> str:
+        return str(dtype).removeprefix("torch.")
+
+    return {
+        "dtype": name(main) if main is not None else None,
+        "dtypes": {key: name(dtype) for key, dtype in floating.items() if dtype != main},
+        "frozen": [key for key, param in model.named_parameters() if not param.requires_grad],
+    }
+
+
+def apply_tensor_record(model: nn.Module, record: Mapping[str, Any]) -> nn.Module:
+    """Give a freshly built model the dtypes and frozen parameters tensor_record recorded."""
+
+    def dtype_of(name: Any) -> torch.dtype:
+        found = getattr(torch, str(name), None)
+        if not isinstance(found, torch.dtype):
+            raise ConfigError(f"dtype {name!r} is not a torch dtype")
+        return found
+
+    if record.get("dtype"):
+        model.to(dtype_of(record["dtype"]))
+    for key, dtype in (record.get("dtypes") or {}).items():
+        owner, _, attribute = str(key).rpartition(".")
+        try:
+            module = model.get_submodule(owner)
+        except AttributeError:
+            raise ConfigError(f"the model has no tensor {key!r}") from None
+        if attribute in module._parameters and module._parameters[attribute] is not None:
+            module._parameters[attribute].data = module._parameters[attribute].data.to(dtype_of(dtype))  # type: ignore[union-attr]
+        elif attribute in module._buffers and module._buffers[attribute] is not None:
+            module._buffers[attribute] = module._buffers[attribute].to(dtype_of(dtype))  # type: ignore[union-attr]
+        else:
+            raise ConfigError(f"the model has no tensor {key!r}")
+    for key in record.get("frozen") or []:
+        try:
+            model.get_parameter(str(key)).requires_grad_(False)
+        except AttributeError:
+            raise ConfigError(f"the model has no parameter {key!r}") from None
+    return model
+
+
+def build_described(build: Mapping[str, Any]) -> nn.Module:
+    """The model a description's "build" says how to make (ConfigError when it cannot)."""
+    kind = build.get("kind")
+    if kind == "spec":
+        spec = build.get("spec")
+        if not isinstance(spec, Mapping):
+            raise ConfigError("'spec' must be a build_model spec")
+        try:
+            return build_model(spec["name"], spec["in_features"], spec["out_features"], **spec.get("options", {}))
+        except KeyError as exc:
+            raise ConfigError(f"the spec has no {exc}") from None
+    if kind == "layers":
+        return build_layers(build.get("layers"))
+    if kind == "import":
+        path, arguments = str(build.get("class")), build.get("init_args") or {}
+        try:
+            factory = import_object(path)
+            _check_model_factory(path, factory)
+        except ConfigError as exc:  # worded for a config's model.name; here the path is in model.json
+            raise ConfigError(str(exc).removeprefix("model.name: ")) from None
+        if not isinstance(arguments, Mapping):
+            raise ConfigError(f"{path}: init_args must map argument names to values")
+        try:
+            model = factory(**arguments)
+        except TypeError as exc:
+            raise ConfigError(f"{path}(**{dict(arguments)}) fails: {exc}") from None
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"{path} made a {type(model).__name__}, not a torch.nn.Module")
+        return model
+    raise ConfigError(f"unknown build kind {kind!r}; expected 'spec', 'layers' or 'import'")
+
+
+def _rebuilt(build: Mapping[str, Any], record: Mapping[str, Any]) -> nn.Module:
+    """Build it with every random state put back: saving a model must not change what a script draws next."""
+    from trainwise import rng
+
+    states = rng.capture()
+    try:
+        return apply_tensor_record(build_described(build), record)
+    finally:
+        rng.restore(states)
+
+
+def _difference(original: nn.Module, rebuilt: nn.Module) -> str | None:
+    """How the rebuilt model differs from the original (module types, extra_repr, state_dict), or None."""
+    mine = [(name, type(m), m.extra_repr()) for name, m in original.named_modules()]
+    theirs = [(name, type(m), m.extra_repr()) for name, m in rebuilt.named_modules()]
+    for a, b in zip(mine, theirs, strict=False):
+        if a != b:
+            return (f"{a[0] or 'the model'} {a[1].__name__}({a[2]}) comes back as {b[0] or 'the model'} "
+                    f"{b[1].__name__}({b[2]})")  # fmt: skip
+    if len(mine) != len(theirs):
+        return f"it has {len(mine)} modules but comes back with {len(theirs)} (a module used twice?)"
+    shapes = {key: (tuple(t.shape), t.dtype) for key, t in original.state_dict().items()}
+    rebuilt_shapes = {key: (tuple(t.shape), t.dtype) for key, t in rebuilt.state_dict().items()}
+    for key in shapes.keys() | rebuilt_shapes.keys():
+        if shapes.get(key) != rebuilt_shapes.get(key):
+            return f"tensor {key!r} is {shapes.get(key)} but comes back as {rebuilt_shapes.get(key)}"
+    return None
+
+
+def describe_model(model: nn.Module, *, init_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """How to build `model` again, checked by building it: {"class", "build", "problem", "dtype", "dtypes",
+    "frozen"}. "build" is None when no way works, and "problem" then says why. init_args: the arguments of
+    the model's class (imported by path) that rebuild it; ConfigError if they do not."""
+    cls = type(model)
+    record: dict[str, Any] = {"class": class_path(cls), "build": None, "problem": None, **tensor_record(model)}
+    candidates: list[Callable[[], dict[str, Any]]] = []
+    if init_args is not None:
+        try:
+            arguments = _json_value(dict(init_args), "init_args")
+        except Undescribable as exc:
+            raise ConfigError(f"{exc}; give JSON values (numbers, strings, lists, dicts)") from None
+        try:
+            explicit = {"kind": "import", "class": _import_path(cls), "init_args": arguments}
+        except Undescribable as exc:
+            raise ConfigError(f"init_args: {exc}") from None
+        candidates = [lambda: explicit]
+    else:
+        spec = spec_of(model)
+        if spec is not None:
+            candidates.append(lambda: {"kind": "spec", "spec": _json_value(spec, "the model's spec")})
+        candidates.append(lambda: {"kind": "layers", "layers": describe_layers(model)})
+        if torch_layer_class(cls.__name__) is not cls:  # a user class: by import path, if it takes no arguments
+            candidates.append(lambda: _no_argument_build(cls))
+    problems = []
+    for candidate in candidates:
+        try:
+            build = candidate()
+            if build["kind"] == "layers" and _shares_parameters(model):
+                raise Undescribable("layers share parameters (tied weights), which a list of layers cannot say")
+            try:
+                rebuilt = _rebuilt(build, record)
+            except Exception as exc:  # whatever the class's constructor raises: this way does not work
+                raise Undescribable(f"rebuilding it fails ({type(exc).__name__}: {exc})") from None
+            difference = _difference(model, rebuilt)
+            if difference is not None:
+                raise Undescribable(f"rebuilt, {difference}")
+        except Undescribable as exc:
+            problems.append(str(exc))
+            continue
+        except Exception as exc:  # a module torch or its author made unusual: described as not describable
+            problems.append(f"describing it fails ({type(exc).__name__}: {exc})")
+            continue
+        record["build"] = build
+        return record
+    if init_args is not None:
+        raise ConfigError(f"init_args: {cls.__qualname__}(**init_args) does not rebuild the model: {problems[-1]}")
+    record["problem"] = problems[-1]  # the user class's reason when it is one, else the layers'
+    return record
+
+
+def _no_argument_build(cls: type) -> dict[str, Any]:
+    path = _import_path(cls)
+    needed = _needs_arguments(cls)
+    if needed:
+        raise Undescribable(
+            f"{cls.__qualname__} needs the arguments {', '.join(needed)}; save it with "
+            "trainwise.save(model, path, init_args={...}) to record them"
+        )
+    return {"kind": "import", "class": path, "init_args": {}}
+
+
+def _shares_parameters(model: nn.Module) -> bool:
+    return len(list(model.parameters())) != len(list(model.named_parameters(remove_duplicate=False)))
+
+
+def rebuild_model(description: Mapping[str, Any]) -> nn.Module:
+    """A new model from describe_model's record (ConfigError when it says the model cannot be rebuilt)."""
+    build = description.get("build")
+    if not isinstance(build, Mapping):
+        raise ConfigError(str(description.get("problem") or "the description says no way to build the model"))
+    return apply_tensor_record(build_described(build), description)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
-from trainwise.errors import ConfigError
+from trainwise.errors import ConfigError, TrainwiseError, first_line
 
 
 def optimizer_classes() -> dict[str, type[torch.optim.Optimizer]]:
@@ -64,8 +63,10 @@ def make_optimizer(
             pass  # torch's own choice then, and its own message for a real mistake
     try:
         return cls(params, lr=lr, **kwargs)  # type: ignore[call-arg]
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(_rejected(cls.__name__, {"lr": lr, **kwargs}, exc)) from None
+    except TrainwiseError:
+        raise
+    except Exception as exc:
+        raise ConfigError(_rejected(cls, params, lr, kwargs, exc)) from None
 
 
 # torch.optim classes whose fused kernels (one kernel for all parameters) measured faster than torch's
@@ -105,11 +106,34 @@ def _numbers(value: Any) -> list[int | float]:
     return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
 
 
-def _rejected(name: str, given: Mapping[str, Any], exc: Exception) -> str:
-    """ "optim.KEY: NAME rejected KEY=VALUE: <torch's reason>", for the keys torch's reason names (all the
-    options when it names none of them), so the line says which config key to change."""
-    text = str(exc).lower().replace("learning rate", "lr")
-    named = [key for key in given if re.search(rf"\b{re.escape(key.lower().removesuffix('s'))}s?\b", text)]
-    keys = named or [key for key in given if key != "lr"] or ["lr"]
+def _rejected(
+    cls: type[torch.optim.Optimizer], params: list[Any], lr: float, options: Mapping[str, Any], exc: Exception
+) -> str:
+    """ "optim.KEY: NAME rejected KEY=VALUE: <torch's reason>" for the options that make torch refuse, so the
+    line says which config key to change. Which ones is decided by trying (_culprits), not by reading torch's
+    message: its wording differs between versions."""
+    name, reason = cls.__name__, first_line(exc).partition(": ")[2] or type(exc).__name__
+    like = params[0] if params and isinstance(params[0], torch.Tensor) else torch.zeros(1)
+    if _builds(cls, like, lr, options):  # the options are fine: the parameters are what torch refused
+        return f"optim.name: {name} cannot be made for this model's parameters ({first_line(exc)})"
+    given = {"lr": lr, **options}
+    keys = _culprits(cls, like, lr, options) or list(given)
     where = ", ".join(f"optim.{key}" for key in keys)
-    return f"{where}: {name} rejected {', '.join(f'{key}={given[key]!r}' for key in keys)}: {exc}"
+    return f"{where}: {name} rejected {', '.join(f'{key}={given[key]!r}' for key in keys)}: {reason}"
+
+
+def _culprits(cls: type[torch.optim.Optimizer], like: torch.Tensor, lr: float, options: Mapping[str, Any]) -> list[str]:
+    """Each option whose removal lets the optimizer be made (every option has a default), and lr when a plain
+    1e-3 in its place does; empty when only several changes together would."""
+    keys = ["lr"] if _builds(cls, like, 1e-3, options) else []
+    return keys + [key for key in options if _builds(cls, like, lr, {k: v for k, v in options.items() if k != key})]
+
+
+def _builds(cls: type[torch.optim.Optimizer], like: torch.Tensor, lr: float, options: Mapping[str, Any]) -> bool:
+    # one parameter of the model's dtype and device: options such as fused depend on them
+    parameter = torch.nn.Parameter(torch.zeros(1, dtype=like.dtype, device=like.device))
+    try:
+        cls([parameter], lr=lr, **options)  # type: ignore[call-arg]
+    except Exception:
+        return False
+    return True

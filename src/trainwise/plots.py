@@ -2,11 +2,13 @@
 
 Every function is a pure function of its inputs: it builds a `matplotlib.figure.Figure` directly
 (never pyplot, so no global figure state and no backend switching), optionally saves it as a PNG,
-and returns it. Returned figures still display inline in Jupyter.
+and returns it. The figures are `InlineFigure`s: in Jupyter they show as a PNG by themselves, with no
+`%matplotlib inline`, and only once (IPython calls `_repr_png_` once per displayed value).
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +22,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from trainwise.errors import TrainwiseError
 
-__all__ = ["plot_compare", "plot_confusion", "plot_fit", "plot_history", "plot_image_grid", "plot_lr_find"]
+__all__ = [
+    "InlineFigure",
+    "plot_compare",
+    "plot_confusion",
+    "plot_fit",
+    "plot_history",
+    "plot_image_grid",
+    "plot_lr_find",
+]
 
 # Bookkeeping columns of a history: not metrics, so they get no panel.
 _SKIPPED_KEYS = frozenset({"lr", "epoch_seconds"})
@@ -29,6 +39,21 @@ _MAX_MARKED_POINTS = 50
 # A loss that spans more than this factor is unreadable on a linear axis.
 _LOG_SCALE_RATIO = 100.0
 _PANEL_SIZE = (5.5, 3.8)
+_PNG_DPI = 110
+
+
+class InlineFigure(Figure):
+    """A matplotlib Figure that displays itself in Jupyter as a PNG (the same image `_save` writes).
+
+    It belongs to no pyplot figure manager, so the inline backend never shows it a second time at the end
+    of the cell; when that backend has registered its own PNG formatter for Figure, IPython uses that one
+    instead of `_repr_png_`, still once.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, dpi=_PNG_DPI, bbox_inches="tight", format="png")
+        return buffer.getvalue()
 
 
 def plot_history(
@@ -48,7 +73,7 @@ def plot_history(
 
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
-    fig = Figure(figsize=(_PANEL_SIZE[0] * ncols, _PANEL_SIZE[1] * nrows), layout="constrained")
+    fig = InlineFigure(figsize=(_PANEL_SIZE[0] * ncols, _PANEL_SIZE[1] * nrows), layout="constrained")
     for i, (base, keys) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         _draw_series(ax, {key: series[key] for key in keys}, log_rule=base in ("loss", "val_loss"))
@@ -82,7 +107,7 @@ def plot_fit(
     order = np.argsort(xc, kind="stable")
     xc, yc = xc[order], yc[order]
 
-    fig = Figure(figsize=_PANEL_SIZE, layout="constrained")
+    fig = InlineFigure(figsize=_PANEL_SIZE, layout="constrained")
     ax = fig.add_subplot()
     # Shrink and fade dots for big data sets so the curve stays visible.
     size = 16.0 if len(xs) <= 500 else 4.0
@@ -112,7 +137,7 @@ def plot_lr_find(
     x, raw, smooth = _to_1d(lrs), _to_1d(losses), _to_1d(smoothed)
     if not np.isfinite(raw).any():
         return _message_figure("no finite loss in the sweep", path, title=title)
-    fig = Figure(figsize=_PANEL_SIZE, layout="constrained")
+    fig = InlineFigure(figsize=_PANEL_SIZE, layout="constrained")
     ax = fig.add_subplot()
     ax.plot(x, np.where(np.isfinite(raw), raw, np.nan), color="0.7", linewidth=1, label="loss")
     ax.plot(x, smooth, color="C0", linewidth=2, label="smoothed")
@@ -204,7 +229,7 @@ def _to_1d(values: Any) -> NDArray[np.float64]:
 
 def _message_figure(message: str, path: str | Path | None, *, title: str | None) -> Figure:
     """A small figure that says why there is nothing to plot."""
-    fig = Figure(figsize=_PANEL_SIZE, layout="constrained")
+    fig = InlineFigure(figsize=_PANEL_SIZE, layout="constrained")
     fig.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, color="0.4")
     if title:
         fig.suptitle(title)
@@ -218,7 +243,7 @@ def _save(fig: Figure, path: str | Path | None) -> None:
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, dpi=110, bbox_inches="tight", format="png")
+    fig.savefig(target, dpi=_PNG_DPI, bbox_inches="tight", format="png")
 
 
 # The default colour cycle has ten colours; further runs of a comparison repeat them with these dashes.
@@ -244,7 +269,7 @@ def plot_compare(
         return _message_figure("no epochs recorded", path, title=title)
     outside = len(series) > _COMPARE_LEGEND_INSIDE
     width = _PANEL_SIZE[0] * (1.7 if outside else 1.2)
-    fig = Figure(figsize=(width, _PANEL_SIZE[1] * 1.2), layout="constrained")
+    fig = InlineFigure(figsize=(width, _PANEL_SIZE[1] * 1.2), layout="constrained")
     ax = fig.add_subplot()
     _draw_series(ax, series, log_rule=True)
     for i, line in enumerate(ax.lines[: len(series)]):
@@ -310,7 +335,7 @@ def plot_confusion(
     rows = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     side = min(3.0 + 0.45 * n, 12.0)
-    fig = Figure(figsize=(side + 1.0, side), layout="constrained")
+    fig = InlineFigure(figsize=(side + 1.0, side), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, label="share of the true class")
@@ -355,7 +380,7 @@ def plot_image_grid(
         raise TrainwiseError(f"plot_image_grid: expected (K, H, W) or (K, C, H, W) images, got shape {pixels.shape}")
     ncols = min(len(pixels), _GRID_COLUMNS)
     nrows = math.ceil(len(pixels) / ncols)
-    fig = Figure(figsize=(2.2 * ncols, 2.4 * nrows), layout="constrained")
+    fig = InlineFigure(figsize=(2.2 * ncols, 2.4 * nrows), layout="constrained")
     for i, (image, text) in enumerate(zip(pixels, titles, strict=True)):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         if image.ndim == 3 and image.shape[2] == 3:

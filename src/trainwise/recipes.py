@@ -18,13 +18,13 @@ from trainwise import datasets, models
 from trainwise.callbacks import Callback, EarlyStopping, LRScheduler
 from trainwise.checkpoint import Checkpoint, atomic_write_text
 from trainwise.config import Config, load_config
-from trainwise.errors import ConfigError, DataError, TrainwiseError
+from trainwise.errors import ConfigError, DataError, TrainwiseError, first_line
 from trainwise.loggers import MLflowLogger, TensorBoardLogger
 from trainwise.loop import FitResult, evaluate, fit
 from trainwise.losses import LossFn, make_loss
 
 if TYPE_CHECKING:
-    from trainwise.lr_find import LRFindResult
+    from trainwise.lr_finder import LRFindResult
 
 
 @dataclass
@@ -130,11 +130,12 @@ def _sample_output(name: str, model: torch.nn.Module, sample: torch.Tensor) -> A
     try:
         with torch.no_grad():
             return model(sample)
-    except RuntimeError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except TrainwiseError:
+        raise
+    except Exception as exc:  # whatever the model's forward raises, in torch's wording or the user's
         raise ConfigError(
-            f"model.name: {name} cannot take the data's samples of shape {tuple(sample.shape[1:])} ({message}); "
-            "check its options against the data"
+            f"model.name: {name} cannot take the data's samples of shape {tuple(sample.shape[1:])} "
+            f"({first_line(exc)}); check its options against the data"
         ) from None
     finally:
         model.train(was_training)
@@ -157,20 +158,45 @@ _FIT_ARGUMENTS = {
 
 def _check_scheduler(config: Config) -> None:
     """Make the config's scheduler on a one-parameter optimizer and step it a few times: options that only
-    fail when it steps (step_size = 0 divides by zero, gamma = 1e308 makes an lr float32 cannot hold) are
-    a line naming the key before training, not an error from inside the first epoch."""
-    from types import SimpleNamespace
-
+    fail when it steps (step_size = 0 divides by zero, gamma = 1e308 makes an lr float32 cannot hold) or that
+    torch refuses when it makes it (factor = 2.0 for plateau) are a line naming the key before training, not
+    an error from inside the first epoch. Which keys is decided by trying, not by reading torch's message."""
     spec = config.scheduler
     if spec is None:
         return
-    scheduler = LRScheduler(spec.name, interval=spec.interval, monitor=spec.monitor, **spec.options)
+    failure = _scheduler_dry_run(config, spec.options)
+    if failure is None:
+        return
+    if isinstance(failure, TrainwiseError) and not str(failure).startswith("scheduler: "):
+        raise failure  # already names its key (scheduler.interval, scheduler.monitor)
+    # each option whose removal lets the schedule run (the options torch requires cannot be left out); all of
+    # them when only their combination fails
+    keys = [key for key in spec.options if _scheduler_dry_run(config, _without(spec.options, key)) is None]
+    keys = keys or list(spec.options)
+    where = ", ".join(f"scheduler.{key}" for key in keys) or "scheduler.name"
+    given = ", ".join(f"{key}={spec.options[key]!r}" for key in keys) or "its defaults"
+    # LRScheduler's own line ("scheduler: X cannot be made with {...}: ...") quotes torch's error, which it holds
+    reason = failure.__context__ if isinstance(failure, TrainwiseError) and failure.__context__ else failure
+    raise ConfigError(f"{where}: scheduler {spec.name!r} fails with {given} ({first_line(reason)})") from None
+
+
+def _without(options: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k != key}
+
+
+def _scheduler_dry_run(config: Config, options: dict[str, Any]) -> Exception | None:
+    """What making the config's scheduler with `options` and stepping it 3 times raises (None: nothing)."""
+    from types import SimpleNamespace
+
+    spec = config.scheduler
+    assert spec is not None
     parameter = torch.nn.Parameter(torch.zeros(1))
     lr = 1e-3 if config.optim.lr == "auto" else config.optim.lr
     optimizer = torch.optim.SGD([parameter], lr=lr)
-    # what LRScheduler.on_train_begin reads of the training state
-    scheduler.state = SimpleNamespace(epochs=max(config.train.epochs, 4), steps_per_epoch=1, optimizer=optimizer)  # type: ignore[assignment]
     try:
+        scheduler = LRScheduler(spec.name, interval=spec.interval, monitor=spec.monitor, **options)
+        # what LRScheduler.on_train_begin reads of the training state
+        scheduler.state = SimpleNamespace(epochs=max(config.train.epochs, 4), steps_per_epoch=1, optimizer=optimizer)  # type: ignore[assignment]
         with warnings.catch_warnings():  # torch's notes on this throw-away schedule are not the user's
             warnings.simplefilter("ignore")
             scheduler.on_train_begin({})
@@ -182,24 +208,10 @@ def _check_scheduler(config: Config) -> None:
                 else:
                     scheduler.scheduler.step()
     except AttributeError:
-        return  # LRScheduler reads more of the training state than this stand-in has: no dry run, no verdict
-    except TrainwiseError as exc:
-        if not str(exc).startswith("scheduler: "):  # already names its key
-            raise
-        text = str(exc).rpartition(": ")[2]  # "scheduler: X cannot be made with {...}: <torch's reason>"
-        named = [key for key in spec.options if re.search(rf"\b{re.escape(key)}\b", text, re.IGNORECASE)]
-        keys = named or list(spec.options) or ["name"]
-        where = ", ".join(f"scheduler.{key}" for key in keys)
-        raise type(exc)(f"{where}: {str(exc).removeprefix('scheduler: ')}") from None
+        return None  # LRScheduler reads more of the training state than this stand-in has: no verdict
     except Exception as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        named = [key for key in spec.options if re.search(rf"\b{re.escape(key)}\b", text)]
-        keys = named or list(spec.options) or ["name"]
-        raise ConfigError(
-            f"{', '.join(f'scheduler.{key}' for key in keys)}: scheduler {spec.name!r} fails with "
-            f"{', '.join(f'{key}={spec.options[key]!r}' for key in keys if key in spec.options) or 'its defaults'} "
-            f"({type(exc).__name__}: {text})"
-        ) from None
+        return exc
+    return None
 
 
 # losses that compare each output with the target of the same position
@@ -286,7 +298,7 @@ def find_lr(config: Config, **sweep: Any) -> LRFindResult:
     """The LR finder on the config's model and training data, set up as for its training (batch size,
     optimizer and options, seed, device; trials no longer than the training). sweep: start_lr,
     end_lr, steps, trial_steps."""
-    from trainwise.lr_find import lr_find
+    from trainwise.lr_finder import lr_find
 
     inputs = tool_inputs(config)
     return lr_find(
@@ -415,9 +427,12 @@ def run_config(
         description = {**prepared.model_spec, "input": input_spec(dataset.X)}
         atomic_write_text(result.run / "model.json", json.dumps(description, indent=1))
         if test is not None:
-            from trainwise.runs import add_results
+            from trainwise.runs import add_results, record_predictions
 
             add_results(result.run, "test", test)
+            # the report's confusion matrix on the split the test metrics come from
+            record_predictions(result.run, result.model, dataset.X_test, dataset.y_test, loss_fn=loss_fn,
+                               transform=result.transform, class_names=dataset.class_names or None)  # fmt: skip
     return RecipeResult(config, result, test, prepared.notes)
 
 

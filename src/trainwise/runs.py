@@ -350,7 +350,7 @@ def format_runs_table(rows: Sequence[RunRow]) -> Table:
 # Imported lazily by fit: plotting and safetensors cost start-up time that unrecorded runs skip.
 
 from trainwise.callbacks import Callback, Logs, best_epoch  # noqa: E402
-from trainwise.checkpoint import atomic_path, atomic_write_text, run_folder_gone  # noqa: E402
+from trainwise.checkpoint import atomic_path, atomic_write_text, describe, run_folder_gone, write_model  # noqa: E402
 
 
 class RunRecorder(Callback):
@@ -358,7 +358,7 @@ class RunRecorder(Callback):
     per epoch), model.safetensors, transform.json, summary.json, loss-curve.png, for 1-D regression
     fit.png, with lr="auto" lr-find.json and lr-find.png, for classification predictions.json (a
     confusion matrix) and for images misclassified.safetensors; and keeps its row in the runs index
-    up to date. Everything the HTML report shows comes from these files (trainwise.report)."""
+    up to date. Everything the HTML report shows comes from these files (trainwise.run_report)."""
 
     FLUSH_SECONDS = 2.0
 
@@ -470,15 +470,13 @@ class RunRecorder(Callback):
             self._end()
 
     def _end(self) -> None:
-        from safetensors.torch import save_model
-
         from trainwise import plots
 
         assert self.path is not None
         self._flush()
         state = self.state
-        with atomic_path(self.path / "model.safetensors") as tmp:  # a crash leaves the old file or none
-            save_model(state.model, str(tmp))
+        # model.safetensors and model.json, as trainwise.save writes them: trainwise.load(run) rebuilds the model
+        write_model(self.path, state.model, describe(state.model))
         transform = getattr(self.prepared, "transform", None)
         if transform is not None:
             atomic_write_text(self.path / "transform.json", json.dumps(transform.to_dict(), indent=1))
@@ -488,7 +486,7 @@ class RunRecorder(Callback):
             "name": self.name,
             "status": state.status,
             "epochs": len(state.history.get("loss", [])),
-            "seconds": sum(state.history.get("epoch_seconds", [])),
+            "seconds": training_seconds(state.history),
             "final": final,
             "best": best_epoch(state.history),
             "findings": len(state.findings),
@@ -530,9 +528,22 @@ class RunRecorder(Callback):
                 return values.cpu()
             return ((values.cpu() - transform.shift) / transform.scale).cpu()
 
-        xlabel = self.feature_names[0] if self.feature_names else "x"
+        features, targets = self.feature_names, []
+        if isinstance(self.config, Mapping) and "data" in self.config:
+            # a recipe's run: its dataset names the target (t_c); loaded again, as only 1-D data comes here
+            from trainwise.config import validate
+            from trainwise.recipes import load_data
+
+            try:
+                dataset, _ = load_data(validate(dict(self.config)))
+                features = features or list(dataset.feature_names)
+                targets = list(dataset.target_names)
+            except (TrainwiseError, OSError):  # the data moved since training began: generic labels
+                pass
+        xlabel = features[0] if len(features) == 1 else "x"
+        ylabel = targets[0] if len(targets) == 1 else "y"
         path = self.path / "fit.png"  # type: ignore[operator]
-        plots.plot_fit(raw(X), y.cpu(), raw(grid), curve, path, xlabel=xlabel, title=self.name)
+        plots.plot_fit(raw(X), y.cpu(), raw(grid), curve, path, xlabel=xlabel, ylabel=ylabel, title=self.name)
 
     def _write_environment(self) -> None:
         """environment.json: the versions and the device, so a report can say what the run ran on."""
@@ -557,57 +568,106 @@ class RunRecorder(Callback):
         atomic_write_text(self.path / "environment.json", json.dumps(environment, indent=1))  # type: ignore[operator]
 
     def _record_predictions(self) -> None:
-        """For classification, predictions.json (the confusion matrix on the validation split, or the
-        training split when there is none) and, for images, misclassified.safetensors (up to 16)."""
-        import torch
-        from safetensors.torch import save_file
-
+        """predictions.json on the validation split, or the training split when there is none (a recipe
+        with a test split then records that one: record_predictions)."""
         split = "validation" if getattr(self.prepared, "val", None) is not None else "training"
         source = getattr(self.prepared, "val" if split == "validation" else "train", None)
-        if source is None:
+        if source is None or self.path is None:
             return
-        decide = _class_decision(self.state.loss_fn)
-        model = self.state.model
-        was_training = model.training
-        model.eval()
-        true_parts: builtins.list[torch.Tensor] = []
-        pred_parts: builtins.list[torch.Tensor] = []
-        wrong_images: builtins.list[torch.Tensor] = []  # images of the first misclassified samples, in order
-        n_classes = 0
-        try:
-            with torch.no_grad():
-                for xb, yb in _eval_batches(source):
-                    predicted, width = decide(model(xb), yb)
-                    if predicted is None:
-                        return  # not classification: nothing to record
-                    labels = yb.reshape(-1).long()
-                    n_classes = max(n_classes, width, int(labels.max()) + 1 if labels.numel() else 0)
-                    true_parts.append(labels.cpu())
-                    pred_parts.append(predicted.cpu())
-                    if xb.ndim == 4 and sum(len(x) for x in wrong_images) < _MAX_MISCLASSIFIED:
-                        wrong_images.append(xb[predicted != labels][:_MAX_MISCLASSIFIED].cpu())
-        finally:
-            model.train(was_training)
-        if not true_parts:
-            return
-        true, predicted = torch.cat(true_parts), torch.cat(pred_parts)
-        matrix = torch.zeros(n_classes * n_classes, dtype=torch.long)
-        matrix.index_add_(0, true * n_classes + predicted, torch.ones_like(true))
-        names = None
-        if self.class_names is not None:  # a model with more outputs than named classes: number the rest
-            names = [*self.class_names[:n_classes], *map(str, range(len(self.class_names), n_classes))]
-        record = {"split": split, "matrix": matrix.reshape(n_classes, n_classes).tolist(), "class_names": names}
-        atomic_write_text(self.path / "predictions.json", json.dumps(record))  # type: ignore[operator]
-        wrong = (true != predicted).nonzero().reshape(-1)[:_MAX_MISCLASSIFIED]
-        if not wrong_images or len(wrong) == 0:
-            return
-        images = torch.cat(wrong_images)[:_MAX_MISCLASSIFIED]
         transform = getattr(self.prepared, "transform", None)
-        if transform is not None:  # back to the scale the data came in, as _plot_fit does
-            images = (images - transform.shift.cpu()) / transform.scale.cpu()
-        tensors = {"images": images.float().contiguous(), "true": true[wrong], "predicted": predicted[wrong]}
-        with atomic_path(self.path / "misclassified.safetensors") as tmp:  # type: ignore[operator]
-            save_file(tensors, str(tmp))
+        _write_predictions(self.path, self.state.model, _eval_batches(source), split=split,
+                           loss_fn=self.state.loss_fn, class_names=self.class_names, transform=transform)  # fmt: skip
+
+
+def record_predictions(
+    run_dir: Path,
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    loss_fn: Any,
+    split: str = "test",
+    transform: Any = None,
+    class_names: Sequence[str] | None = None,
+) -> None:
+    """Record a classifier's confusion matrix (predictions.json) and first misclassified images on the
+    split (X, y), raw inputs that `transform` scales as in training, replacing those of another split:
+    run_config records the test split this way, the one its test metrics are measured on."""
+    import torch
+
+    from trainwise.data import to_xy
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    inputs, targets = to_xy((X, y))  # as evaluate() takes them, so both measure the same predictions
+    if transform is not None:
+        inputs = transform(inputs)
+
+    def batches() -> Iterator[tuple[Any, Any]]:
+        for start in range(0, len(inputs), _EVAL_BATCH):
+            end = start + _EVAL_BATCH
+            yield inputs[start:end].to(device), targets[start:end].to(device)
+
+    _write_predictions(Path(run_dir), model, batches(), split=split, loss_fn=loss_fn,
+                       class_names=list(class_names) if class_names else None, transform=transform)  # fmt: skip
+
+
+def _write_predictions(
+    run_dir: Path,
+    model: Any,
+    batches: Iterator[tuple[Any, Any]],
+    *,
+    split: str,
+    loss_fn: Any,
+    class_names: builtins.list[str] | None,
+    transform: Any,
+) -> None:
+    """predictions.json ({"split", "matrix", "class_names"}) and, for images, misclassified.safetensors
+    (up to 16, in the data's own scale) from one pass in eval mode over `batches`."""
+    import torch
+    from safetensors.torch import save_file
+
+    decide = _class_decision(loss_fn)
+    was_training = model.training
+    model.eval()
+    true_parts: builtins.list[torch.Tensor] = []
+    pred_parts: builtins.list[torch.Tensor] = []
+    wrong_images: builtins.list[torch.Tensor] = []  # images of the first misclassified samples, in order
+    n_classes = 0
+    try:
+        with torch.no_grad():
+            for xb, yb in batches:
+                predicted, width = decide(model(xb), yb)
+                if predicted is None:
+                    return  # not classification: nothing to record
+                labels = yb.reshape(-1).long()
+                n_classes = max(n_classes, width, int(labels.max()) + 1 if labels.numel() else 0)
+                true_parts.append(labels.cpu())
+                pred_parts.append(predicted.cpu())
+                if xb.ndim == 4 and sum(len(x) for x in wrong_images) < _MAX_MISCLASSIFIED:
+                    wrong_images.append(xb[predicted != labels][:_MAX_MISCLASSIFIED].cpu())
+    finally:
+        model.train(was_training)
+    if not true_parts:
+        return
+    true, predicted = torch.cat(true_parts), torch.cat(pred_parts)
+    matrix = torch.zeros(n_classes * n_classes, dtype=torch.long)
+    matrix.index_add_(0, true * n_classes + predicted, torch.ones_like(true))
+    names = None
+    if class_names is not None:  # a model with more outputs than named classes: number the rest
+        names = [*class_names[:n_classes], *map(str, range(len(class_names), n_classes))]
+    record = {"split": split, "matrix": matrix.reshape(n_classes, n_classes).tolist(), "class_names": names}
+    atomic_write_text(run_dir / "predictions.json", json.dumps(record))
+    wrong = (true != predicted).nonzero().reshape(-1)[:_MAX_MISCLASSIFIED]
+    misclassified = run_dir / "misclassified.safetensors"
+    if not wrong_images or len(wrong) == 0:
+        misclassified.unlink(missing_ok=True)  # another split's examples must not stay next to this matrix
+        return
+    images = torch.cat(wrong_images)[:_MAX_MISCLASSIFIED]
+    if transform is not None:  # back to the scale the data came in, as _plot_fit does
+        images = (images - transform.shift.cpu()) / transform.scale.cpu()
+    tensors = {"images": images.float().contiguous(), "true": true[wrong], "predicted": predicted[wrong]}
+    with atomic_path(misclassified) as tmp:
+        save_file(tensors, str(tmp))
 
 
 # Enough examples to show a pattern in the report, few enough to look at.
@@ -651,6 +711,13 @@ def _class_decision(loss_fn: Any) -> Any:
         return None, 0
 
     return decide
+
+
+def training_seconds(history: Mapping[str, Sequence[float]]) -> float:
+    """A run's training time: the sum of its epochs' times (each epoch's steps and validation, from the
+    history's epoch_seconds, so a resumed run counts its earlier epochs too). FitResult.seconds, the CLI's
+    summary, summary.json, the report and comparisons all give this one number."""
+    return float(sum(history.get("epoch_seconds", [])))
 
 
 def write_summary(run_dir: Path, summary: Mapping[str, object]) -> None:

@@ -1,12 +1,18 @@
 """Small seeded data sets, the tutorials' custom module and full-batch step, shared by the doctor's tests."""
 
+import functools
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import trainwise
 from trainwise.doctor import Doctor, Finding
+
+# fit on the CPU on any machine: these tests judge the doctor's verdicts on CPU-made data and numbers, and
+# device "auto" would move the model to a GPU where there is one
+cpu_fit = functools.partial(trainwise.fit, device="cpu")
 
 
 def generator(seed: int = 0) -> torch.Generator:

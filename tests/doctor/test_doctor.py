@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import trainwise
-from tests.doctor.helpers import full_batch_steps
+from tests.doctor.helpers import cpu_fit, full_batch_steps
 from trainwise.doctor import CODES, Doctor, Finding, check, watch
 from trainwise.doctor.findings import nice_number
 from trainwise.errors import TrainingError
@@ -35,8 +35,8 @@ def test_every_code_has_a_severity_of_the_issue() -> None:
     errors = {c for c, s in CODES.items() if s == "error"}
     assert errors == {"nonfinite-loss", "nonfinite-data", "label-out-of-range", "loss-broadcast",
                       "missing-zero-grad", "no-gradient", "params-not-optimized"}  # fmt: skip
-    assert {c for c, s in CODES.items() if s == "info"} == {"sum-reduction"}
-    assert len(CODES) == 26
+    assert {c for c, s in CODES.items() if s == "info"} == {"sum-reduction", "doctor-error"}
+    assert len(CODES) == 27
 
 
 def test_watch_prints_each_finding_once_and_removes_its_hooks() -> None:
@@ -74,7 +74,7 @@ def test_quiet_mode_collects_without_printing(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err == ""
 
 
-def test_findings_are_deduplicated_with_evidence_updated() -> None:
+def test_findings_are_deduplicated_taking_the_latest_measurement_whole() -> None:
     model = nn.Linear(2, 1)
     doctor = watch(model, torch.optim.SGD(model.parameters(), lr=0.1), mode="quiet")
     doctor.raise_finding("dead-relu", "first", evidence={"dead_fraction": 0.7}, subject="relu1")
@@ -82,7 +82,8 @@ def test_findings_are_deduplicated_with_evidence_updated() -> None:
     doctor.raise_finding("dead-relu", "other layer", evidence={"dead_fraction": 0.8}, subject="relu2")
     assert len(doctor.findings) == 2
     first = next(f for f in doctor.findings if f.subject == "relu1")
-    assert first.message == "first" and first.evidence == {"dead_fraction": 0.9}
+    assert first.message == "again" and first.evidence == {"dead_fraction": 0.9}  # message and numbers agree
+    assert first.step == 0  # when it was first raised
     assert doctor.raised["dead-relu"] == 3
     doctor.close()
 
@@ -114,7 +115,7 @@ def test_nice_numbers_are_1_2_5_steps() -> None:
 
 
 def test_fit_collects_findings_and_the_record_stores_them(tmp_path: Path) -> None:
-    result = trainwise.fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, epochs=30, doctor="quiet",
+    result = cpu_fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, epochs=30, doctor="quiet",
                            run_dir=tmp_path, feature_names=["t_u"], progress=False)  # fmt: skip
     assert {f.code for f in result.findings} == {"lr-too-high", "nonfinite-loss", "unscaled-inputs"}
     assert result.run is not None
@@ -122,13 +123,13 @@ def test_fit_collects_findings_and_the_record_stores_them(tmp_path: Path) -> Non
     assert [f["code"] for f in stored] == [f.code for f in result.findings]
     assert next(f for f in stored if f["code"] == "unscaled-inputs")["subject"] == "t_u"
     assert json.loads((result.run / "summary.json").read_text())["findings"] == 3
-    off = trainwise.fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, epochs=30, doctor="off", progress=False)
+    off = cpu_fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, epochs=30, doctor="off", progress=False)
     assert off.findings == []
 
 
 def test_fit_rejects_an_unknown_doctor_mode() -> None:
     with pytest.raises(trainwise.ConfigError, match="doctor: 'loud' is not a mode"):
-        trainwise.fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, doctor="loud", progress=False)
+        cpu_fit(linear_w1(), (T_U, T_C), loss="mse", lr=1e-2, doctor="loud", progress=False)
 
 
 def test_check_finds_the_w5_mistake_without_changing_the_model() -> None:
@@ -194,3 +195,52 @@ def test_sampled_update_sizes_are_the_weights_change(momentum: float) -> None:
     assert doctor._plain_sgd_lrs() == ([0.05, 0.05, 0.2, 0.2] if momentum == 0 else None)
     assert len(doctor.obs.samples) == 3
     assert doctor.obs.samples[-1].update_norms == pytest.approx(moved, rel=1e-4)
+
+
+# ----------------------------------------------------------------------------------------- notebook display
+
+
+def test_doctor_and_finding_show_themselves_in_notebooks_and_reprs() -> None:
+    model = linear_w1()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    with watch(model, optimizer, loss_fn=nn.MSELoss(), mode="quiet", feature_names=["<t_u>"]) as doctor:
+        w1_loop(doctor, model, optimizer, 30)
+    assert repr(doctor) == "Doctor(mode='quiet', steps=30, findings=3: nonfinite-loss, unscaled-inputs, lr-too-high)"
+    page = doctor._repr_html_()
+    assert page.count("<tr>") == 4  # a header and one row per finding
+    assert "<th>severity</th><th>code</th><th>step</th><th>message</th><th>fix</th>" in page
+    assert "<td>warning</td><td>unscaled-inputs [&lt;t_u&gt;]</td>" in page  # user text escaped
+    assert "<td>Input &lt;t_u&gt; has mean 51.8" in page
+    assert "<t_u>" not in page and "lower lr to about 0.0001" in page
+    assert "Linear (2 parameter tensors), SGD (lr 0.01), loss mse, 30 steps" in page
+    finding = next(f for f in doctor.findings if f.code == "lr-too-high")
+    assert repr(finding).startswith("Finding(warning lr-too-high, step=") and len(repr(finding)) < 140
+    row = finding._repr_html_()
+    assert row.count("<tr>") == 2 and "<td>lr-too-high</td>" in row and "Evidence: lr 0.01" in row
+
+
+def test_a_healthy_doctor_shows_no_findings_and_what_it_watched() -> None:
+    from rich.console import Console
+
+    model = nn.Linear(1, 1)
+    doctor = watch(model, torch.optim.Adam(model.parameters(), lr=0.01), mode="quiet")
+    doctor.close()
+    assert repr(doctor) == "Doctor(mode='quiet', steps=0, findings=0)"
+    page = doctor._repr_html_()
+    assert "no findings" in page and "Adam (lr 0.01)" in page and "<td>" not in page
+    console = Console(width=200, record=True)
+    console.print(doctor)
+    assert "no findings" in console.export_text()
+    finding = Finding("dead-relu", "warning", "Units <a> died.", {"dead_fraction": 0.75}, "use LeakyReLU", step=3)
+    console.print(finding)
+    text = console.export_text()
+    assert "dead-relu" in text and "Units <a> died. Evidence: dead_fraction 0.75." in text
+
+
+def test_the_docs_code_table_lists_every_code_with_its_severity() -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "doctor.md").read_text(encoding="utf-8")
+    table = dict(re.findall(r"^\| ([a-z-]+) \| (error|warning|info) \|$", text, re.M))
+    assert table == CODES
+    assert "**doctor-error**" in text

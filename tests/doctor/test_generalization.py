@@ -4,7 +4,7 @@ the validation loss only plateaus, jitters or bumps early."""
 import torch
 from torch import nn
 
-import trainwise
+from tests.doctor.helpers import cpu_fit
 from trainwise.doctor import Doctor, Finding, watch
 from trainwise.models import mlp
 
@@ -57,7 +57,7 @@ def watched_full_batch(model: nn.Module, lr: float, epochs: int, train: Data, va
 
 def test_a_large_mlp_on_40_samples_overfits_in_fit() -> None:
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(20, 2, hidden=(128, 128)), two_informative_of_twenty(40, seed=1),
+    result = cpu_fit(mlp(20, 2, hidden=(128, 128)), two_informative_of_twenty(40, seed=1),
                            val_data=two_informative_of_twenty(200, seed=2), loss="cross_entropy", optimizer="adam",
                            lr=1e-3, epochs=20, batch_size=8, progress=False, doctor="quiet")  # fmt: skip
     assert codes(result.findings) == {"overfitting"}
@@ -84,7 +84,7 @@ def test_a_large_mlp_on_40_noisy_points_overfits_in_a_watched_loop() -> None:
 def test_the_same_mlp_with_weight_decay_plateaus_and_is_not_overfitting() -> None:
     torch.manual_seed(0)
     data, val_data = two_informative_of_twenty(40, seed=1), two_informative_of_twenty(200, seed=2)
-    result = trainwise.fit(mlp(20, 2, hidden=(128, 128)), data, val_data=val_data, loss="cross_entropy",
+    result = cpu_fit(mlp(20, 2, hidden=(128, 128)), data, val_data=val_data, loss="cross_entropy",
                            optimizer="adam", lr=3e-3, weight_decay=0.05, epochs=40, batch_size=10, progress=False,
                            doctor="quiet")  # fmt: skip
     val, train = result.history["val_loss"], result.history["loss"]

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests.doctor.helpers import cpu_fit as fit
 from tests.doctor.helpers import full_batch_steps
-from trainwise import fit
 from trainwise.doctor import Finding, watch
 from trainwise.models import cnn, mlp
 

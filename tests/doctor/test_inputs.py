@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import trainwise
-from tests.doctor.helpers import found
+from tests.doctor.helpers import cpu_fit, found
 from trainwise.doctor import Doctor, Finding, watch
 
 
@@ -121,7 +121,7 @@ def evaluate(model: nn.Module, loss_fn: Callable[..., torch.Tensor], batches: Da
 def fit(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], **kwargs: object) -> trainwise.loop.FitResult:
     options: dict[str, object] = {"loss": "cross_entropy", "optimizer": "sgd", "lr": 0.05, "batch_size": 32}
     options.update(kwargs)
-    return trainwise.fit(model, data, progress=False, device="cpu", doctor="quiet", **options)  # type: ignore[arg-type]
+    return cpu_fit(model, data, progress=False, device="cpu", doctor="quiet", **options)  # type: ignore[arg-type]
 
 
 def input_codes(findings: list[Finding]) -> set[str]:

@@ -3,6 +3,7 @@ questions show, their causes, fit's repair and stop modes, and silence on the ne
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +11,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import trainwise
-from tests.doctor.helpers import full_batch_steps, generator
+from tests.doctor.helpers import cpu_fit, full_batch_steps, generator
 from trainwise.doctor import Doctor, Finding, watch
+from trainwise.doctor.findings import nice_number
 from trainwise.models import mlp
 
 T_U = torch.tensor([35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]).unsqueeze(1)
@@ -114,7 +116,7 @@ def test_mlp_regression_with_sgd_lr_10_turns_non_finite_caused_by_the_lr() -> No
 
 def test_mlp_regression_with_sgd_lr_1_oscillates_in_fit() -> None:
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(64, 64)), regression(), loss="mse", lr=1.0, epochs=10, batch_size=32,
+    result = cpu_fit(mlp(8, 1, hidden=(64, 64)), regression(), loss="mse", lr=1.0, epochs=10, batch_size=32,
                            progress=False, doctor="quiet")  # fmt: skip
     high = finding(result.findings, "lr-too-high")
     assert high.evidence["lr"] == 1.0 and high.evidence["update_to_weight"] > 0.1
@@ -136,7 +138,7 @@ def test_adam_at_lr_1_on_a_classifier_jumps_far_above_its_start() -> None:
 @pytest.mark.parametrize("lr", [0.1, 0.3])
 def test_a_good_sgd_lr_on_the_same_mlp_is_silent(lr: float) -> None:
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(64, 64)), regression(), loss="mse", lr=lr, epochs=10, batch_size=32,
+    result = cpu_fit(mlp(8, 1, hidden=(64, 64)), regression(), loss="mse", lr=lr, epochs=10, batch_size=32,
                            progress=False, doctor="quiet")  # fmt: skip
     assert not codes(result.findings) & {"lr-too-high", "lr-too-low", "nonfinite-loss", "not-learning"}
 
@@ -180,7 +182,7 @@ def temperature_model() -> nn.Linear:
 
 
 def test_fit_repair_rolls_back_and_lowers_the_lr_until_the_loss_stays_finite() -> None:
-    result = trainwise.fit(temperature_model(), (T_U, T_C), loss="mse", lr=1e-2, epochs=100, progress=False,
+    result = cpu_fit(temperature_model(), (T_U, T_C), loss="mse", lr=1e-2, epochs=100, progress=False,
                            doctor="repair")  # fmt: skip
     actions = result.doctor_actions
     assert 1 <= len(actions) <= 3 and all("rolled back" in action for action in actions)
@@ -194,7 +196,7 @@ def test_fit_repair_rolls_back_and_lowers_the_lr_until_the_loss_stays_finite() -
 
 def test_fit_repair_lowers_the_lr_at_most_three_times_then_stops() -> None:
     """lr 10 on raw temperatures needs a 1e-5 lr: three repairs (1, 0.1, 0.01) are not enough, so fit stops."""
-    result = trainwise.fit(temperature_model(), (T_U, T_C), loss="mse", lr=10.0, epochs=100, progress=False,
+    result = cpu_fit(temperature_model(), (T_U, T_C), loss="mse", lr=10.0, epochs=100, progress=False,
                            doctor="repair")  # fmt: skip
     *repairs, last = result.doctor_actions
     assert lowered_lrs(repairs) == [1.0, 0.1, 0.01]
@@ -204,7 +206,7 @@ def test_fit_repair_lowers_the_lr_at_most_three_times_then_stops() -> None:
 
 def test_fit_repair_on_a_diverging_mlp_ends_finite() -> None:
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(64, 64)), regression(), loss="mse", lr=10.0, epochs=10, batch_size=32,
+    result = cpu_fit(mlp(8, 1, hidden=(64, 64)), regression(), loss="mse", lr=10.0, epochs=10, batch_size=32,
                            progress=False, doctor="repair")  # fmt: skip
     assert 1 <= len(result.doctor_actions) <= 3
     assert result.history["lr"][-1] <= 1.0
@@ -215,7 +217,7 @@ def test_fit_repair_on_a_diverging_mlp_ends_finite() -> None:
 def test_fit_stop_raises_at_the_first_error() -> None:
     torch.manual_seed(0)
     with pytest.raises(trainwise.TrainingError, match=r"nonfinite-loss.*learning rate too high"):
-        trainwise.fit(mlp(8, 1, hidden=(64, 64)), regression(), loss="mse", lr=10.0, epochs=10, batch_size=32,
+        cpu_fit(mlp(8, 1, hidden=(64, 64)), regression(), loss="mse", lr=10.0, epochs=10, batch_size=32,
                       progress=False, doctor="stop")  # fmt: skip
 
 
@@ -237,7 +239,7 @@ def test_rmsprop_at_lr_1e_6_crawls() -> None:
 @pytest.mark.parametrize("lr", [1e-6, 1e-7])
 def test_sgd_at_a_tiny_lr_crawls_in_fit_with_noisy_minibatches(lr: float) -> None:
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(32,)), regression(seed=3), loss="mse", lr=lr, epochs=8, batch_size=16,
+    result = cpu_fit(mlp(8, 1, hidden=(32,)), regression(seed=3), loss="mse", lr=lr, epochs=8, batch_size=16,
                            progress=False, doctor="quiet")  # fmt: skip
     low = finding(result.findings, "lr-too-low")
     assert low.evidence["update_to_weight"] < 1e-5
@@ -252,7 +254,7 @@ def test_a_good_lr_on_the_same_models_is_not_too_low() -> None:
                    batch_size=32)  # fmt: skip
     assert not codes(doctor.findings) & {"lr-too-low", "lr-too-high", "not-learning"}
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(32,)), regression(seed=3), loss="mse", lr=0.05, epochs=8, batch_size=16,
+    result = cpu_fit(mlp(8, 1, hidden=(32,)), regression(seed=3), loss="mse", lr=0.05, epochs=8, batch_size=16,
                            progress=False, doctor="quiet")  # fmt: skip
     assert not codes(result.findings) & {"lr-too-low", "lr-too-high", "not-learning"}
 
@@ -273,7 +275,7 @@ def test_a_converged_run_whose_loss_stops_changing_is_not_too_low_or_not_learnin
 
 def test_a_converged_adam_classifier_with_flat_loss_is_silent() -> None:
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(10, 3, hidden=(32,)), blobs(), loss="cross_entropy", optimizer="adam", lr=1e-2,
+    result = cpu_fit(mlp(10, 3, hidden=(32,)), blobs(), loss="cross_entropy", optimizer="adam", lr=1e-2,
                            epochs=40, batch_size=64, progress=False, doctor="quiet")  # fmt: skip
     assert result.history["loss"][-1] < 0.05
     assert not codes(result.findings) & {"lr-too-low", "not-learning", "lr-too-high"}
@@ -301,7 +303,7 @@ def test_regression_targets_shuffled_before_fit_do_not_learn() -> None:
     X, y = regression(n=1024, features=8, seed=4)
     shuffled = y[torch.randperm(len(y), generator=generator(5))]
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(32, 32)), (X, shuffled), loss="mse", optimizer="adam", lr=1e-3,
+    result = cpu_fit(mlp(8, 1, hidden=(32, 32)), (X, shuffled), loss="mse", optimizer="adam", lr=1e-3,
                            epochs=16, batch_size=32, progress=False, doctor="quiet")  # fmt: skip
     stuck = finding(result.findings, "not-learning")
     assert stuck.evidence["last_losses_mean"] > 0.9 * stuck.evidence["constant_prediction_loss"]
@@ -317,6 +319,55 @@ def test_the_same_data_with_matching_labels_learns() -> None:
     assert codes(doctor.findings) == set()
     X, y = regression(n=1024, features=8, seed=4)
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(32, 32)), (X, y), loss="mse", optimizer="adam", lr=1e-3, epochs=16,
+    result = cpu_fit(mlp(8, 1, hidden=(32, 32)), (X, y), loss="mse", optimizer="adam", lr=1e-3, epochs=16,
                            batch_size=32, progress=False, doctor="quiet")  # fmt: skip
     assert codes(result.findings) == set()
+
+
+# --------------------------------------------------------------------------- runs trained further, repair's numbers
+
+
+def w1_normalized_fit(model: nn.Module, epochs: int, **options: object) -> trainwise.FitResult:
+    return cpu_fit(model, (T_U, T_C), loss="mse", optimizer="sgd", lr=1e-2, epochs=epochs, normalize=0.1,
+                         progress=False, doctor="quiet", **options)  # fmt: skip
+
+
+def test_a_resumed_or_continued_converged_run_is_not_told_to_raise_its_lr(tmp_path: Path) -> None:
+    """W1 normalized converges by epoch ~3000: resumed from a checkpoint there, or fit again on the trained model,
+    its doctor starts with a small gradient that keeps shrinking and must not call that a stalled lr."""
+    torch.manual_seed(0)
+    first = w1_normalized_fit(nn.Linear(1, 1), 3000, run_dir=tmp_path, callbacks=[trainwise.Checkpoint()])
+    assert first.run is not None and first.findings == []
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    resumed = w1_normalized_fit(model, 5000, run_dir=tmp_path, resume=first.run)
+    assert len(resumed.history["loss"]) == 5000 and resumed.history["loss"][-1] == pytest.approx(2.927647, abs=1e-5)
+    assert "lr-too-low" not in codes(resumed.findings)
+    continued = w1_normalized_fit(model, 2000)  # the same trained model, a new fit
+    assert continued.history["loss"][-1] == pytest.approx(2.927645, abs=1e-5)
+    assert codes(continued.findings) == set()
+
+
+def test_a_real_crawl_from_a_trained_start_is_still_too_low() -> None:
+    """The converged-run exemption needs the loss at the floor of its slope: the same model started far from
+    its optimum at lr 1e-6 (a deterministic, steadily shrinking gradient too) is still told to raise the lr."""
+    model = temperature_model()
+    result = cpu_fit(model, (T_U, T_C), loss="mse", optimizer="sgd", lr=1e-6, epochs=300, normalize=0.1,
+                           progress=False, doctor="quiet")  # fmt: skip
+    low = finding(result.findings, "lr-too-low")
+    assert low.evidence["remaining_loss_drop"] > 0.01 * result.history["loss"][-1]
+    assert suggested_lr(low) >= 10 * 1e-6
+
+
+def test_repair_reports_one_measurement_in_message_and_evidence() -> None:
+    """The summary said lr 0.01 and growth 3.32e+03 while the Evidence said lr 0.001 and growth 23.7: a finding
+    raised again after a repair must not mix the second measurement's numbers into the first's text."""
+    result = cpu_fit(temperature_model(), (T_U, T_C), loss="mse", optimizer="sgd", lr=1e-2, epochs=100,
+                           progress=False, doctor="repair")  # fmt: skip
+    assert len(result.doctor_actions) >= 1  # repaired at least once, so lr-too-high was measured again
+    high = finding(result.findings, "lr-too-high")
+    evidence = high.evidence
+    assert f"The learning rate {evidence['lr']:g} is too high" in high.message
+    assert f"grew {evidence['growth_per_step']:.3g}x per step" in high.message
+    growth, lr = evidence["growth_per_step"], evidence["lr"]
+    assert high.suggestion == f"lower lr to about {nice_number(lr / (1 + math.sqrt(growth))):g}"  # the same numbers

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.doctor.helpers import Net, blobs, generator, regression
-from trainwise import fit
+from tests.doctor.helpers import cpu_fit as fit
 from trainwise.doctor import Doctor, Finding, check, watch
 
 MY_CODES = {"dead-relu", "bad-init", "eval-mode-missing"}

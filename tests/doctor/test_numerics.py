@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import trainwise
-from tests.doctor.helpers import full_batch_steps, generator
+from tests.doctor.helpers import cpu_fit, full_batch_steps, generator
 from trainwise.doctor import Doctor, Finding, watch
 from trainwise.doctor.core import Mode
 from trainwise.models import mlp
@@ -112,14 +112,14 @@ def test_a_missing_value_stops_a_watched_loop_in_stop_mode() -> None:
 def test_a_missing_target_in_fit_is_found_before_training_and_stop_mode_raises() -> None:
     X, y = load_csv(csv_with_a_missing_value(row=57, column=0, missing_target=True))
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(4, 1, hidden=(32,)), (X, y), loss="mse", optimizer="adam", lr=1e-3, epochs=2,
+    result = cpu_fit(mlp(4, 1, hidden=(32,)), (X, y), loss="mse", optimizer="adam", lr=1e-3, epochs=2,
                            batch_size=16, progress=False, doctor="quiet")  # fmt: skip
     data = finding(result.findings, "nonfinite-data")
     assert data.subject == "targets" and data.step == 0 and data.evidence["bad_samples"] == 1
     assert "NaN or inf values in the training targets" in finding(result.findings, "nonfinite-loss").message
     assert not codes(result.findings) & {"lr-too-high", "exploding-gradients"}
     with pytest.raises(trainwise.TrainingError, match="nonfinite-data"):
-        trainwise.fit(mlp(4, 1, hidden=(32,)), (X, y), loss="mse", lr=1e-3, epochs=2, progress=False, doctor="stop")
+        cpu_fit(mlp(4, 1, hidden=(32,)), (X, y), loss="mse", lr=1e-3, epochs=2, progress=False, doctor="stop")
 
 
 def test_clean_data_in_the_same_loop_is_silent() -> None:
@@ -238,7 +238,7 @@ def test_a_repeated_tanh_weight_matrix_drawn_like_torch_randn_explodes_in_fit() 
     torch.manual_seed(0)
     model = SharedBlock(8, 32, 1, repeats=10, activation=nn.Tanh())
     nn.init.normal_(model.block.weight)  # as W_hh = torch.randn(32, 32) in a hand-rolled RNN
-    result = trainwise.fit(model, regression(), loss="mse", optimizer="adam", lr=1e-3, epochs=3, batch_size=32,
+    result = cpu_fit(model, regression(), loss="mse", optimizer="adam", lr=1e-3, epochs=3, batch_size=32,
                            progress=False, doctor="quiet")  # fmt: skip
     assert codes(result.findings) == {"exploding-gradients"}
     exploding = finding(result.findings, "exploding-gradients")
@@ -264,7 +264,7 @@ def test_a_ten_layer_sigmoid_mlp_has_vanishing_gradients() -> None:
 def test_a_twelve_layer_relu_mlp_with_default_init_has_vanishing_gradients_in_fit() -> None:
     """PyTorch's default Linear init scales weights by 1/sqrt(3 fan_in): each ReLU layer shrinks the signal ~2.4x."""
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(64,) * 12), regression(), loss="mse", optimizer="adam", lr=1e-3,
+    result = cpu_fit(mlp(8, 1, hidden=(64,) * 12), regression(), loss="mse", optimizer="adam", lr=1e-3,
                            epochs=3, batch_size=32, progress=False, doctor="quiet")  # fmt: skip
     vanishing = finding(result.findings, "vanishing-gradients")
     assert vanishing.evidence["backward_growth"] < 1e-3 and vanishing.evidence["layers"] == 13
@@ -290,7 +290,7 @@ def kaiming(model: nn.Module) -> nn.Module:
 )
 def test_well_scaled_nets_have_neither_vanishing_nor_exploding_gradients(make: Callable[[], nn.Module]) -> None:
     torch.manual_seed(0)
-    result = trainwise.fit(make(), regression(), loss="mse", optimizer="adam", lr=1e-3, epochs=3, batch_size=32,
+    result = cpu_fit(make(), regression(), loss="mse", optimizer="adam", lr=1e-3, epochs=3, batch_size=32,
                            progress=False, doctor="quiet")  # fmt: skip
     assert not codes(result.findings) & {"vanishing-gradients", "exploding-gradients"}
 
@@ -299,6 +299,6 @@ def test_tiny_inputs_are_not_vanishing_gradients() -> None:
     """Inputs in thousandths shrink the first layer's weight gradient, not the backward signal."""
     X, y = regression()
     torch.manual_seed(0)
-    result = trainwise.fit(mlp(8, 1, hidden=(64,) * 4), (X * 1e-3, y), loss="mse", optimizer="sgd", lr=0.05,
+    result = cpu_fit(mlp(8, 1, hidden=(64,) * 4), (X * 1e-3, y), loss="mse", optimizer="sgd", lr=0.05,
                            epochs=3, batch_size=32, progress=False, doctor="quiet")  # fmt: skip
     assert not codes(result.findings) & {"vanishing-gradients", "exploding-gradients"}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.doctor.helpers import Net, blobs, generator, regression
-from trainwise import fit
+from tests.doctor.helpers import cpu_fit as fit
 from trainwise.doctor import Doctor, Finding, watch
 
 MY_CODES = {"missing-zero-grad", "no-gradient", "params-not-optimized", "over-regularized"}

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import math
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from trainwise.callbacks import Callback, Logs
-from trainwise.doctor.core import Doctor
+from trainwise.doctor.core import Doctor, first_line
+from trainwise.doctor.findings import CODES, Finding
+from trainwise.errors import TrainingError
 
 REPAIR_CODES = ("nonfinite-loss", "lr-too-high")
 MAX_REPAIRS = 3
 MODES = ("warn", "stop", "repair", "quiet", "off")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _safe(method: F) -> F:
+    """A callback method that cannot break fit: a failure of the doctor's code becomes doctor-error and the
+    doctor stops watching (fit trains on, unwatched); TrainingError, the doctor's deliberate stop, passes."""
+
+    @functools.wraps(method)
+    def safe(self: DoctorCallback, *args: Any, **kwargs: Any) -> Any:
+        if self.broken and method.__name__ != "on_train_end":
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            self.fail(f"fit callback {method.__name__}()", exc)
+            return None
+
+    return cast(F, safe)
 
 
 def doctor_callback(mode: str, **options: Any) -> DoctorCallback:
@@ -36,7 +61,31 @@ class DoctorCallback(Callback):
         self.feature_names = feature_names
         self.printer = printer
         self.doctor: Doctor | None = None
+        self.broken = False
+        self._earlier: list[Finding] = []
+        self._earlier_actions: list[str] = []
+        self._failure: Finding | None = None  # doctor-error when no Doctor was there to hold it
 
+    def fail(self, what: str, exc: BaseException) -> None:
+        """The doctor's code failed inside fit: report it once, stop watching, let training go on."""
+        self.broken = True
+        if self.doctor is not None:
+            self.doctor.internal_error(what, exc)
+            with contextlib.suppress(Exception):  # training matters more than tidiness
+                self.doctor._remove_all_hooks()
+        elif self._failure is None:
+            self._failure = Finding(
+                "doctor-error",
+                CODES["doctor-error"],
+                f"The doctor's {what} failed with {first_line(exc)}; it is off for the rest of this run (training "
+                "itself is not affected).",
+                suggestion="nothing to change in your code; please report this trainwise bug with the message",
+                subject=what,
+            )
+            if self.mode != "quiet":
+                (self.printer or (lambda line: print(line, file=sys.stderr)))(self._failure.format())
+
+    @_safe
     def on_train_begin(self, logs: Logs) -> None:
         state = self.state
         # a resumed run keeps what the doctor said before the interruption
@@ -54,29 +103,37 @@ class DoctorCallback(Callback):
         if self.data is not None:
             self.doctor.inspect_data(*self.data)
 
+    @_safe
     def on_batch_end(self, batch: int, logs: Logs) -> None:
         doctor = self.doctor
-        assert doctor is not None
+        if doctor is None:
+            return
         doctor.after_step(logs["inputs"])
         # a full batch's loss is the epoch's: it arrives with on_epoch_end, already read
         doctor.record(None if doctor.losses_from_epochs else logs["loss"], target=logs["target"])
 
+    @_safe
     def on_validation_end(self, epoch: int, logs: Logs) -> None:
-        assert self.doctor is not None
-        self.doctor.record(val_loss=logs["val_loss"])
+        if self.doctor is not None:
+            self.doctor.record(val_loss=logs["val_loss"])
 
+    @_safe
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
-        assert self.doctor is not None
-        self.doctor.end_epoch(epoch, logs.get("loss"))
+        if self.doctor is not None:
+            self.doctor.end_epoch(epoch, logs.get("loss"))
 
+    @_safe
     def on_train_end(self, logs: Logs) -> None:
-        if self.doctor is None:
-            return
-        self.doctor.close()
+        found = [self._failure] if self._failure is not None else []
+        actions: list[str] = []
+        if self.doctor is not None:
+            self.doctor.close()
+            found += self.doctor.findings
+            actions = self.doctor.actions
         said = {(finding.code, finding.subject) for finding in self._earlier}
-        new = [finding for finding in self.doctor.findings if (finding.code, finding.subject) not in said]
+        new = [finding for finding in found if (finding.code, finding.subject) not in said]
         self.state.findings = [*self._earlier, *new]
-        self.state.doctor_actions = [*self._earlier_actions, *self.doctor.actions]
+        self.state.doctor_actions = [*self._earlier_actions, *actions]
 
 
 class RepairingDoctorCallback(DoctorCallback):
@@ -87,8 +144,11 @@ class RepairingDoctorCallback(DoctorCallback):
         super().__init__("repair", **options)
         self.repairs = 0
 
+    @_safe
     def on_train_begin(self, logs: Logs) -> None:
         super().on_train_begin(logs)
+        if self.broken:
+            return
         self._best_loss = math.inf
         self._rollback = self._snapshot()
         self._seen = {code: 0 for code in REPAIR_CODES}
@@ -99,18 +159,23 @@ class RepairingDoctorCallback(DoctorCallback):
             "optimizer": copy.deepcopy(self.state.optimizer.state_dict()),
         }
 
+    @_safe
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
         self._candidate = self._snapshot()  # the weights this epoch's loss will be measured on
 
+    @_safe
     def on_batch_end(self, batch: int, logs: Logs) -> None:
         super().on_batch_end(batch, logs)
-        assert self.doctor is not None
+        if self.doctor is None or self.broken:
+            return
         self.doctor.flush()
         self._repair_if_needed()
 
+    @_safe
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         super().on_epoch_end(epoch, logs)
-        assert self.doctor is not None
+        if self.doctor is None or self.broken:
+            return
         self.doctor.flush()  # a full batch's loss arrives here
         self._repair_if_needed()
         loss = logs.get("loss", math.nan)
@@ -119,7 +184,8 @@ class RepairingDoctorCallback(DoctorCallback):
 
     def _repair_if_needed(self) -> None:
         doctor = self.doctor
-        assert doctor is not None
+        if doctor is None:
+            return
         triggered = [code for code in REPAIR_CODES if doctor.raised.get(code, 0) > self._seen[code]]
         self._seen = {code: doctor.raised.get(code, 0) for code in REPAIR_CODES}
         if not triggered:

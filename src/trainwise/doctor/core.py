@@ -15,24 +15,31 @@ synchronisation.
 
 from __future__ import annotations
 
+import functools
+import html
 import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from torch import nn
 
 from trainwise.doctor import registry
-from trainwise.doctor.findings import CODES, SEVERITY_ORDER, Finding
+from trainwise.doctor.findings import CODES, FINDING_HEADER, SEVERITY_ORDER, Finding
 from trainwise.errors import ConfigError, TrainingError
 
 Mode = Literal["warn", "stop", "quiet"]
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 ADAPTIVE_OPTIMIZERS = frozenset(
     {"adam", "adamw", "adamax", "nadam", "radam", "rmsprop", "adagrad", "adadelta", "sparseadam", "adafactor"}
+)
+# torch's adaptive optimizers as classes too, so that subclasses (class MyAdam(torch.optim.Adam)) count
+ADAPTIVE_NAMES = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "SparseAdam")
+ADAPTIVE_CLASSES = tuple(
+    cls for name in (*ADAPTIVE_NAMES, "Adafactor") if isinstance(cls := getattr(torch.optim, name, None), type)
 )
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # layers whose outputs are units
 MAX_TRAIN_KEYS = 200_000
@@ -49,6 +56,69 @@ FUNCTIONAL_LOSSES = {
     "binary_cross_entropy_with_logits": "bce_with_logits",
     "binary_cross_entropy": "bce",
 }
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def never_raises(what: str) -> Callable[[F], F]:
+    """For the doctor's entry points (its public methods): a failure inside the doctor becomes one doctor-error
+    finding instead of an exception in the user's loop. TrainingError is the doctor's deliberate word (mode
+    "stop", or a label the loss is about to crash on) and passes through."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def safe(self: Doctor, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except TrainingError:
+                raise
+            except Exception as exc:
+                self.internal_error(what, exc)
+                return None
+
+        return cast(F, safe)
+
+    return wrap
+
+
+class GuardedHook:
+    """A hook torch calls (module, tensor or optimizer hook) that cannot raise into the user's code: the first
+    failure reports doctor-error, turns the hook into a no-op and detaches it (at the doctor's next safe
+    point: torch may be iterating over its hooks right now). Hooks of one group fail together (the optimizer's
+    pre- and post-step hooks only make sense as a pair)."""
+
+    def __init__(self, doctor: Doctor, fn: Callable[..., Any], what: str, group: list[GuardedHook] | None = None):
+        self.doctor, self.fn, self.what = doctor, fn, what
+        self.register: Callable[[Callable[..., Any]], Any] | None = None
+        self.handle: Any = None
+        self.broken = False
+        self.group = group if group is not None else [self]
+        if self not in self.group:
+            self.group.append(self)
+
+    def attach(self) -> Any:
+        """Register with torch (through `register`); returns the handle, or None once broken."""
+        if self.broken or self.register is None:
+            return None
+        self.handle = self.register(self)
+        return self.handle
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.broken:
+            return None
+        try:
+            return self.fn(*args, **kwargs)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            for hook in self.group:
+                hook.broken = True
+                self.doctor._broken_hooks.append(hook)
+            self.doctor.internal_error(self.what, exc)
+            return None
 
 
 @dataclass
@@ -104,6 +174,16 @@ class Observations:
     output_width: int | None = None
 
 
+def _default_printer() -> Callable[[str], None]:
+    """Findings go to stderr, apart from the program's own output; in a Jupyter kernel to stdout, where stderr
+    shows as a red warning block around a plain sentence."""
+    from rich.console import Console
+
+    if Console().is_jupyter:
+        return print
+    return lambda line: print(line, file=sys.stderr)
+
+
 class Doctor:
     """Watches training and collects findings. Use `trainwise.watch(model, optimizer)` to make one."""
 
@@ -131,7 +211,7 @@ class Doctor:
         self.warmup = warmup
         self.steps_per_epoch = steps_per_epoch
         self.feature_names = list(feature_names or [])
-        self.printer = printer or (lambda line: print(line, file=sys.stderr))
+        self.printer = printer or _default_printer()
         self.obs = Observations()
         self.step = 0  # optimizer steps seen
         self.epoch = 0
@@ -139,6 +219,8 @@ class Doctor:
         self._pending_losses: list[torch.Tensor | float] = []
         self._pending_steps: list[int] = []
         self._handles: list[Any] = []
+        self._broken_hooks: list[GuardedHook] = []  # failed hooks, detached at the next safe point
+        self.disabled_checks: set[Callable[..., Any]] = set()  # checks that raised: off for this run
         self._sampled_hook_factories: list[Callable[[], Any]] = []
         self._family_states: dict[type, Any] = {}
         self._sampled_handles: list[Any] = []
@@ -179,7 +261,7 @@ class Doctor:
         self.actions: list[str] = []  # what a repairing caller did (fit's doctor="repair")
 
         self.optimizer_name = type(optimizer).__name__.lower()
-        self.adaptive = self.optimizer_name in ADAPTIVE_OPTIMIZERS
+        self.adaptive = self.optimizer_name in ADAPTIVE_OPTIMIZERS or isinstance(optimizer, ADAPTIVE_CLASSES)
         optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
         self.params = [
             ParamInfo(name, p, id(p) in optimized) for name, p in model.named_parameters() if p.requires_grad
@@ -220,6 +302,42 @@ class Doctor:
         lines += [f"- repair: {action}" for action in self.actions]
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        codes = ", ".join(dict.fromkeys(f.code for f in self.findings))
+        found = f"findings={len(self._findings)}" + (f": {codes}" if codes else "")
+        return f"Doctor(mode={self.mode!r}, steps={self.step}, {found})"
+
+    def _watched(self) -> str:
+        loss = self.loss_kind() or (type(self.loss_fn).__name__ if self.loss_fn is not None else "no loss given")
+        return (
+            f"{type(self.model).__name__} ({len(self.params)} parameter tensors), {type(self.optimizer).__name__} "
+            f"(lr {self.lrs()[0]:g}), loss {loss}, {self.step} steps, {self.epoch} epochs"
+        )
+
+    def _repr_html_(self) -> str:
+        """A table of the findings in Jupyter (severity, code, step, message, fix), or 'no findings'."""
+        head = f"<b>trainwise doctor</b> ({html.escape(self.mode)}): watched {html.escape(self._watched())}"
+        if not self._findings:
+            return f"<div>{head}<p>no findings: nothing looked wrong.</p></div>"
+        rows = "".join(finding.html_row() for finding in self.findings)
+        actions = "".join(f"<li>repair: {html.escape(action)}</li>" for action in self.actions)
+        return (
+            f"<div>{head}<table>{FINDING_HEADER}{rows}</table>" + (f"<ul>{actions}</ul>" if actions else "") + "</div>"
+        )
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        table = Table(title=f"trainwise doctor ({self.mode}): {self._watched()}", title_justify="left")
+        for column in ("severity", "code", "step", "message", "fix"):
+            table.add_column(column, overflow="fold")
+        for finding in self.findings:
+            table.add_row(*finding.cells())
+        if not self._findings:
+            table.add_row("", "", "", "no findings: nothing looked wrong", "")
+        return table
+
+    @never_raises("record()")
     def record(
         self,
         loss: torch.Tensor | float | None = None,
@@ -228,12 +346,15 @@ class Doctor:
         val_loss: torch.Tensor | float | None = None,
     ) -> None:
         """Tell the doctor about a training step's loss (and targets), or a validation loss."""
+        self._detach_broken_hooks()
         # without a hooked loss module, the targets arrive here (after the loss ran)
         if isinstance(target, torch.Tensor):
             self.last_target = target
             if not self._loss_is_hooked() and self._last_output is not None:
                 self._see_loss_input(self._last_output, target)
         if loss is not None:
+            if isinstance(loss, torch.Tensor) and loss.numel() != 1:
+                raise ValueError(f"record() takes one loss value, got a tensor of shape {tuple(loss.shape)}")
             value = loss.detach() if isinstance(loss, torch.Tensor) and loss.requires_grad else loss
             if self._losses_on_host is None:
                 self._losses_on_host = not isinstance(value, torch.Tensor) or value.is_cpu
@@ -256,11 +377,14 @@ class Doctor:
         if flush or len(self._pending_losses) >= MAX_PENDING_LOSSES:
             self.flush()
 
+    @never_raises("flush()")
     def flush(self) -> None:
         """Read pending losses from the device (one synchronisation) and run the loss checks."""
         if not self._pending_losses:
             return
-        pending = self._pending_losses
+        # taken first: losses that cannot be read must not stay pending and fail every later read
+        pending, steps = self._pending_losses, self._pending_steps
+        self._pending_losses, self._pending_steps = [], []
         values: list[float]
         device = next((v.device for v in pending if isinstance(v, torch.Tensor) and v.device.type != "cpu"), None)
         if device is not None:  # one transfer (one synchronisation) for all of them
@@ -273,9 +397,7 @@ class Doctor:
         finite = values if math.isfinite(sum(values)) else [v for v in values if math.isfinite(v)]
         self.obs.finite_losses.extend(finite)
         self.obs.best_loss = min(self.obs.best_loss, *finite) if finite else self.obs.best_loss
-        self.obs.loss_steps.extend(self._pending_steps)
-        self._pending_losses.clear()
-        self._pending_steps.clear()
+        self.obs.loss_steps.extend(steps)
         registry.run("losses", self)
 
     def forget_losses(self) -> None:
@@ -287,6 +409,7 @@ class Doctor:
         obs.best_loss = math.inf
         self.flushed_from = 0
 
+    @never_raises("end_epoch()")
     def end_epoch(self, epoch: int, train_loss: float | None = None) -> None:
         """Mark the end of an epoch (fit calls this; in a user loop it is inferred from steps_per_epoch)."""
         # one-step epochs (full batch) check their losses on sampled steps only, or when one went bad
@@ -301,6 +424,7 @@ class Doctor:
             registry.run("epoch", self)
         self.epoch = epoch + 1
 
+    @never_raises("inspect_data()")
     def inspect_data(
         self,
         X: torch.Tensor,
@@ -313,9 +437,16 @@ class Doctor:
         self._add_label_stats(y)
         registry.run("data", self)
 
+    @never_raises("close()")
     def close(self) -> None:
         """Remove every hook (the model and optimizer are left as they were)."""
-        self.flush()
+        try:
+            self.flush()
+        finally:  # the hooks go whatever happened
+            self._remove_all_hooks()
+
+    def _remove_all_hooks(self) -> None:
+        self._detach_broken_hooks()
         self._set_sampled_hooks(False)
         self._sampled_hook_factories.clear()
         self._remove_first_forward_hooks()
@@ -330,6 +461,57 @@ class Doctor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ failures of the doctor itself
+
+    def internal_error(self, what: str, exc: BaseException) -> None:
+        """The doctor's own code failed (a check, a hook, a method): report it once as doctor-error. The
+        user's training goes on; only the part that failed is off for the rest of the run."""
+        if ("doctor-error", what) in self._findings:
+            return
+        try:
+            self.raise_finding(
+                "doctor-error",
+                f"The doctor's {what} failed with {first_line(exc)}; it is off for the rest of this run (training "
+                "itself is not affected).",
+                suggestion="nothing to change in your code; please report this trainwise bug with the message",
+                subject=what,
+            )
+        except TrainingError:
+            raise
+        except Exception:  # a printer that fails: the finding is stored, the user's loop goes on
+            pass
+
+    def guard(self, fn: Callable[..., Any], what: str, group: list[GuardedHook] | None = None) -> GuardedHook:
+        """`fn` as a hook that cannot raise into the user's code (see GuardedHook)."""
+        return GuardedHook(self, fn, what, group)
+
+    def hook(
+        self,
+        register: Callable[[Callable[..., Any]], Any],
+        fn: Callable[..., Any],
+        what: str,
+        *,
+        sampled: bool = False,
+        group: list[GuardedHook] | None = None,
+    ) -> GuardedHook:
+        """Register `fn` through `register` (module.register_forward_hook, ...), guarded: always, or only
+        around sampled steps (sampled=True). Removed by close()."""
+        guarded = self.guard(fn, what, group)
+        guarded.register = register
+        if sampled:
+            self.add_sampled_hook(guarded.attach)
+        else:
+            self._handles.append(guarded.attach())
+        return guarded
+
+    def _detach_broken_hooks(self) -> None:
+        """Remove the hooks that failed (called where torch is not iterating over them)."""
+        while self._broken_hooks:
+            hook = self._broken_hooks.pop()
+            if hook.handle is not None:
+                hook.handle.remove()
+                hook.handle = None
+
     # ------------------------------------------------------------------ raising findings
 
     def raise_finding(
@@ -341,12 +523,16 @@ class Doctor:
         suggestion: str = "",
         subject: str | None = None,
     ) -> Finding:
-        """Add (or update the evidence of) a finding; print it the first time; stop on errors in stop mode."""
+        """Add a finding; print it the first time; stop on errors in stop mode. A finding raised again (same code
+        and subject) takes the new measurement whole: message, evidence and fix together, so they never mix
+        two measurements' numbers (fit's repair raises lr-too-high again at each lowered lr); its step and
+        epoch stay those of the first time, and `raised` counts the repeats."""
         key = (code, subject)
         self.raised[code] = self.raised.get(code, 0) + 1
         existing = self._findings.get(key)
         if existing is not None:
-            existing.evidence.update(evidence or {})
+            existing.message, existing.evidence = message, dict(evidence or {})
+            existing.suggestion = suggestion
             return existing
         finding = Finding(
             code=code,
@@ -373,32 +559,35 @@ class Doctor:
     def _install_hooks(self) -> None:
         # the model's own forward hooks: every step in a user's loop (they see eval passes, batches
         # of any size), sampled steps only under fit, which hands over its data and batches itself
-        forward_hooks = (
-            partial(self.model.register_forward_pre_hook, self._on_forward_pre),
-            partial(self.model.register_forward_hook, self._on_forward),
-        )
-        for attach in forward_hooks:
-            self.add_sampled_hook(attach) if self.driven else self._handles.append(attach())
-        before_step = partial(self.optimizer.register_step_pre_hook, lambda *_: self.before_step())
-        if self.driven:  # fit tells the doctor of each step's end; the step's start matters when sampled
-            self.add_sampled_hook(before_step)
-        else:
-            self._handles.append(before_step())
-            self._handles.append(self.optimizer.register_step_post_hook(lambda *_: self.after_step()))
+        # every hook is guarded: a failure inside the doctor becomes doctor-error, never the user's exception
+        driven = self.driven
+        self.hook(self.model.register_forward_pre_hook, self._on_forward_pre, "forward pre-hook", sampled=driven)
+        self.hook(self.model.register_forward_hook, self._on_forward, "forward hook", sampled=driven)
+        step_hooks: list[GuardedHook] = []  # the pre- and post-step hooks fail together
+        register_pre = self.optimizer.register_step_pre_hook
+        # fit tells the doctor of each step's end; the step's start matters when sampled
+        self.hook(register_pre, lambda *_: self.before_step(), "optimizer step pre-hook", sampled=driven,
+                  group=step_hooks)  # fmt: skip
+        if not driven:
+            self.hook(self.optimizer.register_step_post_hook, lambda *_: self.after_step(), "optimizer step hook",
+                      group=step_hooks)  # fmt: skip
         # sampled steps only: attached just before them and removed after, so the other steps run
         # without them (a hooked module takes PyTorch's slower call path)
         for name, module in self.modules.items():
             if isinstance(module, nn.ReLU | nn.ReLU6):
-                self.add_sampled_hook(partial(module.register_forward_hook, self._relu_hook(name or "relu")))
+                label = name or "relu"
+                self.hook(module.register_forward_hook, self._relu_hook(label), f"ReLU hook of {label}", sampled=True)
             elif isinstance(module, WEIGHT_LAYERS) and module is not self.model:  # removed after the first forward
-                self._first_forward_handles.append(module.register_forward_hook(self._layer_hook(name)))
+                layer_hook = self.guard(self._layer_hook(name), f"layer hook of {name}")
+                self._first_forward_handles.append(module.register_forward_hook(layer_hook))
+                layer_hook.handle = self._first_forward_handles[-1]
         if isinstance(self.loss_fn, nn.Module):
-            self.add_sampled_hook(partial(self.loss_fn.register_forward_pre_hook, self._on_loss_pre))
+            self.hook(self.loss_fn.register_forward_pre_hook, self._on_loss_pre, "loss pre-hook", sampled=True)
         # fit zeroes the gradients itself: the zero_grad probe is for users' loops (a tensor hook, once
         # registered, costs a call on every backward even after its removal)
         self._probe = None if self.driven else self._probe_param()
         if self._probe is not None:
-            self.add_sampled_hook(partial(self._probe.register_hook, self._on_probe_grad))
+            self.hook(self._probe.register_hook, self._on_probe_grad, "zero_grad probe (tensor hook)", sampled=True)
 
     def add_sampled_hook(self, attach: Callable[[], Any]) -> None:
         """Register a hook that is only needed on sampled steps: `attach()` installs it and returns its
@@ -409,7 +598,8 @@ class Doctor:
 
     def _set_sampled_hooks(self, attached: bool) -> None:
         if attached and not self._sampled_handles:
-            self._sampled_handles = [attach() for attach in self._sampled_hook_factories]
+            handles = [attach() for attach in self._sampled_hook_factories]
+            self._sampled_handles = [handle for handle in handles if handle is not None]  # None: a broken hook
         elif not attached and self._sampled_handles:
             for handle in self._sampled_handles:
                 handle.remove()
@@ -515,6 +705,7 @@ class Doctor:
         incoming = grad.detach()
         self._probe_incoming = incoming.clone() if self._probe_incoming is None else self._probe_incoming + incoming
 
+    @never_raises("before_step()")
     def before_step(self) -> None:
         """The gradients are ready and optimizer.step() is next (an optimizer hook calls this)."""
         if not self._sampled:
@@ -537,6 +728,7 @@ class Doctor:
         self._weight_norms_now = list(norms[len(present) :])
         self._grad_direction_now = self._project([g for _, g in present]) if present else None
 
+    @never_raises("after_step()")
     def after_step(self, inputs: torch.Tensor | None = None) -> None:
         """optimizer.step() has run (an optimizer hook calls this); `inputs` are the step's batch."""
         if inputs is not None:
@@ -653,10 +845,10 @@ class Doctor:
         return (flat * self._projection).view(-1, SKETCH).sum(0)
 
     def _add_input_stats(self, x: torch.Tensor) -> None:
-        if x.ndim < 2 or x.shape[0] < 2:
+        if x.ndim < 2 or x.shape[0] < 2 or x.numel() == 0:
             return
-        # tabular (N, F): per feature; images (N, C, ...): per channel
-        values = x.reshape(x.shape[0], -1) if x.ndim == 2 else x.transpose(0, 1).reshape(x.shape[1], -1).T
+        # tabular (N, F): per feature; images (N, C, ...): per channel (flatten: no -1 to infer from 0 elements)
+        values = x if x.ndim == 2 else x.transpose(0, 1).flatten(1).T
         values = values.double()
         sums, sq = values.sum(0), values.square().sum(0)
         obs = self.obs
@@ -671,6 +863,8 @@ class Doctor:
     def _add_train_keys(self, x: torch.Tensor) -> None:
         """Remember training samples (for train-val-overlap) until a whole pass has been seen."""
         keys = row_keys(x)
+        if not keys:  # an empty batch says nothing about repeats
+            return
         known = self.obs.train_keys
         self._repeated_batches = self._repeated_batches + 1 if all(k in known for k in keys) else 0
         known.update(keys)
@@ -739,7 +933,9 @@ KEY_FEATURES = 64
 def row_keys(x: torch.Tensor) -> list[float]:
     """One number per sample that is equal for identical samples: a fixed random projection of a fixed
     random subset of at most 64 features (enough to tell real samples apart, cheap on every batch)."""
-    flat = x.detach().reshape(x.shape[0], -1)
+    if x.ndim == 0 or x.numel() == 0:  # no rows, or rows without features: nothing to tell apart
+        return []
+    flat = x.detach().flatten(1) if x.ndim > 1 else x.detach().unsqueeze(1)
     key = (flat.shape[1], str(flat.device))
     if key not in _KEY_WEIGHTS:
         generator = torch.Generator().manual_seed(99)

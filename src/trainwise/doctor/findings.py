@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
 
@@ -38,9 +39,12 @@ CODES: dict[str, Severity] = {
     "not-learning": "warning",
     # info: worth knowing
     "sum-reduction": "info",
+    "doctor-error": "info",  # the doctor's own code failed; that part is off, training is unaffected
 }
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+COLUMNS = ("severity", "code", "step", "message", "fix")
+FINDING_HEADER = "<tr>" + "".join(f"<th>{name}</th>" for name in COLUMNS) + "</tr>"
 
 
 @dataclass
@@ -67,6 +71,34 @@ class Finding:
         if self.suggestion:
             parts.append(f"Fix: {self.suggestion}")
         return " ".join(parts)
+
+    def __repr__(self) -> str:
+        message = self.message if len(self.message) <= 80 else self.message[:77] + "..."
+        subject = f", subject={self.subject!r}" if self.subject else ""
+        return f"Finding({self.severity} {self.code}{subject}, step={self.step}: {message!r})"
+
+    def cells(self) -> tuple[str, str, str, str, str]:
+        """The table columns (severity, code, step, message, fix) as text; the evidence joins the message."""
+        evidence = ", ".join(f"{k} {_number(v)}" for k, v in self.evidence.items())
+        code = f"{self.code} [{self.subject}]" if self.subject else self.code
+        message = f"{self.message} Evidence: {evidence}." if evidence else self.message
+        return self.severity, code, "" if self.step is None else str(self.step), message, self.suggestion
+
+    def html_row(self) -> str:
+        return "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in self.cells()) + "</tr>"
+
+    def _repr_html_(self) -> str:
+        """One-row table in Jupyter; the user's text (messages name their layers and features) is escaped."""
+        return f"<table>{FINDING_HEADER}{self.html_row()}</table>"
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        table = Table()
+        for column in COLUMNS:
+            table.add_column(column, overflow="fold")
+        table.add_row(*self.cells())
+        return table
 
     def to_dict(self) -> dict[str, object]:
         return {

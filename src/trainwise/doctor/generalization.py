@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import TYPE_CHECKING
 
-from trainwise.doctor.registry import check
+from trainwise.doctor.registry import runs_on
 
 if TYPE_CHECKING:
     from trainwise.doctor.core import Doctor
@@ -75,7 +75,7 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if len(known) == len(values) and known else None
 
 
-@check("validation", "epoch")
+@runs_on("validation", "epoch")
 def check_overfitting(doctor: Doctor) -> None:
     values = [v for _, v in doctor.obs.val_losses]
     train = _train_losses(doctor, len(values))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trainwise.doctor.registry import check
+from trainwise.doctor.registry import runs_on
 
 if TYPE_CHECKING:
     from trainwise.doctor.core import Doctor
@@ -124,7 +124,7 @@ def _unscaled(doctor: Doctor, mean: torch.Tensor, std: torch.Tensor, *, images: 
     )
 
 
-@check("loss_input", "step")
+@runs_on("loss_input", "step")
 def check_input_scale(doctor: Doctor) -> None:
     obs = doctor.obs
     if doctor.data is not None or obs.input_dtype is None or not obs.input_dtype.is_floating_point:
@@ -191,7 +191,7 @@ def _imbalance(doctor: Doctor, counts: torch.Tensor, where: str = "") -> None:
     )
 
 
-@check("data")
+@runs_on("data")
 def check_dataset(doctor: Doctor) -> None:
     assert doctor.data is not None
     X, y, X_val, _y_val = doctor.data
@@ -272,7 +272,7 @@ def looks_sorted(doctor: Doctor) -> bool | None:
     return None if order is None else _grouped(order)
 
 
-@check("loss_input")
+@runs_on("loss_input")
 def check_label_stream(doctor: Doctor) -> None:
     state = _state(doctor)
     if state.order_settled:
@@ -337,7 +337,7 @@ def _rescored(last: torch.Tensor | None, x: torch.Tensor) -> bool:
     return bool(torch.equal(last, x))
 
 
-@check("eval_forward")
+@runs_on("eval_forward")
 def collect_eval_batch(doctor: Doctor) -> None:
     """Count, per no-gradient batch, how many of its rows were training rows; judged when a validation loss
     is recorded. Only the batches since the last training step are kept: earlier no-gradient passes were
@@ -358,7 +358,7 @@ def collect_eval_batch(doctor: Doctor) -> None:
     state.eval_batches.append((doctor.step, len(keys), sum(key in known for key in keys)))
 
 
-@check("validation")
+@runs_on("validation")
 def check_eval_overlap(doctor: Doctor) -> None:
     """A validation loss was recorded: judge the no-gradient batches since the last training step.
 

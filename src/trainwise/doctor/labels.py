@@ -17,7 +17,7 @@ import torch
 
 from trainwise.doctor.findings import nice_number
 from trainwise.doctor.inputs import BINARY_LOSSES, looks_sorted, record_batch
-from trainwise.doctor.registry import check
+from trainwise.doctor.registry import runs_on
 
 if TYPE_CHECKING:
     from trainwise.doctor.core import Doctor
@@ -28,7 +28,7 @@ REGRESSION_LOSSES = ("mse", "l1", "huber", "smooth_l1")
 LABELS_PER_OUTPUT = 30
 
 
-@check("loss_input")
+@runs_on("loss_input")
 def check_loss_input(doctor: Doctor) -> None:
     output, target = doctor.loss_output, doctor.loss_target
     if output is None or target is None:
@@ -218,7 +218,9 @@ def _binary_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, 
 
 
 def _sum_reduction(doctor: Doctor, output: torch.Tensor) -> None:
-    if doctor.loss_reduction() != "sum" or doctor.has("sum-reduction"):
+    # Adam, RMSprop, Adagrad and the like divide the gradient by its own running scale: a loss summed over
+    # the batch (the mean times the batch size) gives the same steps up to eps, so there is nothing to say
+    if doctor.loss_reduction() != "sum" or doctor.has("sum-reduction") or doctor.adaptive:
         return
     batch = int(output.shape[0]) if output.ndim else 1
     lr = doctor.lrs()[0]

@@ -50,10 +50,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from trainwise.doctor.findings import nice_number
-from trainwise.doctor.registry import check
+from trainwise.doctor.registry import runs_on
 
 if TYPE_CHECKING:
-    from trainwise.doctor.core import Doctor
+    from trainwise.doctor.core import Doctor, Sample
 
 DIVERGENCE_FACTOR = 10.0
 RISING_STEPS = 5
@@ -72,6 +72,9 @@ STILL_STEEP = 0.1
 CONSISTENT_DIRECTION = 0.8
 SAMPLES_FOR_LOW = 5
 FLAT_IMPROVEMENT = 0.1
+# the loss is within this share of where the current slope ends: converged, however small the steps
+NEAR_FLOOR = 0.01
+SLOPE_SAMPLES = 5
 # long enough that a slow but real start (W5 with SGD at lr 1e-3 gains <1% in its first 100 steps)
 # is not mistaken for a run that does not learn
 NOT_LEARNING_STEPS = 500
@@ -208,7 +211,7 @@ def _raise_too_high(doctor: Doctor, finite: list[float], what: str, best: float)
     )
 
 
-@check("losses")
+@runs_on("losses")
 def check_divergence(doctor: Doctor) -> None:
     episode = _episode(doctor)
     _update_levels(doctor, episode)
@@ -245,6 +248,31 @@ def _update_ratios(doctor: Doctor, n: int) -> list[float]:
     return values
 
 
+def _remaining_drop(samples: list[Sample]) -> float | None:
+    """How much further the loss can fall along the slope it is on: the gradient's norm shrank from |g0| to |g|
+    while the weights moved a distance D, so on a quadratic slope (curvature (|g0| - |g|) / D) it reaches zero
+    after another |g| D / (|g0| - |g|), and the loss drops by |g|^2 D / (2 (|g0| - |g|)) on the way. Read over
+    the latest samples whose norm never grew (at least SLOPE_SAMPLES, and it must have shrunk): a deterministic
+    slope, not minibatch noise (whose norms rise and fall: 5 in order by chance is 1 in 120, and that only
+    delays the finding to the next sample); None otherwise. A converged run trained further (fit again, or
+    resumed) starts with a small gradient that keeps shrinking (or stands still once the steps fall below float
+    precision): its loss is at the floor, and small steps are no evidence of a too-low lr."""
+    norms = [math.sqrt(sum(v * v for v in s.grad_norms.values())) for s in samples]
+    start = len(norms) - 1
+    while start > 0 and norms[start - 1] >= norms[start]:
+        start -= 1
+    if len(norms) - start < SLOPE_SAMPLES or not norms[-1] < norms[start]:
+        return None
+    samples, norms = samples[start:], norms[start:]
+    updates = [math.sqrt(sum(v * v for v in s.update_norms.values())) for s in samples]
+    # the distance moved between samples: their steps apart times the mean update (trapezoid rule)
+    moves = itertools.pairwise(zip(samples, updates, strict=True))
+    distance = sum((b.step - a.step) * (ua + ub) / 2 for (a, ua), (b, ub) in moves)
+    if not math.isfinite(distance) or distance <= 0:
+        return None
+    return norms[-1] ** 2 * distance / (2 * (norms[0] - norms[-1]))
+
+
 def _loss_falling(losses: list[float], fraction: float = 0.05) -> bool:
     """Did the mean of the last quarter drop by `fraction` below the mean of the quarter before it?"""
     quarter = len(losses) // 4
@@ -255,7 +283,7 @@ def _loss_falling(losses: list[float], fraction: float = 0.05) -> bool:
     return after < before * (1 - fraction)
 
 
-@check("step")
+@runs_on("step")
 def check_update_sizes(doctor: Doctor) -> None:
     explained = ("lr-too-high", "lr-too-low", "exploding-gradients", "over-regularized", "params-not-optimized")
     if any(doctor.has(code) for code in explained):
@@ -299,8 +327,13 @@ def check_update_sizes(doctor: Doctor) -> None:
     flat = initial > 0 and recent > (1 - FLAT_IMPROVEMENT) * initial and max(ratios) < VERY_LOW_UPDATE_RATIO
     if not (consistent or flat):
         return
+    remaining = _remaining_drop(doctor.obs.samples)
+    if remaining is not None and math.isfinite(recent) and remaining < NEAR_FLOOR * abs(recent):
+        return  # the loss is at the floor of its slope: converged (a run trained further), not crawling
     ratio = median(ratios)
     evidence = {"lr": lr, "update_to_weight": ratio, "gradient_vs_start": now_total / first_total}
+    if remaining is not None:
+        evidence["remaining_loss_drop"] = remaining
     if consistent:
         evidence["direction_cosine"] = median(cosines)
         why = (
@@ -322,7 +355,7 @@ def check_update_sizes(doctor: Doctor) -> None:
     )
 
 
-@check("step")
+@runs_on("step")
 def remember_lr(doctor: Doctor) -> None:
     """The lr at each sampled step (a warmup schedule raises it on purpose)."""
     lrs = _LRS.setdefault(doctor, [])
@@ -333,7 +366,7 @@ def remember_lr(doctor: Doctor) -> None:
 # ---------------------------------------------------------------------------------------------- not learning
 
 
-@check("loss_input")
+@runs_on("loss_input")
 def collect_targets(doctor: Doctor) -> None:
     """Per-output sums of float targets on sampled steps: their variance is what a constant prediction scores."""
     target = doctor.loss_target
@@ -398,7 +431,7 @@ def _mean_cosine(doctor: Doctor) -> tuple[float, int]:
     return (sum(cosines) / len(cosines), len(cosines)) if cosines else (math.nan, 0)
 
 
-@check("losses", "epoch", fallback=True)
+@runs_on("losses", "epoch", fallback=True)
 def check_not_learning(doctor: Doctor) -> None:
     recorded = len(doctor.obs.losses)
     if recorded < NOT_LEARNING_STEPS or doctor.has("not-learning"):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwise.doctor.core import WEIGHT_LAYERS
-from trainwise.doctor.registry import check
+from trainwise.doctor.registry import runs_on
 
 if TYPE_CHECKING:
     from trainwise.doctor.core import Doctor
@@ -86,7 +85,7 @@ def _rows(weight: torch.Tensor) -> torch.Tensor:
     return weight.detach().reshape(weight.shape[0], -1)
 
 
-@check("setup")
+@runs_on("setup")
 def check_symmetric_init(doctor: Doctor) -> None:
     """Hidden units that all start with the same weights compute the same feature."""
     layers = _unit_layers(doctor)
@@ -150,7 +149,7 @@ def _initial_loss(doctor: Doctor, width: int) -> float | None:
     return None if state.initial_ce is None or math.isnan(state.initial_ce) else state.initial_ce
 
 
-@check("losses")
+@runs_on("losses")
 def check_initial_loss(doctor: Doctor) -> None:
     obs = doctor.obs
     if doctor.has("bad-init") or doctor.has("unscaled-inputs") or not obs.losses or len(obs.losses) > 20:
@@ -172,13 +171,14 @@ def check_initial_loss(doctor: Doctor) -> None:
     )
 
 
-@check("step")
+@runs_on("step")
 def check_activation_scale(doctor: Doctor) -> None:
     stds = doctor.obs.layer_stds
     if len(stds) < MIN_DEPTH or doctor.has("bad-init") or doctor.step > doctor.warmup:
         return
     first, last = stds[0][1], stds[-2][1]  # the last hidden layer, not the output
-    if first <= 0:
+    # a layer whose outputs are all equal (std 0: a zero layer, or one sample) or NaN has no scale to compare
+    if not (math.isfinite(first) and math.isfinite(last) and first > 0 and last > 0):
         return
     drift = last / first
     if drift > ACTIVATION_DRIFT or drift < 1 / ACTIVATION_DRIFT:
@@ -193,19 +193,22 @@ def check_activation_scale(doctor: Doctor) -> None:
         )
 
 
-@check("setup")
+@runs_on("setup")
 def watch_functional_relus(doctor: Doctor) -> None:
     """Models without nn.ReLU modules (F.relu in forward): watch their hidden layers' outputs instead."""
     if any(isinstance(m, nn.ReLU | nn.ReLU6) for m in doctor.modules.values()):
         return  # the doctor watches ReLU modules directly
     for name, module, _ in _unit_layers(doctor):
         if module is not doctor.model:
-            doctor.add_sampled_hook(partial(module.register_forward_hook, _off_units_hook(doctor, name)))
+            doctor.hook(module.register_forward_hook, _off_units_hook(doctor, name), f"unit hook of {name}",
+                        sampled=True)  # fmt: skip
 
 
 def _off_units_hook(doctor: Doctor, name: str) -> Callable[..., None]:
     def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if not isinstance(output, torch.Tensor) or output.ndim < 2 or output.shape[0] < MIN_DEAD_BATCH:
+            return
+        if not output.numel():  # units without positions (a conv's empty feature map)
             return
         if not torch.is_grad_enabled() or not doctor.sampled:
             return
@@ -242,7 +245,7 @@ def _sample_functional_dead_units(doctor: Doctor) -> None:
         del history[:-DEAD_SAMPLES]  # only the latest samples are ever read
 
 
-@check("step")
+@runs_on("step")
 def check_dead_relus(doctor: Doctor) -> None:
     if doctor.has("bad-init"):
         return  # units dead from a bad start: the init's fix is the one that helps
@@ -268,7 +271,7 @@ def check_dead_relus(doctor: Doctor) -> None:
         )
 
 
-@check("eval_forward", "step")
+@runs_on("eval_forward", "step")
 def check_mode_switching(doctor: Doctor) -> None:
     obs = doctor.obs
     if obs.eval_forwards_in_train_mode >= 1:
@@ -282,7 +285,7 @@ def check_mode_switching(doctor: Doctor) -> None:
         )
 
 
-@check("step")
+@runs_on("step")
 def check_training_in_eval_mode(doctor: Doctor) -> None:
     """Optimizer steps while the model is in eval mode: the training forward passes ran in eval mode."""
     steps = doctor.obs.steps_in_eval_mode  # counted at every optimizer step by the core

@@ -39,14 +39,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from trainwise.doctor.core import WEIGHT_LAYERS
-from trainwise.doctor.registry import check
+from trainwise.doctor.registry import runs_on
 
 if TYPE_CHECKING:
     from trainwise.doctor.core import Doctor, Sample
@@ -101,7 +100,7 @@ def _float_sum(tensor: Any) -> torch.Tensor | None:
 # ---------------------------------------------------------------------------------------------- hooks
 
 
-@check("setup")
+@runs_on("setup")
 def install_hooks(doctor: Doctor) -> None:
     """Hooks of this family (removed by Doctor.close with the core's own)."""
     state = _state(doctor)
@@ -134,7 +133,7 @@ def install_hooks(doctor: Doctor) -> None:
             if index < len(slots):  # the RMS, as the norm: one operation (divided by sqrt(numel) when read)
                 slots[index] = (torch.linalg.vector_norm(grad.detach(), dtype=torch.float32), grad.numel())
 
-        output.register_hook(on_grad)
+        output.register_hook(doctor.guard(on_grad, "gradient-flow tensor hook"))
 
     def loss_targets(module: nn.Module, args: tuple[Any, ...]) -> None:
         if torch.is_grad_enabled() and len(args) >= 2:
@@ -144,20 +143,16 @@ def install_hooks(doctor: Doctor) -> None:
                 if len(state.pending_targets) > max(MAX_PENDING, 8 * doctor.sample_every):
                     del state.pending_targets[0]
 
-    handles = []
     on_accelerator = any(p.device.type != "cpu" for p in doctor.model.parameters())
     if on_accelerator:  # on the CPU each loss is read at once and the bad batch is still in hand
-        handles += [
-            doctor.model.register_forward_pre_hook(before_forward),
-            doctor.model.register_forward_hook(after_forward),
-        ]
+        doctor.hook(doctor.model.register_forward_pre_hook, before_forward, "batch-sum pre-hook")
+        doctor.hook(doctor.model.register_forward_hook, after_forward, "batch-sum hook")
     weight_layers = [m for m in doctor.modules.values() if isinstance(m, WEIGHT_LAYERS) and m is not doctor.model]
     if len(weight_layers) >= MIN_WEIGHT_LAYERS:  # gradient flow is judged on deep models only
         for module in weight_layers:
-            doctor.add_sampled_hook(partial(module.register_forward_hook, layer_output))
+            doctor.hook(module.register_forward_hook, layer_output, "gradient-flow layer hook", sampled=True)
     if on_accelerator and isinstance(doctor.loss_fn, nn.Module):
-        handles.append(doctor.loss_fn.register_forward_pre_hook(loss_targets))
-    doctor._handles.extend(handles)
+        doctor.hook(doctor.loss_fn.register_forward_pre_hook, loss_targets, "loss-target hook")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -197,7 +192,7 @@ def nonfinite_data(
     return False
 
 
-@check("data")
+@runs_on("data")
 def check_dataset_values(doctor: Doctor) -> None:
     assert doctor.data is not None
     X, y, X_val, y_val = doctor.data
@@ -255,7 +250,7 @@ def _bad_batch(doctor: Doctor, state: _State, step: int) -> str:
     return ""
 
 
-@check("losses")
+@runs_on("losses")
 def check_nonfinite_loss(doctor: Doctor) -> None:
     state = _state(doctor)
     losses = doctor.obs.losses
@@ -374,7 +369,7 @@ def _explosion_before(doctor: Doctor) -> bool:
     return True
 
 
-@check("step")
+@runs_on("step")
 def check_gradient_flow(doctor: Doctor) -> None:
     state = _state(doctor)
     _read_flow(doctor, state)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from trainwise.doctor.registry import check
+from trainwise.doctor.registry import runs_on
 
 if TYPE_CHECKING:
     from trainwise.doctor.core import Doctor
@@ -45,7 +45,7 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
-@check("setup")
+@runs_on("setup")
 def check_optimizer_params(doctor: Doctor) -> None:
     missing = [info.name for info in doctor.params if not info.in_optimizer]
     model_ids = {id(p) for p in doctor.model.parameters()}  # frozen ones too
@@ -87,7 +87,7 @@ def check_optimizer_params(doctor: Doctor) -> None:
             )
 
 
-@check("step")
+@runs_on("step")
 def check_gradients_arrive(doctor: Doctor) -> None:
     obs = doctor.obs
     optimized = [info for info in doctor.params if info.in_optimizer]
@@ -170,7 +170,7 @@ def _decay_pull(doctor: Doctor) -> tuple[float, float, bool] | None:
     return strongest
 
 
-@check("step")
+@runs_on("step")
 def check_weight_decay(doctor: Doctor) -> None:
     if len(doctor.obs.samples) < 10 or doctor.has("over-regularized") or not doctor.obs.first_weight_norms:
         return

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from trainwise.errors import TrainingError
+
 if TYPE_CHECKING:
     from trainwise.doctor.core import Doctor
 
@@ -25,7 +27,7 @@ REGISTRY: dict[str, list[CheckFn]] = {event: [] for event in EVENTS}
 FALLBACKS: dict[str, list[CheckFn]] = {event: [] for event in EVENTS}
 
 
-def check(*events: str, fallback: bool = False) -> Callable[[CheckFn], CheckFn]:
+def runs_on(*events: str, fallback: bool = False) -> Callable[[CheckFn], CheckFn]:
     """Register a check for one or more events. Fallbacks (not-learning) run after all other checks,
     so they can stay silent when a specific cause was found."""
 
@@ -39,8 +41,22 @@ def check(*events: str, fallback: bool = False) -> Callable[[CheckFn], CheckFn]:
     return register
 
 
+def check_name(fn: CheckFn) -> str:
+    """'check network.check_activation_scale': how doctor-error names a check."""
+    return f"check {fn.__module__.rsplit('.', 1)[-1]}.{getattr(fn, '__name__', repr(fn))}"
+
+
 def run(event: str, doctor: Any) -> None:
-    for fn in REGISTRY[event]:
-        fn(doctor)
-    for fn in FALLBACKS[event]:
-        fn(doctor)
+    """Run the event's checks. A check that raises is switched off for the rest of this doctor's run and
+    reported once as doctor-error: a bug in one check must not break the user's training (TrainingError, the
+    doctor's deliberate stop, passes through)."""
+    for fn in (*REGISTRY[event], *FALLBACKS[event]):
+        if fn in doctor.disabled_checks:
+            continue
+        try:
+            fn(doctor)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            doctor.disabled_checks.add(fn)
+            doctor.internal_error(check_name(fn), exc)

@@ -191,7 +191,10 @@ def _confusion_section(predictions: Mapping[str, Any] | None) -> str | None:
     total = sum(map(sum, matrix))
     correct = sum(matrix[i][i] for i in range(len(matrix)))
     accuracy = f", accuracy {correct / total:.4g}" if total else ""
-    caption = f"<p>On the {_e(predictions.get('split', ''))} split: {total} samples{accuracy}. Rows: true class.</p>"
+    split = str(predictions.get("split", ""))
+    # the test split when the data has one (what the test metrics measure), else validation, else training
+    note = " (the run has no validation or test split: the samples it trained on)" if split == "training" else ""
+    caption = f"<p>On the {_e(split)} split: {total} samples{accuracy}{note}. Rows: true class.</p>"
     figure = _img(_figure_png(plots.plot_confusion(matrix, [_plain(name) for name in names])), "confusion matrix")
     rows = [[_e(name), *map(str, row)] for name, row in zip(names, matrix, strict=True)]
     table = _table(rows, header=("true \\ predicted", *map(_e, names)))

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from trainwise import datasets
+from trainwise._display import TextTable, brief_repr
 from trainwise.errors import ConfigError, DataError, TrainwiseError
 from trainwise.losses import LossFn, make_loss
 from trainwise.rng import get_state, owned_generators, set_state
@@ -86,6 +87,17 @@ class ParameterCheck:
     @property
     def entries(self) -> int:
         return len(self.indices)
+
+    def __repr__(self) -> str:
+        fields = {
+            "name": self.name,
+            "shape": self.shape,
+            "entries": self.entries,
+            "ok": self.ok,
+            "max_rel_err": self.max_rel_err,
+            "problem": self.problem or None,
+        }
+        return brief_repr("ParameterCheck", fields)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,8 +183,19 @@ class GradcheckResult:
     def _footer(self) -> list[str]:
         return [*self.problems, *self.notes, *(f"{row.name}: {row.note}" for row in self.rows if row.note)]
 
-    def table(self) -> Any:
-        """A rich Table: one row per parameter, mismatches in red."""
+    def __repr__(self) -> str:
+        fields = {
+            "ok": self.ok,
+            "mismatches": self.mismatches,
+            "parameters": len(self.rows),
+            "loss": self.loss,
+            "dtype": self.dtype,
+            "samples": self.samples,
+        }
+        return brief_repr("GradcheckResult", fields)
+
+    def table(self) -> TextTable:
+        """The per-parameter table (mismatches in red): `print()` shows it as text, a rich Console in colour."""
         from rich.table import Table
 
         table = Table(title=f"gradcheck: loss {self.loss:.6g} on {self.samples} samples, {self.dtype}")
@@ -180,7 +203,7 @@ class GradcheckResult:
             table.add_column(column, justify="left" if i < 2 else "right", no_wrap=i == 0)
         for row in self.rows:
             table.add_row(*self._cells(row), style=None if row.ok else "bold red")
-        return table
+        return TextTable(table)
 
     def __rich__(self) -> Any:
         """The table, then what disagrees with what (red), the notes and the verdict."""

@@ -9,7 +9,6 @@ findings), ranked by `rank()` into a `Comparison` that prints as a table and plo
 from __future__ import annotations
 
 import csv
-import html
 import io
 import itertools
 import json
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainwise._display import TextTable, brief_repr, html_table
 from trainwise.config import Config, apply_overrides, load_config, validate
 from trainwise.errors import ConfigError, TrainingError, TrainwiseError
 
@@ -100,6 +100,19 @@ class CompareRow:
         value = self.final.get(name)
         return None if value is None else float(value)
 
+    def __repr__(self) -> str:
+        fields = {
+            "rank": self.rank,
+            "label": self.label,
+            "final_loss": self.final_loss,
+            "best_epoch": self.best_epoch,
+            "loss": self.loss,
+            "status": self.status,
+            "seconds": round(self.seconds, 2),
+            "run": self.run,
+        }
+        return brief_repr("CompareRow", fields)
+
     def to_dict(self) -> dict[str, Any]:
         """The row as plain data (the per-epoch curve left out): what `--json` prints."""
         return {
@@ -170,8 +183,9 @@ class Comparison:
         order = "highest" if self.descending else "lowest"
         return f"ranked by {self.rank_by}, {order} first; diverged runs last"
 
-    def table(self) -> Table:
-        """A rich table: rank, the varied values, final and best loss, final metrics, seconds, findings."""
+    def table(self) -> TextTable:
+        """The ranked table: rank, the varied values, final and best loss, final metrics, seconds, findings.
+        `print()` shows it as text; a rich Console renders it with colours (the best run green, diverged red)."""
         from rich.table import Table
         from rich.text import Text
 
@@ -184,19 +198,19 @@ class Comparison:
             style = "red" if row.diverged else "bold green" if row.rank == 1 else ""
             # Text cells: brackets in a value ("[100, 50]") must never be read as rich markup.
             table.add_row(*(Text(cell) for cell in self._cells(row)), style=style)
-        return table
+        return TextTable(table)
 
     def __rich__(self) -> Table:
-        return self.table()
+        return self.table().renderable
+
+    def __repr__(self) -> str:
+        fields = {"title": self.title or None, "rank_by": self.rank_by, "runs": len(self.rows), "best": self.best.label}
+        return brief_repr("Comparison", fields)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(name)}</th>" for name in self._header())
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in self._cells(row)) + "</tr>"
-            for row in self.rows
-        )
-        title = f"<b>{html.escape(self.title)}</b>: " if self.title else ""
-        return f"<div>{title}{html.escape(self._caption())}<table><tr>{head}</tr>{body}</table></div>"
+        styles = ["color:#b00" if row.diverged else "font-weight:bold" if row.rank == 1 else "" for row in self.rows]
+        rows = [self._cells(row) for row in self.rows]
+        return html_table(self._header(), rows, title=self.title, caption=self._caption(), row_styles=styles)
 
     def plot(self, path: str | Path | None = None) -> Figure:
         """The runs' per-epoch training loss on one axes, one labelled curve each, best run first."""

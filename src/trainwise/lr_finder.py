@@ -21,7 +21,6 @@ the suggestion with a grid search on every recipe.
 from __future__ import annotations
 
 import copy
-import html
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,11 +89,39 @@ class LRFindResult:
     def __rich__(self) -> str:
         return str(self)
 
+    def __repr__(self) -> str:
+        from trainwise._display import brief_repr
+
+        fields = {
+            "suggestion": self.suggestion,
+            "confidence": self.confidence,
+            "min_lr": self.min_lr,
+            "diverged_at": self.diverged_at,
+            "lrs": self.lrs,
+            "losses": self.losses,
+            "smoothed": self.smoothed,
+            "trials": self.trials or None,
+        }
+        return brief_repr("LRFindResult", fields)
+
+    def _rows(self) -> list[tuple[str, str]]:
+        steps = self.settings.get("steps", len(self.lrs))
+        rows = [
+            ("suggested lr", f"{self.suggestion:.3g}"),
+            ("confidence", self.confidence),
+            ("lowest smoothed loss at lr", f"{self.min_lr:.3g}"),
+            ("sweep diverged at lr", f"{self.diverged_at:.3g}" if self.diverged_at is not None else "no"),
+            ("sweep steps", f"{len(self.losses)} of {steps}"),
+        ]
+        if self.trials:
+            best = min(self.trials.values())
+            rows.append(("trial runs", f"{len(self.trials)}, lowest loss {best:.4g}"))
+        return rows
+
     def _repr_html_(self) -> str:
-        return (
-            f"<div><b>suggested lr {self.suggestion:.3g}</b> ({html.escape(self.confidence)} confidence)"
-            f"<p>{html.escape(self.explanation)}</p></div>"
-        )
+        from trainwise._display import html_table
+
+        return html_table(None, self._rows(), title="LR finder", caption=self.explanation)
 
 
 def lr_find(
