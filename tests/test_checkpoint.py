@@ -181,7 +181,8 @@ def test_a_run_records_its_input_shape_and_dtype(tmp_path: Path) -> None:
     run, _ = _image_run(tmp_path)
     description = json.loads((run / "model.json").read_text())
     assert description["input"] == {"shape": [1, 4, 4], "dtype": "float32"}  # one sample, no batch dimension
-    assert description["in_features"] == 16
+    assert (description["format"], description["build"]["kind"]) == ("trainwise-model", "spec")  # as save writes
+    assert description["build"]["spec"]["in_features"] == 16
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

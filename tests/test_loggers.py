@@ -169,6 +169,14 @@ def test_tensorboard_every_n_epochs_logs_those_epochs_and_the_last(tmp_path: Pat
     assert [e.value for e in logged] == f32([result.history["loss"][i] for i in (1, 3, 4)])
 
 
+def test_tensorboard_by_default_logs_about_500_epochs_of_a_long_run(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    result = tiny_fit(TensorBoardLogger(tmp_path / "tb"), epochs=1001, batch_size=None, val_split=0.0)
+    logged = scalars(tmp_path / "tb").Scalars("epoch/loss")
+    assert [e.step for e in logged] == [*range(1, 1000, 2), 1000]  # every 2nd epoch (1001 // 500), and the last
+    assert [e.value for e in logged] == f32([result.history["loss"][e.step] for e in logged])
+
+
 # ----------------------------------------------------------------------------- MLflow
 
 EXPERIMENT = "trainwise-tests"

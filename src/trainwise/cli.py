@@ -402,7 +402,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     path, config, model = _load_run(args)
     inputs = _read_inputs(Path(args.input))
-    spec = json.loads((path / "model.json").read_text())
+    description = json.loads((path / "model.json").read_text())
+    # a build_model spec: this version's model.json keeps it under "build", a run recorded before at the top
+    spec = (description.get("build") or {}).get("spec") or description
     X = torch.as_tensor(inputs, dtype=torch.float32)
     if X.ndim == 1:  # a 1-D .npy: one value per sample
         X = X.unsqueeze(1)

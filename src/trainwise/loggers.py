@@ -84,6 +84,11 @@ def _check_every(logger: str, every_n_epochs: int | None, every_n_steps: int | N
             raise ConfigError(f"{logger}: {name} must be at least 1 (a whole number, or None), got {value!r}")
 
 
+def _epoch_interval(every_n_epochs: int | None, epochs: int, points: int) -> int:
+    """every_n_epochs, or for None: every epoch of a short run, about `points` evenly spaced epochs of a long one."""
+    return every_n_epochs or max(1, epochs // points)
+
+
 class _EveryN:
     """Which epochs a logger logs: every N-th (counted from 1), and always the last one trained, which an
     early stop or an interrupt can make any epoch: it is held back until the next is logged or training ends."""
@@ -104,10 +109,17 @@ class _EveryN:
         return [(pending[0], numeric(pending[1]))] if pending is not None else []
 
 
+# every_n_epochs=None: about this many epochs of a run are logged to TensorBoard. Each scalar costs about
+# 0.2 ms, which is most of an epoch of a small model (W1: 0.3 ms): every epoch of a 5000-epoch run would make
+# it 2x slower (benchmarks/loggers_cost.py)
+TENSORBOARD_EPOCH_POINTS = 500
+
+
 class TensorBoardLogger(Callback):
     """Writes TensorBoard event files: the epoch's logs as scalars `epoch/<key>` at the epoch index every
-    `every_n_epochs` epochs (and the last), the hyperparameters as text, and with `every_n_steps` the training
-    loss `step/loss` every N optimizer steps.
+    `every_n_epochs` epochs and the last (None: every epoch of runs up to 999 epochs, and about 500 evenly
+    spaced epochs of longer ones), the hyperparameters as text, and with `every_n_steps` the training loss
+    `step/loss` every N optimizer steps.
 
     log_dir None: `<run folder>/tensorboard` when fit records the run (run_dir), else
     `./runs-tensorboard/<timestamp>`. View with `tensorboard --logdir <folder>`.
@@ -119,7 +131,7 @@ class TensorBoardLogger(Callback):
         self,
         log_dir: str | Path | None = None,
         *,
-        every_n_epochs: int = 1,
+        every_n_epochs: int | None = None,
         every_n_steps: int | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> None:
@@ -131,11 +143,11 @@ class TensorBoardLogger(Callback):
         self.params = params
         self.writer: Any = None
         self.path: Path | None = None  # where the event files went, once written
-        self._epochs = _EveryN(every_n_epochs)
+        self._epochs = _EveryN(every_n_epochs or 1)
 
     def on_train_begin(self, logs: Logs) -> None:
         self.writer, self.path = None, None
-        self._epochs = _EveryN(self.every_n_epochs)
+        self._epochs = _EveryN(_epoch_interval(self.every_n_epochs, self.state.epochs, TENSORBOARD_EPOCH_POINTS))
         # read now: a scheduler may change the lr before the first epoch ends
         self._hparams = hyperparameters(self.state, self.params)
 
@@ -238,7 +250,7 @@ class MLflowLogger(Callback):
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
-        every = self.every_n_epochs or max(1, self.state.epochs // MLFLOW_EPOCH_POINTS)
+        every = _epoch_interval(self.every_n_epochs, self.state.epochs, MLFLOW_EPOCH_POINTS)
         self._buffer, self._flushed, self._epochs = [], time.monotonic(), _EveryN(every)
         active = mlflow.active_run()
         self._owns_run = active is None

@@ -33,7 +33,6 @@ class Prepared:
 
     dataset: datasets.Dataset
     model: torch.nn.Module
-    model_spec: dict[str, Any]
     notes: list[str] = field(default_factory=list)
 
 
@@ -103,7 +102,7 @@ def build(config: Config) -> Prepared:
     output = _sample_output(config.model.name, model, dataset.X[:1])
     if isinstance(output, torch.Tensor):
         _check_loss_fits(config, output, dataset)
-    return Prepared(dataset, model, models.spec_of(model) or {}, notes)
+    return Prepared(dataset, model, notes)
 
 
 def _check_no_empty_parameters(config: Config, model: torch.nn.Module) -> None:
@@ -424,7 +423,9 @@ def run_config(
             transform=result.transform,
         )
     if result.run is not None:
-        description = {**prepared.model_spec, "input": input_spec(dataset.X)}
+        # the recorder's model.json (how to rebuild the model), plus the input `trainwise export` traces on
+        description = json.loads((result.run / "model.json").read_text())
+        description["input"] = input_spec(dataset.X)
         atomic_write_text(result.run / "model.json", json.dumps(description, indent=1))
         if test is not None:
             from trainwise.runs import add_results, record_predictions
