@@ -558,3 +558,20 @@ def test_one_training_time_in_the_result_the_summary_and_the_cli(
     run = Path(printed["run"])
     recorded = json.loads((run / "summary.json").read_text())["seconds"]
     assert printed["seconds"] == round(recorded, 3) and recorded == sum(read_metrics(run)["epoch_seconds"])
+
+
+def test_the_fit_plot_names_its_axes_after_the_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainwise import plots
+
+    drawn: list[tuple[str, str]] = []
+    plot_fit = plots.plot_fit
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        drawn.append((kwargs["xlabel"], kwargs["ylabel"]))
+        return plot_fit(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_fit", recording)
+    trainwise.run_recipe("w1-normalized", ["train.epochs=3", "train.device=cpu"], run_root=tmp_path, progress=False)
+    fit(torch.nn.Linear(1, 1), (torch.randn(20, 1), torch.randn(20, 1)), loss="mse", lr=0.1, epochs=2, run_dir=tmp_path,
+        device="cpu", progress=False)  # fmt: skip
+    assert drawn == [("t_u", "t_c"), ("x", "y")]  # the temperature data's names; plain tensors have none
