@@ -150,13 +150,12 @@ def test_fit_json_summary_and_record(w1: dict[str, Any]) -> None:
     assert rows[0].split(",")[:2] == ["epoch", "loss"]
     assert rows[-1].split(",")[0] == "5000"
     assert float(rows[-1].split(",")[1]) == pytest.approx(w1["final"]["loss"], rel=1e-12)
-    assert json.loads((run / "model.json").read_text()) == {
-        "name": "linear",
-        "in_features": 1,
-        "out_features": 1,
-        "options": {},
-        "input": {"shape": [1], "dtype": "float32"},  # one sample: what `trainwise export` traces with
+    description = json.loads((run / "model.json").read_text())  # as trainwise.save writes it, plus the input
+    assert description["build"] == {
+        "kind": "spec",
+        "spec": {"name": "linear", "in_features": 1, "out_features": 1, "options": {}},
     }
+    assert description["input"] == {"shape": [1], "dtype": "float32"}  # one sample: what `trainwise export` traces
     assert json.loads((run / "transform.json").read_text())["scale"] == [pytest.approx(0.1)]
     w, b = trained_line(run)
     assert (w, b) == (pytest.approx(5.3671, abs=1e-3), pytest.approx(-17.3012, abs=1e-3))
