@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import trainwise
-from tests.doctor.helpers import cpu_fit
+from tests.doctor.helpers import cpu_fit, full_batch_steps
 from trainwise.doctor import Doctor
 from trainwise.doctor import registry as doctor_registry
 from trainwise.models import mlp
@@ -264,12 +264,7 @@ def test_a_layer_with_all_zero_activations_does_not_crash_optimizer_step() -> No
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
     x, y = torch.randn(16, FEATURES), torch.randn(16, 1)
     with trainwise.watch(model, optimizer, loss_fn=nn.MSELoss(), mode="quiet") as doctor:
-        for _ in range(5):
-            loss = F.mse_loss(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            doctor.record(loss, target=y)
+        full_batch_steps(doctor, model, optimizer, F.mse_loss, x, y, 5)
     assert doctor.step == 5 and len(doctor.obs.losses) == 5
     assert [std for _, std in doctor.obs.layer_stds][2] == 0.0  # the case that divided by zero
     assert {f.code for f in doctor.findings} <= {"no-gradient"}  # no doctor-error, no activation-scale claim
@@ -360,12 +355,7 @@ def test_stop_mode_still_stops() -> None:
     y = torch.tensor([[0.5], [14.0], [15.0], [28.0], [11.0], [8.0]])
     doctor = trainwise.watch(model, optimizer, loss_fn=nn.MSELoss(), mode="stop", printer=lambda _: None)
     with pytest.raises(trainwise.TrainingError, match="nonfinite-loss"):
-        for _ in range(60):
-            loss = F.mse_loss(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            doctor.record(loss, target=y)
+        full_batch_steps(doctor, model, optimizer, F.mse_loss, x, y, 60)
     doctor.close()
 
 
