@@ -40,6 +40,7 @@ from torch.optim import optimizer as torch_optimizer
 
 from trainwise import data as data_lib
 from trainwise import distributed
+from trainwise._display import brief_repr
 from trainwise.callbacks import (
     Callback,
     CallbackList,
@@ -118,8 +119,6 @@ class FitResult:
         return table
 
     def __repr__(self) -> str:
-        from trainwise._display import brief_repr
-
         final = self.final()
         fields = {
             "status": self.status,

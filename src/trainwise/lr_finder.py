@@ -34,6 +34,7 @@ from torch import nn
 
 from trainwise import data as data_lib
 from trainwise import rng
+from trainwise._display import brief_repr, html_table
 from trainwise.errors import ConfigError, TrainingError
 from trainwise.losses import LossFn, make_loss
 from trainwise.optim import make_optimizer
@@ -90,8 +91,6 @@ class LRFindResult:
         return str(self)
 
     def __repr__(self) -> str:
-        from trainwise._display import brief_repr
-
         fields = {
             "suggestion": self.suggestion,
             "confidence": self.confidence,
@@ -119,8 +118,6 @@ class LRFindResult:
         return rows
 
     def _repr_html_(self) -> str:
-        from trainwise._display import html_table
-
         return html_table(None, self._rows(), title="LR finder", caption=self.explanation)
 
 
