@@ -132,15 +132,27 @@ def test_a_missing_value_marker_minus_1_stops_fit() -> None:
     assert "drop the rows labelled -1, or label them -100" in str(raised.value)
 
 
-def test_class_indices_into_bce_with_logits_are_out_of_range() -> None:
+def test_class_indices_into_bce_with_logits_are_the_wrong_loss() -> None:
     X, y = blobs(256, 3)
     model = mlp(8, 1)
     loss_fn = nn.BCEWithLogitsLoss()
     doctor = train(model, torch.optim.SGD(model.parameters(), lr=0.01), loss_fn, X, y.float().unsqueeze(1), steps=3)
+    finding = found(doctor.findings, "wrong-loss")  # 0, 1, 2 in one column: the ids of a 3-class problem
+    assert finding.evidence == {"classes": 3, "max_target": 2}
+    assert "CrossEntropyLoss" in finding.suggestion
+    assert "label-out-of-range" not in {f.code for f in doctor.findings}
+
+
+def test_binary_targets_outside_0_1_that_are_not_ids_are_out_of_range() -> None:
+    X, y = blobs(256, 3)
+    model = mlp(8, 1)
+    loss_fn = nn.BCEWithLogitsLoss()
+    doctor = train(model, torch.optim.SGD(model.parameters(), lr=0.01), loss_fn, X, 2.5 * y.float().unsqueeze(1),
+                   steps=3)  # fmt: skip
     finding = found(doctor.findings, "label-out-of-range")
     assert finding.severity == "error"
     assert finding.evidence["min_target"] == 0
-    assert finding.evidence["max_target"] == 2
+    assert finding.evidence["max_target"] == 5
 
 
 def test_valid_and_ignored_labels_are_silent() -> None:

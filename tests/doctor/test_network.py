@@ -139,12 +139,18 @@ def test_huge_lr_kills_the_relus_of_a_conv_net() -> None:
     model = ConvNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=3.0)
     doctor = train(model, optimizer, images(), loss_fn=nn.CrossEntropyLoss())
-    assert codes(doctor) == {"dead-relu"}
+    assert codes(doctor) == {"dead-relu", "lr-too-high"}  # the symptom with its cause
     dead = of(doctor, "dead-relu")
     assert set(dead) == {"conv1", "conv2"}  # channels of each conv layer, read through F.relu
     assert all(f.evidence["dead_fraction"] >= 0.7 and f.evidence["batches"] == 3 for f in dead.values())
+    assert all(f.cause == "lr-too-high" for f in dead.values())
     assert dead["conv2"].evidence["dead_fraction"] == 1.0
     assert doctor.obs.losses[-1] > math.log(4)  # no better than chance
+    (high,) = of(doctor, "lr-too-high").values()
+    # the loss jumped far above its start, then sat at the untrained model's level: stuck, not diverging
+    assert high.evidence["peak_loss"] > 10 * high.evidence["start_loss"]
+    assert high.evidence["loss"] > 0.9 * high.evidence["start_loss"]
+    assert "jumped from" in high.message and "no better than the untrained model" in high.message
 
 
 @pytest.mark.parametrize("model", ["nn.ReLU modules", "F.relu in forward"])

@@ -336,7 +336,7 @@ def test_a_hook_that_raises_is_reported_once_and_detached(monkeypatch: pytest.Mo
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     hooks_before = len(model._forward_pre_hooks)
     doctor = trainwise.watch(model, optimizer, loss_fn=nn.MSELoss(), mode="quiet")
-    assert len(model._forward_pre_hooks) == hooks_before + 1
+    assert len(model._forward_pre_hooks) == hooks_before + 2  # the doctor's, and the first forward's census
     loop(doctor, model, optimizer, 3)
     assert len(model._forward_pre_hooks) == hooks_before  # detached at the first record()
     errors = [f for f in doctor.findings if f.code == "doctor-error"]

@@ -27,7 +27,16 @@ import torch
 from torch import nn
 
 from trainwise.doctor import registry
-from trainwise.doctor.findings import CODES, FINDING_HEADER, SEVERITY_ORDER, Finding
+from trainwise.doctor.findings import (
+    CODES,
+    FINDING_HEADER,
+    MISREADINGS,
+    SEVERITY_ORDER,
+    SYMPTOMS,
+    Finding,
+    causes_of,
+    misread_by,
+)
 from trainwise.errors import ConfigError, TrainingError
 
 Mode = Literal["warn", "stop", "quiet"]
@@ -119,6 +128,40 @@ class GuardedHook:
                 self.doctor._broken_hooks.append(hook)
             self.doctor.internal_error(self.what, exc)
             return None
+
+
+class ZeroGradProbe:
+    """One parameter's gradient, watched on sampled pairs of steps: what backward delivered since the last step
+    (a tensor hook sums it) against what .grad holds at step(). Compared by direction, so clipping or a
+    GradScaler rescaling the gradient in place before step() does not hide a missed zero_grad."""
+
+    def __init__(self, param: nn.Parameter) -> None:
+        self.param = param
+        self.incoming: torch.Tensor | None = None  # backward's gradients since the last step
+        self.after_step: torch.Tensor | None = None  # .grad right after the previous sampled step
+        self.after_step_index = -1
+
+    def remember(self, step: int) -> None:
+        grad = self.param.grad
+        self.after_step = None if grad is None else grad.detach().clone()
+        self.after_step_index = step
+        self.incoming = None
+
+    def carried(self, step: int) -> bool | None:
+        """Is .grad the fresh gradient plus the one before (True), the fresh one (False), or unknown (None)?"""
+        grad, incoming, before = self.param.grad, self.incoming, self.after_step
+        if grad is None or incoming is None or before is None or self.after_step_index != step - 1:
+            return None  # the snapshot must be of the step just before
+        current = grad.detach().reshape(-1).double()
+        fresh = incoming.reshape(-1).double()
+        carried = fresh + before.reshape(-1).double()
+        if current.numel() < 2:  # a single number is parallel to anything: compare values exactly
+            fresh_off = float((current - fresh).abs().max()) > 1e-3 * float(before.abs().max())
+            carried_on = float((current - carried).abs().max()) <= 1e-4 * float(carried.abs().max() + 1e-12)
+        else:
+            fresh_off = _off_direction(current, fresh) > 1e-3
+            carried_on = _off_direction(current, carried) <= 1e-4
+        return carried_on and fresh_off
 
 
 @dataclass
@@ -232,8 +275,6 @@ class Doctor:
         self._weight_copy: list[torch.Tensor] | None = None
         self._step_lrs: list[float] | None = None  # plain SGD's lr per parameter, on a sampled step
         self._weight_norms_now: list[torch.Tensor] = []  # before the sampled step, of each parameter
-        self._probe_incoming: torch.Tensor | None = None
-        self._probe_after_step: torch.Tensor | None = None
         self._direction_seed = torch.Generator().manual_seed(1234)
         self._projection: torch.Tensor | None = None  # the sketch's random signs
         self._projection_pad = torch.zeros(0)
@@ -243,7 +284,6 @@ class Doctor:
         self.loss_inputs_seen = 0
         self._first_forward_done = False
         self._first_forward_handles: list[Any] = []
-        self._probe_after_step_index = -1
         self._collect_keys = True
         self._repeated_batches = 0
         self.loss_output: torch.Tensor | None = None  # the last (output, target) the loss saw
@@ -259,6 +299,7 @@ class Doctor:
         self.losses_from_epochs = driven and steps_per_epoch == 1
         self.raised: dict[str, int] = {}  # how often each code was raised, repeats included
         self.actions: list[str] = []  # what a repairing caller did (fit's doctor="repair")
+        self.withdrawn: list[tuple[str, str]] = []  # (code, the cause found later that explains it)
 
         self.optimizer_name = type(optimizer).__name__.lower()
         self.adaptive = self.optimizer_name in ADAPTIVE_OPTIMIZERS or isinstance(optimizer, ADAPTIVE_CLASSES)
@@ -522,11 +563,16 @@ class Doctor:
         evidence: dict[str, float] | None = None,
         suggestion: str = "",
         subject: str | None = None,
-    ) -> Finding:
+    ) -> Finding | None:
         """Add a finding; print it the first time; stop on errors in stop mode. A finding raised again (same code
         and subject) takes the new measurement whole: message, evidence and fix together, so they never mix
         two measurements' numbers (fit's repair raises lr-too-high again at each lowered lr); its step and
-        epoch stay those of the first time, and `raised` counts the repeats."""
+        epoch stay those of the first time, and `raised` counts the repeats.
+
+        The cause graph (findings.SYMPTOMS, MISREADINGS) decides the rest: a finding that misreads a known cause
+        is not raised (None), a cause withdraws the misreadings raised before it, and a symptom names its cause."""
+        if any(self.has(cause) for cause in misread_by(code)):
+            return None
         key = (code, subject)
         self.raised[code] = self.raised.get(code, 0) + 1
         existing = self._findings.get(key)
@@ -543,8 +589,17 @@ class Doctor:
             step=self.step,
             epoch=self.epoch,
             subject=subject,
+            cause=next((cause for cause in causes_of(code) if self.has(cause)), None),
         )
         self._findings[key] = finding
+        for other in list(self._findings.values()):
+            if other.code in SYMPTOMS.get(code, ()) and other.cause is None:
+                other.cause = code
+            if other.code in MISREADINGS.get(code, ()):
+                del self._findings[(other.code, other.subject)]
+                self.withdrawn.append((other.code, code))
+                if self.mode in ("warn", "stop"):
+                    self.printer(f"withdrawn {other.code}: {code} explains what it saw")
         if self.mode in ("warn", "stop"):
             self.printer(finding.format())
         if self.mode == "stop" and finding.severity == "error":
@@ -585,9 +640,9 @@ class Doctor:
             self.hook(self.loss_fn.register_forward_pre_hook, self._on_loss_pre, "loss pre-hook", sampled=True)
         # fit zeroes the gradients itself: the zero_grad probe is for users' loops (a tensor hook, once
         # registered, costs a call on every backward even after its removal)
-        self._probe = None if self.driven else self._probe_param()
-        if self._probe is not None:
-            self.hook(self._probe.register_hook, self._on_probe_grad, "zero_grad probe (tensor hook)", sampled=True)
+        self._probes = [] if self.driven else [ZeroGradProbe(p) for p in self._probe_params()]
+        for probe in self._probes:
+            self.hook(probe.param.register_hook, self._probe_hook(probe), "zero_grad probe (tensor hook)", sampled=True)
 
     def add_sampled_hook(self, attach: Callable[[], Any]) -> None:
         """Register a hook that is only needed on sampled steps: `attach()` installs it and returns its
@@ -605,11 +660,16 @@ class Doctor:
                 handle.remove()
             self._sampled_handles = []
 
-    def _probe_param(self) -> nn.Parameter | None:
-        """A small optimized parameter (a vector if there is one): its gradient tells whether zero_grad ran."""
+    def _probe_params(self) -> list[nn.Parameter]:
+        """Small optimized parameters whose gradients tell whether zero_grad ran: the first and the last (a
+        vector where there is one), so a zero_grad() on one part of the model (encoder.zero_grad() where the
+        optimizer also holds the head) shows on the other."""
         candidates = [info.param for info in self.params if info.in_optimizer]
-        vectors = [p for p in candidates if p.numel() >= 2]
-        return min(vectors or candidates, key=lambda p: p.numel()) if candidates else None
+        vectors = [p for p in candidates if p.numel() >= 2] or candidates
+        if not vectors:
+            return []
+        first, last = vectors[0], vectors[-1]
+        return [first] if first is last else [first, last]
 
     @property
     def sampled(self) -> bool:
@@ -699,15 +759,20 @@ class Doctor:
             self._add_label_stats(self.loss_target)
         registry.run("loss_input", self)
 
-    def _on_probe_grad(self, grad: torch.Tensor) -> None:
-        if not self._sampled:
-            return
-        incoming = grad.detach()
-        self._probe_incoming = incoming.clone() if self._probe_incoming is None else self._probe_incoming + incoming
+    def _probe_hook(self, probe: ZeroGradProbe) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            if self._sampled:
+                incoming = grad.detach()
+                probe.incoming = incoming.clone() if probe.incoming is None else probe.incoming + incoming
+
+        return hook
 
     @never_raises("before_step()")
     def before_step(self) -> None:
         """The gradients are ready and optimizer.step() is next (an optimizer hook calls this)."""
+        if not self._first_forward_done:  # model.forward(x) called directly: the model's own hooks never run
+            self._first_forward_done = True
+            self._remove_first_forward_hooks()
         if not self._sampled:
             return
         self._check_zero_grad()
@@ -771,38 +836,18 @@ class Doctor:
         if len(self.obs.samples) > 200:  # keep the first few and a recent window
             del self.obs.samples[10]
         self._pre_step_weights = None
-        self._probe_after_step = self._probe_value()
-        self._probe_after_step_index = step
-        self._probe_incoming = None
+        for probe in self._probes:
+            probe.remember(step)
         registry.run("step", self)
 
     # ------------------------------------------------------------------ statistics helpers
 
-    def _probe_value(self) -> torch.Tensor | None:
-        probe = self._probe
-        return None if probe is None or probe.grad is None else probe.grad.detach().clone()
-
     def _check_zero_grad(self) -> None:
-        """On a sampled step: is the probe's gradient what backward delivered since the last step (fresh),
-        or that plus the previous step's gradient (never zeroed)? Compared by direction, so clipping or a
-        GradScaler rescaling the gradient in place before step() does not hide it."""
-        probe = self._probe
-        if probe is None or probe.grad is None or self._probe_incoming is None or self._probe_after_step is None:
-            return
-        if self._probe_after_step_index != self.step - 1:  # the snapshot must be of the step just before
-            return
-        current = probe.grad.detach().reshape(-1).double()
-        fresh = self._probe_incoming.reshape(-1).double()
-        carried = fresh + self._probe_after_step.reshape(-1).double()
-        self.obs.zero_grad_checked += 1
-        if current.numel() < 2:  # a single number is parallel to anything: compare values exactly
-            fresh_off = float((current - fresh).abs().max()) > 1e-3 * float(self._probe_after_step.abs().max())
-            carried_on = float((current - carried).abs().max()) <= 1e-4 * float(carried.abs().max() + 1e-12)
-        else:
-            fresh_off = _off_direction(current, fresh) > 1e-3
-            carried_on = _off_direction(current, carried) <= 1e-4
-        if carried_on and fresh_off:
-            self.obs.zero_grad_missed += 1
+        """On a sampled step: did any probe's gradient carry the previous step's (zero_grad missed)?"""
+        verdicts = [probe.carried(self.step) for probe in self._probes]
+        if any(v is not None for v in verdicts):
+            self.obs.zero_grad_checked += 1
+            self.obs.zero_grad_missed += any(verdicts)
 
     def _plain_sgd_lrs(self) -> list[float] | None:
         """Each parameter's lr when the optimizer is torch's plain SGD (no momentum, weight decay or

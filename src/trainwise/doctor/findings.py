@@ -42,6 +42,47 @@ CODES: dict[str, Severity] = {
     "doctor-error": "info",  # the doctor's own code failed; that part is off, training is unaffected
 }
 
+# The cause graph, in one place (docs/doctor.md draws it). SYMPTOMS: a cause and the findings it produces; a
+# symptom found with its cause is reported with it (Finding.cause names the cause). MISREADINGS: a cause and the
+# findings that would name its effects wrongly: while the cause is known they are not raised, and one raised
+# before its cause was found is withdrawn when it is (it is never a second diagnosis contradicting the first).
+SYMPTOMS: dict[str, tuple[str, ...]] = {
+    "nonfinite-data": ("nonfinite-loss",),
+    "lr-too-high": ("dead-relu", "nonfinite-loss", "exploding-gradients", "not-learning"),
+    "exploding-gradients": ("nonfinite-loss",),
+    "unscaled-inputs": ("lr-too-high", "nonfinite-loss", "exploding-gradients"),
+    "missing-zero-grad": ("lr-too-high", "nonfinite-loss", "exploding-gradients"),
+    "bad-init": ("dead-relu", "not-learning", "vanishing-gradients"),
+}
+MISREADINGS: dict[str, tuple[str, ...]] = {
+    # the validation loss climbs because batchnorm/dropout run in training mode, not because the model memorises
+    "eval-mode-missing": ("overfitting",),
+    # copies of one unit (a symmetric start) make the steps look too large or too small for the lr
+    "bad-init": ("lr-too-high", "lr-too-low"),
+    # tiny steps after a divergence are dead units and huge weights, not a timid lr
+    "lr-too-high": ("lr-too-low",),
+    # NaN in the batch makes the loss and the gradients non-finite whatever the lr
+    "nonfinite-data": ("lr-too-high", "exploding-gradients"),
+    # batches of one class leave units that fire for other classes silent, and the loss jumps as each new
+    # class (or target range) arrives: not dead units, not a too-high lr
+    "unshuffled-data": ("dead-relu", "lr-too-high"),
+    # the parts that train move as they should; the ones left out make the whole look slow
+    "params-not-optimized": ("lr-too-low",),
+    # labels unrelated to the inputs, memorised: the validation loss never was better than chance
+    "not-learning": ("overfitting",),
+}
+
+
+def causes_of(code: str) -> list[str]:
+    """The codes that produce `code` as a symptom."""
+    return [cause for cause, symptoms in SYMPTOMS.items() if code in symptoms]
+
+
+def misread_by(code: str) -> list[str]:
+    """The codes whose effects `code` would misname."""
+    return [cause for cause, codes in MISREADINGS.items() if code in codes]
+
+
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 COLUMNS = ("severity", "code", "step", "message", "fix")
 FINDING_HEADER = "<tr>" + "".join(f"<th>{name}</th>" for name in COLUMNS) + "</tr>"
@@ -59,6 +100,7 @@ class Finding:
     step: int | None = None
     epoch: int | None = None
     subject: str | None = None
+    cause: str | None = None  # the finding that explains this one (the cause graph's SYMPTOMS)
 
     def format(self) -> str:
         """'warning lr-too-low [subject] (step 40): message Evidence: ... Fix: ...' on one line."""
@@ -66,6 +108,8 @@ class Finding:
         subject = f" [{self.subject}]" if self.subject else ""
         evidence = ", ".join(f"{k} {_number(v)}" for k, v in self.evidence.items())
         parts = [f"{self.severity} {self.code}{subject}{where}: {self.message}"]
+        if self.cause:
+            parts.append(f"Cause: {self.cause}.")
         if evidence:
             parts.append(f"Evidence: {evidence}.")
         if self.suggestion:
@@ -82,6 +126,8 @@ class Finding:
         evidence = ", ".join(f"{k} {_number(v)}" for k, v in self.evidence.items())
         code = f"{self.code} [{self.subject}]" if self.subject else self.code
         message = f"{self.message} Evidence: {evidence}." if evidence else self.message
+        if self.cause:
+            message += f" Cause: {self.cause}."
         return self.severity, code, "" if self.step is None else str(self.step), message, self.suggestion
 
     def html_row(self) -> str:
@@ -110,6 +156,7 @@ class Finding:
             "step": self.step,
             "epoch": self.epoch,
             "subject": self.subject,
+            "cause": self.cause,
         }
 
 

@@ -9,7 +9,10 @@ Thresholds, and why:
 - unshuffled-data: classification batches hold far fewer classes than shuffled batches would, or the mean
   regression target rises (or falls) from each batch to the next. From the batches the loss sees, so it
   works for DataLoaders and for fit alike.
-- train-val-overlap: at least half of the validation rows are also training rows.
+- train-val-overlap: more than LEAK_FRACTION of the validation rows are exact copies of training rows (rows
+  oversampled or augmented before the split, a set concatenated twice, validating on the training set).
+  Rows of a few discrete features repeat by nature (the features' distinct values allow fewer than
+  NATURAL_REPEATS x as many rows as were trained on): there only half or more counts.
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ MIN_ROWS_FOR_SCALE = 16  # rows before a per-feature RMS is trusted (a 20x exces
 # At 10:1 a model that ignores the rare class already scores 91% accuracy (two classes), so accuracy
 # and the mean loss no longer show whether the rare class is learned at all.
 IMBALANCE_RATIO = 10.0
-# In a hand-written loop the balance is estimated from the labels seen: with 1000 of them, a 10:1
-# split's rare class has ~90 samples, so its share is known to about +-20% (two standard deviations).
-LABELS_FOR_BALANCE = 1000
+# In a hand-written loop the balance is estimated from the labels of sampled batches: with 500 of them, a
+# 10:1 split's rare class has ~45 samples, so its share is known to about +-30% (two standard deviations).
+LABELS_FOR_BALANCE = 500
 # Batch order: judged on the first SORTED_BATCHES batches of at least MIN_BATCH samples (smaller
 # batches hold few classes anyway). Classification: a shuffled batch of B samples holds on average
 # E = sum_k 1 - (1 - p_k)^B distinct classes (p_k: the class shares); sorted data gives about one.
@@ -55,8 +58,13 @@ SORTED_BATCHES = 10
 MIN_BATCH = 8
 VARIETY_SHORTFALL = 0.5
 ORDER_Z = 3.0
-# A few duplicates across a split (common in scraped data) bias validation a little; when half of the
-# validation rows were trained on, the validation loss mostly measures memory.
+# A duplicate or two across a split (common in scraped data) bias validation a little; beyond a few percent
+# the rows were copied before the split, and the validation loss partly measures memory
+LEAK_FRACTION = 0.05
+MIN_SHARED_ROWS = 5
+NATURAL_REPEATS = 100
+# half the validation rows seen in training: memory, even where rows repeat by nature; also what tells a
+# training-accuracy pass (all training rows) from validation
 OVERLAP_FRACTION = 0.5
 MIN_VALIDATION_ROWS = 32  # fewer validation rows than this say little about a split
 # A no-gradient pass made only of training rows next to held-out ones is a training-accuracy pass
@@ -73,6 +81,7 @@ class _Batches:
     classes: list[tuple[int, int]] = field(default_factory=list)  # (distinct labels, batch size) per batch
     means: list[tuple[float, int]] = field(default_factory=list)  # (mean regression target, batch size)
     eval_batches: list[tuple[int, int, int]] = field(default_factory=list)  # (step, rows, rows seen in training)
+    natural_repeats: bool = False  # validation rows of so few distinct values that they repeat by nature
     order_settled: bool = False  # the whole dataset known and the first batches in: the order verdict is final
 
 
@@ -166,6 +175,20 @@ def _add_counts(old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(old, (0, size - len(old))) + torch.nn.functional.pad(new, (0, size - len(new)))
 
 
+def _weighted_for(doctor: Doctor, rare: int, common: int, ratio: float) -> bool:
+    """Does the loss already weight the rare class up (a class weight, or BCE's pos_weight for a rare
+    positive class) by at least the square root of the imbalance? Then the fix is in place."""
+    weight = getattr(doctor.loss_fn, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.ndim == 1 and weight.numel() > max(rare, common):
+        boost = float(weight[rare]) / max(float(weight[common]), 1e-12)
+    else:
+        pos_weight = getattr(doctor.loss_fn, "pos_weight", None)
+        if not isinstance(pos_weight, torch.Tensor) or rare != 1:
+            return False
+        boost = float(pos_weight.float().mean())
+    return boost >= math.sqrt(ratio)
+
+
 def _imbalance(doctor: Doctor, counts: torch.Tensor, where: str = "") -> None:
     present = counts[counts > 0]
     if present.numel() < 2 or doctor.has("class-imbalance"):
@@ -175,6 +198,8 @@ def _imbalance(doctor: Doctor, counts: torch.Tensor, where: str = "") -> None:
         return
     rare = int(torch.where(counts > 0, counts, counts.max() + 1).argmin())
     common = int(counts.argmax())
+    if _weighted_for(doctor, rare, common, ratio):
+        return
     total = float(counts.sum())
     share = float(counts[rare]) / total
     # inverse-frequency weights, scaled so the largest class weighs 1
@@ -212,7 +237,8 @@ def check_dataset(doctor: Doctor) -> None:
 
         train = set(row_keys(X))
         val = list(row_keys(X_val))
-        _overlap(doctor, sum(key in train for key in val), len(val))
+        shared = sum(key in train for key in val)
+        _overlap(doctor, shared, len(val), bool(shared) and repeats_by_nature(X_val, len(X)))
 
 
 # ----------------------------------------------------------------------------- order
@@ -317,8 +343,25 @@ def check_label_stream(doctor: Doctor) -> None:
 # ----------------------------------------------------------------------------- validation leaks
 
 
-def _overlap(doctor: Doctor, shared: int, total: int) -> None:
-    if total < 1 or shared / total < OVERLAP_FRACTION or doctor.has("train-val-overlap"):
+def repeats_by_nature(x: torch.Tensor, trained_rows: int) -> bool:
+    """Can rows like these coincide without being copies? Only when their features take so few distinct
+    values that fewer than NATURAL_REPEATS x `trained_rows` different rows exist (one-hot and small integer
+    features); continuous features or images practically never repeat by chance."""
+    flat = x.detach().flatten(1) if x.ndim > 1 else x.detach().unsqueeze(1)
+    if flat.shape[0] < 2:
+        return False
+    limit = math.log(NATURAL_REPEATS * max(trained_rows, 1))
+    combinations = 0.0
+    for column in flat.T[:64]:  # 64 columns of many values already allow more rows than any data set has
+        combinations += math.log(len(torch.unique(column)))
+        if combinations > limit:
+            return False
+    return True
+
+
+def _overlap(doctor: Doctor, shared: int, total: int, natural: bool) -> None:
+    needed = OVERLAP_FRACTION if natural else LEAK_FRACTION
+    if total < 1 or shared < MIN_SHARED_ROWS or shared / total <= needed or doctor.has("train-val-overlap"):
         return
     doctor.raise_finding(
         "train-val-overlap",
@@ -355,7 +398,9 @@ def collect_eval_batch(doctor: Doctor) -> None:
     keys = row_keys(x)
     state = _state(doctor)
     state.eval_batches = [batch for batch in state.eval_batches if batch[0] == doctor.step]
-    state.eval_batches.append((doctor.step, len(keys), sum(key in known for key in keys)))
+    shared = sum(key in known for key in keys)
+    state.natural_repeats = state.natural_repeats or (shared > 0 and repeats_by_nature(x, len(known)))
+    state.eval_batches.append((doctor.step, len(keys), shared))
 
 
 @runs_on("validation")
@@ -375,4 +420,4 @@ def check_eval_overlap(doctor: Doctor) -> None:
         batches = [(rows, shared) for rows, shared in batches if shared < rows]
     total = sum(rows for rows, _ in batches)
     if total >= MIN_VALIDATION_ROWS:
-        _overlap(doctor, sum(shared for _, shared in batches), total)
+        _overlap(doctor, sum(shared for _, shared in batches), total, state.natural_repeats)

@@ -5,12 +5,13 @@ nll-without-log-softmax, wrong-loss, sum-reduction.
 
 Most of these are exact facts about one batch (a label >= the number of outputs, shapes that broadcast,
 rows that sum to 1). The one statistical claim, output-class-mismatch ("these outputs never get a
-label"), needs the whole training set (fit) or, in a hand-written loop, LABELS_PER_OUTPUT labels per
-output from batches that look shuffled: from sorted data the labels seen so far say nothing about the rest.
+label"), needs the whole training set (fit) or, in a hand-written loop, LABELS_PER_CLASS labels per
+class seen, from batches that look shuffled: from sorted data the labels seen so far say nothing about the rest.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,8 +25,20 @@ if TYPE_CHECKING:
 
 CLASS_LOSSES = ("cross_entropy", "nll")
 REGRESSION_LOSSES = ("mse", "l1", "huber", "smooth_l1")
-# labels needed per output before "these outputs never get a label" is believable
-LABELS_PER_OUTPUT = 30
+# labels needed per class seen before "the other outputs never get a label" is believable
+LABELS_PER_CLASS = 30
+# class ids fed to a regression loss: whole numbers 0..K-1, every one of them common (class ids of a
+# classification set are near balanced; counts, ratings and ages are skewed, start at 1 or spread wider)
+MIN_CLASS_IDS, MAX_CLASS_IDS = 3, 100
+SAMPLES_PER_ID = 20
+BALANCED_IDS = 4.0  # the most common id at most this many times the least common one
+
+
+@dataclass
+class _WholeTargets:
+    """Counts of the whole-number targets a regression loss saw (None once a target was not one)."""
+
+    counts: torch.Tensor | None = field(default_factory=lambda: torch.zeros(MAX_CLASS_IDS, dtype=torch.long))
 
 
 @runs_on("loss_input")
@@ -56,7 +69,8 @@ def _class_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, k
             "targets of the output's shape, or give the model 2 outputs (one per class)",
         )
         high = doctor.obs.max_label
-        if not target.is_floating_point() and high is not None and high >= 1 and doctor.mode in ("warn", "stop"):
+        crashes_next = not target.is_floating_point() and high is not None and high >= 1
+        if doctor.mode in ("warn", "stop") and finding is not None and crashes_next:
             from trainwise.errors import TrainingError
 
             raise TrainingError(finding.format())  # label 1 of a single output: the loss would crash next
@@ -93,18 +107,19 @@ def _label_range(doctor: Doctor, classes: int, kind: str) -> None:
             evidence={"label": bad, "outputs": classes, "max_label": high, "min_label": low},
             suggestion=fix,
         )
-        if doctor.mode in ("warn", "stop"):
+        if doctor.mode in ("warn", "stop") and kind in CLASS_LOSSES and finding is not None:
             from trainwise.errors import TrainingError
 
-            raise TrainingError(finding.format())  # the loss would crash on it next, less clearly
+            # torch's loss would crash on it next, less clearly (a hand-written one indexes on silently)
+            raise TrainingError(finding.format())
 
 
 def _unused_outputs(doctor: Doctor, classes: int) -> None:
     obs = doctor.obs
     if obs.max_label is None or obs.max_label + 1 >= classes or doctor.has("output-class-mismatch"):
         return
-    if doctor.data is None:  # from a stream: enough labels, from batches that look shuffled
-        if obs.labels_seen < max(LABELS_PER_OUTPUT * classes, 200):
+    if doctor.data is None:  # from a stream: enough labels per class seen, from batches that look shuffled
+        if obs.labels_seen < max(LABELS_PER_CLASS * (obs.max_label + 1), 200):
             return
         record_batch(doctor)
         if looks_sorted(doctor) is not False:
@@ -179,6 +194,7 @@ def _regression_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tens
                 "the output",
             )
         return
+    _class_ids_as_values(doctor, output, target, kind)
     # one-hot rows are one-hot in every batch: the first few batches tell
     if target.ndim == 2 and target.shape[1] >= 2 and doctor.loss_inputs_seen <= 3:
         flat = target.float()
@@ -193,9 +209,51 @@ def _regression_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tens
             )
 
 
+def _class_ids_as_values(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, kind: str) -> None:
+    """A regression loss on a one-output model whose targets are the class ids 0..K-1 of a classification set:
+    it learns the ids as numbers, as if class 3 were between classes 2 and 4, and rounding its outputs is
+    a poor classifier."""
+    state = doctor.family_state(_WholeTargets)
+    if state.counts is None or target.shape[1:].numel() != 1 or target.numel() == 0 or doctor.has("wrong-loss"):
+        return
+    values = target.detach().reshape(-1)
+    ids = values.round()
+    if not bool((values == ids).all()) or float(values.min()) < 0 or float(values.max()) >= MAX_CLASS_IDS:
+        state.counts = None  # not ids: never again
+        return
+    state.counts += torch.bincount(ids.long().cpu(), minlength=MAX_CLASS_IDS)
+    seen = state.counts.nonzero().flatten()
+    classes = int(seen.max()) + 1 if seen.numel() else 0
+    present = state.counts[:classes]
+    if classes < MIN_CLASS_IDS or len(seen) != classes or int(present.sum()) < SAMPLES_PER_ID * classes:
+        return
+    if int(present.max()) > BALANCED_IDS * int(present.min()):
+        return
+    doctor.raise_finding(
+        "wrong-loss",
+        f"{kind} is fitting class ids as numbers: the targets are the whole numbers 0..{classes - 1}, each about "
+        f"equally common, and the model has one output, so it learns to predict, say, {classes // 2} between "
+        f"classes {classes // 2 - 1} and {classes // 2 + 1}, as if classes had an order and a distance.",
+        evidence={"classes": classes, "targets_seen": int(present.sum())},
+        suggestion=f"give the model {classes} outputs and use nn.CrossEntropyLoss with the ids as long targets "
+        "(y.long()); predict with output.argmax(1)",
+    )
+
+
 def _binary_targets(doctor: Doctor, output: torch.Tensor, target: torch.Tensor, kind: str) -> None:
     low, high = float(target.min()), float(target.max())
-    if low < 0 or high > 1:
+    ids = low == 0 and high >= 2 and high == int(high) and bool((target == target.round()).all())
+    if ids and output.shape[1:].numel() == 1:  # one output column, targets 0, 1, 2, ...: class ids
+        classes = int(high) + 1
+        doctor.raise_finding(
+            "wrong-loss",
+            f"{kind} is a yes/no loss, but its targets are the class ids 0..{classes - 1} of a {classes}-class "
+            "problem: every id above 1 is scored as an impossible probability, so the model cannot learn them.",
+            evidence={"classes": classes, "max_target": high},
+            suggestion=f"give the model {classes} outputs and use nn.CrossEntropyLoss with the ids as long "
+            "targets; keep BCE for 0/1 targets (one column per label for multi-label)",
+        )
+    elif low < 0 or high > 1:
         doctor.raise_finding(
             "label-out-of-range",
             f"{kind} needs targets in [0, 1] but they range over [{low:g}, {high:g}]: "

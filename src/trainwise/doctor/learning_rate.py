@@ -14,7 +14,11 @@ average by 1/n of its size, a median not at all), so noisy minibatch losses do n
     more (a single sample's squared error can be near zero by chance);
   * or its level ran RUNAWAY_FACTOR x above its best level (floored at FITTED_FRACTION of the first loss:
     rebounds of a loss that is already a thousandth of its start are noise, not divergence);
-  * or the loss turned non-finite after its last finite value had grown to DIVERGENCE_FACTOR x its best.
+  * or the loss turned non-finite after its last finite value had grown to DIVERGENCE_FACTOR x its best;
+  * or it jumped to JUMP_FACTOR x the first loss and then stayed no better than the start for STUCK_STEPS
+    steps (LEVEL_WINDOW when the ReLUs died), at a level JUMP_FACTOR x below the jump (noisy minibatch
+    losses that merely start low reach that high again and again): the jump threw the weights where
+    nothing learns any more, and the loss sits at the untrained model's level instead of diverging further.
   It is raised once per run of losses (again after fit's repair rolls back and clears them).
 - lr-too-high, from the updates: they move weights by more than 10% per step while the loss stops
   falling (TheDeepChecker's and DeepDiagnosis's upper bound on update/weight is 1e-1).
@@ -25,7 +29,9 @@ average by 1/n of its size, a median not at all), so noisy minibatch losses do n
   direction - the loss has not improved by FLAT_IMPROVEMENT since the start and the steps are below
   1e-5 too (DeepDiagnosis's wider band, 1e-5..1e-1, ends there). W5 with SGD at lr 1e-3 moves its
   weights by 4e-5 per step with noisy gradients: slow, but inside the wider band, so not flagged.
-  A warmup that is raising the lr is left alone.
+  A warmup that is raising the lr is left alone. Adam-like optimizers step each weight by about lr
+  whatever the gradient's noise, so for them steps below 1e-4 and a flat loss suffice. Never after a jump
+  of the loss, nor with dead ReLUs or vanishing gradients: those make the steps tiny, not the lr.
 - not-learning: after NOT_LEARNING_STEPS steps (and a whole epoch) the loss is no better than the best
   constant prediction (the label distribution's entropy for cross-entropy, the targets' variance for
   MSE) by more than NEAR_BASELINE (R^2, or the share of label entropy explained, below 0.1), and the
@@ -78,7 +84,15 @@ SLOPE_SAMPLES = 5
 # long enough that a slow but real start (W5 with SGD at lr 1e-3 gains <1% in its first 100 steps)
 # is not mistaken for a run that does not learn
 NOT_LEARNING_STEPS = 500
+# lr-too-low from the validation loss: this many validations, each lower than the one before
+CRAWL_EPOCHS = 5
+STILL_STEEP_CRAWL = 0.5
+STUCK_STEPS = 20  # after a jump, this long no better than the start: stuck, not recovering
+JUMP_FACTOR = 3.0
 NOT_LEARNING_IMPROVEMENT = 0.01
+# findings that do not explain a loss stuck at the constant prediction's: units dying because nothing is
+# learnt, a validation loss climbing because the training rows are memorised
+SYMPTOMS_ONLY = ("dead-relu", "overfitting")
 NEAR_BASELINE = 0.1
 # two independent gradients, seen through the doctor's 32-number projection, have cosine 0 +- 0.18;
 # averaged over 8 or more pairs, +- 0.06: a mean below 0.2 is no consistent direction at all
@@ -95,6 +109,9 @@ class _Episode:
     level_of: int = 0  # how many losses that median is of
     best_level: float = math.inf
     raised: bool = False  # lr-too-high already raised from these losses
+    peak: float = -math.inf  # the highest finite loss, and how many losses were read before it
+    peak_at: int = 0
+    seen: int = 0  # losses read
     window: deque[float] = field(default_factory=lambda: deque(maxlen=LEVEL_WINDOW))  # the last losses
     finite_sorted: list[float] = field(default_factory=list)  # the finite ones among them, sorted
 
@@ -125,6 +142,9 @@ def _update_levels(doctor: Doctor, episode: _Episode) -> None:
     window's finite values are kept sorted rather than sorted each time)."""
     window, ordered = episode.window, episode.finite_sorted
     for value in doctor.obs.losses[doctor.flushed_from :]:
+        episode.seen += 1
+        if value > episode.peak and math.isfinite(value):
+            episode.peak, episode.peak_at = value, episode.seen
         if len(window) == LEVEL_WINDOW and math.isfinite(window[0]):
             del ordered[bisect.bisect_left(ordered, window[0])]
         window.append(value)
@@ -228,11 +248,56 @@ def check_divergence(doctor: Doctor) -> None:
             return
     if episode.level_of < MIN_LEVEL_OF:
         return
+    if _spiked_then_stuck(doctor, episode):
+        return
     level = f"{episode.level:.4g} (the median of its last {episode.level_of} values)"
     if _stable_start(doctor, episode) and episode.level > DIVERGENCE_FACTOR * episode.start:
         _raise_too_high(doctor, finite, f"rose from {episode.start:.4g} at the start to {level}", best)
     elif episode.level > RUNAWAY_FACTOR * max(best, FITTED_FRACTION * episode.start):
         _raise_too_high(doctor, finite, f"ran away from its best {{best:.4g}} to {level}", best)
+
+
+def spiked(doctor: Doctor) -> bool:
+    """Did a loss jump to JUMP_FACTOR x the (trustworthy) first loss at some point? The first loss is the
+    untrained model's, near the worst a fresh model scores; training that works never goes far above it."""
+    episode = _EPISODES.get(doctor)
+    if episode is None or episode.start is None or not _stable_start(doctor, episode):
+        return False
+    return episode.peak > JUMP_FACTOR * episode.start
+
+
+def _spiked_then_stuck(doctor: Doctor, episode: _Episode) -> bool:
+    """A jump to JUMP_FACTOR x the first loss, after which the loss stays no better than at the start for
+    STUCK_STEPS steps (or the ReLUs died), at a level the jump was JUMP_FACTOR x above: the jump threw the
+    weights where nothing learns any more (dead units, saturated outputs), so the loss sits at the untrained
+    model's level instead of diverging further. The steps now are tiny, which would read as a too-low lr:
+    the cause is the jump."""
+    if not spiked(doctor) or episode.level is None or episode.start is None:
+        return False
+    since = episode.seen - episode.peak_at
+    stuck_for = LEVEL_WINDOW if doctor.has("dead-relu") else STUCK_STEPS  # the level is all after the jump
+    if since < stuck_for or episode.level < (1 - FLAT_IMPROVEMENT) * episode.start:
+        return False
+    if episode.peak < JUMP_FACTOR * episode.level:
+        return False  # the level it sits at reaches near the peak: minibatch noise around a high loss, no jump
+    lr = doctor.lrs()[0]
+    dead = " and the ReLUs died" if doctor.has("dead-relu") else ""
+    doctor.raise_finding(
+        "lr-too-high",
+        f"The learning rate {lr:g} is too high: the loss jumped from {episode.start:.4g} at the start to "
+        f"{episode.peak:.4g}{dead}, and in the {since} steps since it has stayed at {episode.level:.4g}, no better "
+        "than the untrained model: the jump threw the weights where they no longer learn.",
+        evidence={
+            "lr": lr,
+            "start_loss": episode.start,
+            "peak_loss": episode.peak,
+            "loss": episode.level,
+            "steps_since_peak": since,
+        },
+        suggestion=f"lower lr to about {nice_number(lr / 10):g} and start again from fresh weights",
+    )
+    episode.raised = True
+    return True
 
 
 def _update_ratios(doctor: Doctor, n: int) -> list[float]:
@@ -307,6 +372,8 @@ def check_update_sizes(doctor: Doctor) -> None:
         return
     if max(ratios) >= LOW_UPDATE_RATIO:
         return
+    if spiked(doctor) or doctor.has("dead-relu") or doctor.has("vanishing-gradients"):
+        return  # tiny steps of dead units, vanished gradients or weights thrown far by a jump: not a timid lr
     samples = doctor.recent_samples(SAMPLES_FOR_LOW)
     lrs = _LRS.get(doctor, [])
     if len(lrs) >= SAMPLES_FOR_LOW and lr > lrs[-SAMPLES_FOR_LOW]:
@@ -324,7 +391,8 @@ def check_update_sizes(doctor: Doctor) -> None:
     recent = median(losses[-LEVEL_WINDOW:]) if losses else math.nan
     # a loss still near its start has not converged, though minibatch noise may hide the gradient's direction:
     # then the steps must be below the wider band's lower edge too
-    flat = initial > 0 and recent > (1 - FLAT_IMPROVEMENT) * initial and max(ratios) < VERY_LOW_UPDATE_RATIO
+    tiny = LOW_UPDATE_RATIO if doctor.adaptive else VERY_LOW_UPDATE_RATIO
+    flat = initial > 0 and recent > (1 - FLAT_IMPROVEMENT) * initial and max(ratios) < tiny
     if not (consistent or flat):
         return
     remaining = _remaining_drop(doctor.obs.samples)
@@ -351,6 +419,46 @@ def check_update_sizes(doctor: Doctor) -> None:
         f"The learning rate {lr:g} is too low: each step changes the weights by only {ratio:.2g} of their size "
         f"{why}, so training crawls.",
         evidence=evidence,
+        suggestion=f"raise lr to about {nice_number(lr * TARGET_UPDATE_RATIO / max(ratio, 1e-12)):g}, or use lr='auto'",
+    )
+
+
+@runs_on("validation")
+def check_crawling(doctor: Doctor) -> None:
+    """lr-too-low from the validation loss: it fell at every one of CRAWL_EPOCHS or more validations (steady
+    progress, not noise around a floor), yet by less than FLAT_IMPROVEMENT in all, while the gradient is still
+    at least STILL_STEEP_CRAWL of its initial size (far from a minimum), the steps are at most half the
+    healthy TARGET_UPDATE_RATIO (so a higher lr is the remedy) and the lr is not being warmed up."""
+    values = [value for _, value in doctor.obs.val_losses]
+    if len(values) < CRAWL_EPOCHS or doctor.has("lr-too-low") or doctor.has("lr-too-high") or spiked(doctor):
+        return
+    if not all(b < a for a, b in itertools.pairwise(values)) or values[0] <= 0 or not all(map(math.isfinite, values)):
+        return
+    improvement = 1 - values[-1] / values[0]
+    samples = doctor.obs.samples
+    lrs = _LRS.get(doctor, [])
+    if improvement >= FLAT_IMPROVEMENT or not samples or not doctor.obs.first_grad_norms or lrs[-1:] > lrs[:1]:
+        return
+    first = math.sqrt(sum(v * v for v in doctor.obs.first_grad_norms.values()))
+    now = math.sqrt(sum(v * v for v in samples[-1].grad_norms.values()))
+    ratios = _update_ratios(doctor, SAMPLES_FOR_LOW)
+    if first <= 0 or now < STILL_STEEP_CRAWL * first or not ratios:
+        return
+    lr, ratio = doctor.lrs()[0], median(ratios)
+    if ratio > TARGET_UPDATE_RATIO / 2:
+        return  # steps of a healthy size: slow progress is the task's (a noise floor near), not the lr's
+    doctor.raise_finding(
+        "lr-too-low",
+        f"The learning rate {lr:g} is too low: the validation loss fell at each of the last {len(values)} "
+        f"validations, but only by {improvement:.1%} in all ({values[0]:.4g} -> {values[-1]:.4g}), while the "
+        f"gradient is still {now / first:.0%} of its initial size: training moves the right way, too slowly to "
+        "get anywhere.",
+        evidence={
+            "lr": lr,
+            "val_improvement": improvement,
+            "gradient_vs_start": now / first,
+            "update_to_weight": ratio,
+        },
         suggestion=f"raise lr to about {nice_number(lr * TARGET_UPDATE_RATIO / max(ratio, 1e-12)):g}, or use lr='auto'",
     )
 
@@ -446,7 +554,7 @@ def check_not_learning(doctor: Doctor) -> None:
         return
     if doctor.steps_per_epoch and doctor.step < doctor.steps_per_epoch:
         return  # at least one whole epoch
-    if any(f.severity != "info" for f in doctor.findings):
+    if any(f.severity != "info" and f.code not in SYMPTOMS_ONLY for f in doctor.findings):
         return  # another finding already explains it
     tenth = max(len(losses) // 10, 5)
     start = sum(losses[:tenth]) / tenth

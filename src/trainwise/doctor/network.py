@@ -60,6 +60,7 @@ class _State:
     off_units: dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> units <= 0 on the last batch
     functional_dead: dict[str, list[float]] = field(default_factory=dict)  # layer -> dead unit share per sample
     initial_ce: float | None = None  # first batch's cross-entropy, when no loss module was given
+    dead_logits: list[int] = field(default_factory=list)  # classes whose logit is 0 for every sample, per check
 
 
 def _state(doctor: Doctor) -> _State:
@@ -249,7 +250,6 @@ def _sample_functional_dead_units(doctor: Doctor) -> None:
 def check_dead_relus(doctor: Doctor) -> None:
     if doctor.has("bad-init"):
         return  # units dead from a bad start: the init's fix is the one that helps
-    cause = " after the loss diverged" if doctor.has("lr-too-high") else ""
     fix = (
         "lower the learning rate, start biases at zero (or slightly positive), or use nn.LeakyReLU / "
         "BatchNorm before the activation"
@@ -263,12 +263,39 @@ def check_dead_relus(doctor: Doctor) -> None:
             continue
         doctor.raise_finding(
             "dead-relu",
-            f"{min(recent):.0%} of the units {where} {name} output zero for every sample{cause}: dead ReLUs get no "
+            f"{min(recent):.0%} of the units {where} {name} output zero for every sample: dead ReLUs get no "
             "gradient and never recover.",
             evidence={"dead_fraction": min(recent), "batches": len(recent)},
             suggestion=fix,
             subject=name,
         )
+
+
+@runs_on("loss_input")
+def check_clipped_logits(doctor: Doctor) -> None:
+    """A ReLU on the logits: cross-entropy's inputs are all >= 0, and some classes' are exactly 0 for every
+    sample of the batch, on DEAD_SAMPLES checked batches in a row. Those output units are dead ReLUs whose
+    classes can never win (their logit cannot rise above the others' zeros)."""
+    output = doctor.loss_output
+    if doctor.loss_kind() != "cross_entropy" or output is None or output.ndim != 2 or doctor.has("dead-relu"):
+        return
+    if output.shape[0] < MIN_DEAD_BATCH or output.shape[1] < 2:
+        return
+    history = _state(doctor).dead_logits
+    history.append(int((output == 0).all(dim=0).sum()) if bool((output >= 0).all()) else 0)
+    del history[:-DEAD_SAMPLES]
+    if len(history) < DEAD_SAMPLES or min(history) < 1:
+        return
+    classes = int(output.shape[1])
+    doctor.raise_finding(
+        "dead-relu",
+        f"The logits pass through a ReLU: they are never negative, and {min(history)} of the {classes} classes "
+        "get a logit of exactly 0 for every sample, so those output units are dead and their classes are never "
+        "predicted.",
+        evidence={"dead_classes": min(history), "classes": classes, "batches": len(history)},
+        suggestion="remove the activation after the last layer: cross-entropy takes raw logits",
+        subject="output",
+    )
 
 
 @runs_on("eval_forward", "step")

@@ -37,7 +37,7 @@ which shrink only the first layer's weight gradient, are not called vanishing gr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,10 @@ VANISHING_RATIO = 1e-3
 VANISHING_RELATIVE_GRAD = 1e-4
 SAMPLES_TO_CONFIRM = 2
 MIN_WEIGHT_LAYERS = 3
+# recurrent layers: the backward signal through time, first time step's input gradient over the last one's
+RECURRENT_LAYERS = (nn.RNN, nn.LSTM, nn.GRU)
+MIN_TIME_STEPS = 8
+VANISHING_THROUGH_TIME = 1e-8
 # exploding gradients are a property of the architecture and its init, seen before training harms the
 # loss; growth first seen after the loss rose this far above its start is a consequence of divergence
 DIVERGED_FACTOR = 10.0
@@ -74,6 +78,8 @@ class _State:
     pending_targets: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     slots: list[tuple[torch.Tensor, int] | None] = field(default_factory=list)  # layer-output grad (norm, numel)
     flow: list[tuple[int, float, int]] = field(default_factory=list)  # (step, growth, layer calls)
+    # (step, growth, time steps, module name): the backward signal through a recurrent layer's time steps
+    through_time: list[tuple[int, float, int, str]] = field(default_factory=list)
     # recorded after optimizer.step() (the usual loop), the loss of the forward at step s carries step s + 1;
     # recorded before it, step s. Learned from the latest forward whenever losses are read.
     record_offset: int = 1
@@ -131,7 +137,7 @@ def install_hooks(doctor: Doctor) -> None:
 
         def on_grad(grad: torch.Tensor) -> None:
             if index < len(slots):  # the RMS, as the norm: one operation (divided by sqrt(numel) when read)
-                slots[index] = (torch.linalg.vector_norm(grad.detach(), dtype=torch.float32), grad.numel())
+                slots[index] = (torch.linalg.vector_norm(grad.detach(), dtype=_norm_dtype(grad)), grad.numel())
 
         output.register_hook(doctor.guard(on_grad, "gradient-flow tensor hook"))
 
@@ -143,6 +149,10 @@ def install_hooks(doctor: Doctor) -> None:
                 if len(state.pending_targets) > max(MAX_PENDING, 8 * doctor.sample_every):
                     del state.pending_targets[0]
 
+    for name, module in doctor.modules.items():
+        if isinstance(module, RECURRENT_LAYERS):
+            hook = _through_time_hook(doctor, state, name, module)
+            doctor.hook(module.register_forward_pre_hook, hook, "through-time hook", sampled=True)
     on_accelerator = any(p.device.type != "cpu" for p in doctor.model.parameters())
     if on_accelerator:  # on the CPU each loss is read at once and the bad batch is still in hand
         doctor.hook(doctor.model.register_forward_pre_hook, before_forward, "batch-sum pre-hook")
@@ -153,6 +163,39 @@ def install_hooks(doctor: Doctor) -> None:
             doctor.hook(module.register_forward_hook, layer_output, "gradient-flow layer hook", sampled=True)
     if on_accelerator and isinstance(doctor.loss_fn, nn.Module):
         doctor.hook(doctor.loss_fn.register_forward_pre_hook, loss_targets, "loss-target hook")
+
+
+def _through_time_hook(doctor: Doctor, state: _State, name: str, module: nn.RNNBase) -> Callable[..., Any]:
+    """On sampled steps, the gradient reaching a recurrent layer's input at each time step: the first step's
+    over the last one's is the backward signal's growth through time (inside the layer, where no module
+    hook can see it). An input that does not require grad (raw features) is replaced by a leaf copy that
+    does, the same values, so its gradient can be read; nothing upstream is affected."""
+    time_dim = 1 if module.batch_first else 0
+
+    def on_grad(grad: torch.Tensor) -> None:
+        if grad.shape[time_dim] < MIN_TIME_STEPS:
+            return
+        dims = [d for d in range(grad.ndim) if d != time_dim]
+        per_step = torch.linalg.vector_norm(grad.detach(), dim=dims, dtype=_norm_dtype(grad))
+        first, last = float(per_step[0]), float(per_step[-1])
+        if math.isfinite(first) and math.isfinite(last) and last > 0:
+            state.through_time.append((doctor.step, first / last, int(grad.shape[time_dim]), name))
+            del state.through_time[: -2 * SAMPLES_TO_CONFIRM]
+
+    def before(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        x = args[0] if args else None
+        if not doctor._sampling or not torch.is_grad_enabled() or not isinstance(x, torch.Tensor):
+            return None  # a PackedSequence has no time axis to read
+        if x.ndim != 3 or not x.is_floating_point() or x.shape[time_dim] < MIN_TIME_STEPS:
+            return None
+        if x.requires_grad:
+            x.register_hook(doctor.guard(on_grad, "through-time tensor hook"))
+            return None
+        leaf = x.detach().requires_grad_()
+        leaf.register_hook(doctor.guard(on_grad, "through-time tensor hook"))
+        return (leaf, *args[1:])
+
+    return before
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -314,6 +357,11 @@ def _diagnose_nonfinite(doctor: Doctor, state: _State, index: int) -> None:
 # ---------------------------------------------------------------------------------------------- gradients
 
 
+def _norm_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """Half-precision norms sum in float32 (no overflow); float64 stays float64 (a norm may not narrow)."""
+    return torch.float64 if tensor.dtype == torch.float64 else torch.float32
+
+
 def _relative_grads(sample: Sample, names: list[str]) -> list[float]:
     values = []
     for name in names:
@@ -362,18 +410,69 @@ def _explosion_before(doctor: Doctor) -> bool:
     """Was the backward signal exploding on the last sampled step before the loss turned non-finite?"""
     if doctor.has("exploding-gradients"):
         return True
-    flow = _state(doctor).flow
-    if not flow or flow[-1][1] <= EXPLODING_RATIO or doctor.has("lr-too-high"):
+    state = _state(doctor)
+    if doctor.has("lr-too-high"):
+        return False
+    if state.through_time and state.through_time[-1][1] > EXPLODING_RATIO:
+        _raise_through_time(doctor, state.through_time[-1:])
+        return True
+    flow = state.flow
+    if not flow or flow[-1][1] <= EXPLODING_RATIO:
         return False
     _raise_exploding(doctor, flow[-1][1], flow[-1][2])
     return True
+
+
+def _raise_through_time(doctor: Doctor, measured: list[tuple[int, float, int, str]]) -> None:
+    growths = [growth for _, growth, _, _ in measured]
+    _, _, steps, name = measured[-1]
+    exploding = min(growths) > EXPLODING_RATIO
+    growth = min(growths) if exploding else max(growths)
+    evidence = {"backward_growth_through_time": growth, "time_steps": steps}
+    if exploding:
+        doctor.raise_finding(
+            "exploding-gradients",
+            f"The gradient grows {growth:.3g}x backward through the {steps} time steps of {name}: its recurrent "
+            "weights amplify the signal at every step, so the first steps' gradients are orders of magnitude "
+            "too large and one update throws the weights off.",
+            evidence=evidence,
+            suggestion="clip gradients (torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0) before "
+            "optimizer.step()), start the recurrent weights orthogonal or smaller, or use an LSTM/GRU",
+            subject=name,
+        )
+    else:
+        doctor.raise_finding(
+            "vanishing-gradients",
+            f"The gradient shrinks to {growth:.2g} of its size backward through the {steps} time steps of "
+            f"{name}: what the first steps of a sequence contribute never reaches the weights.",
+            evidence=evidence,
+            suggestion="use an LSTM or GRU instead of a plain RNN, shorter sequences, or an orthogonal "
+            "init of the recurrent weights",
+            subject=name,
+        )
+
+
+def _check_through_time(doctor: Doctor, state: _State) -> None:
+    """Two sampled steps in a row with the backward signal exploding (or vanishing) through time."""
+    measured = state.through_time[-SAMPLES_TO_CONFIRM:]
+    if len(measured) < SAMPLES_TO_CONFIRM or measured[-1][0] < doctor.step - 1:
+        return  # not measured on this step
+    growths = [growth for _, growth, _, _ in measured]
+    exploding = min(growths) > EXPLODING_RATIO and not _loss_has_diverged(doctor)
+    vanishing = max(growths) < VANISHING_THROUGH_TIME and not doctor.has("vanishing-gradients")
+    if exploding or vanishing:
+        _raise_through_time(doctor, measured)
 
 
 @runs_on("step")
 def check_gradient_flow(doctor: Doctor) -> None:
     state = _state(doctor)
     _read_flow(doctor, state)
-    layers = [info.name for info in doctor.params if info.param.ndim >= 2]
+    if state.through_time and not (doctor.has("lr-too-high") or doctor.has("nonfinite-loss")):
+        _check_through_time(doctor, state)
+    # an embedding's gradient is sparse (only the rows of the batch's tokens) and pooled: small by nature
+    embeddings = {id(m.weight) for m in doctor.modules.values() if isinstance(m, nn.Embedding | nn.EmbeddingBag)}
+    layers = [info.name for info in doctor.params if info.param.ndim >= 2 and id(info.param) not in embeddings]
     if len(layers) < MIN_WEIGHT_LAYERS or doctor.has("lr-too-high") or doctor.has("nonfinite-loss"):
         return
     fresh = bool(state.flow) and state.flow[-1][0] == doctor.step - 1  # measured on this very step

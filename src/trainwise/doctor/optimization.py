@@ -3,6 +3,11 @@ and regularization strong enough to stop learning.
 
 Codes: params-not-optimized, no-gradient, missing-zero-grad, over-regularized.
 
+- params-not-optimized also covers layers that run in forward() but are not the model's submodules (kept in
+  a plain list or dict instead of nn.ModuleList/ModuleDict, or created inside forward()): the first training
+  forward runs under a global module hook (torch.nn.modules.module.register_module_forward_hook) that notes
+  every module with parameters that ran; those the model does not register are outside model.parameters(),
+  so outside the optimizer, and never train. The attribute holding them is found in the modules' __dict__.
 - no-gradient: at optimizer.step() no optimized parameter has a gradient (the loss was cut off from
   the graph, backward() was not called, or zero_grad() ran between backward() and step()), or every
   gradient is exactly zero on several sampled steps (zero_grad(set_to_none=False) between backward()
@@ -20,8 +25,10 @@ Codes: params-not-optimized, no-gradient, missing-zero-grad, over-regularized.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from trainwise.doctor.registry import runs_on
@@ -51,7 +58,17 @@ def check_optimizer_params(doctor: Doctor) -> None:
     model_ids = {id(p) for p in doctor.model.parameters()}  # frozen ones too
     foreign = sum(1 for group in doctor.optimizer.param_groups for p in group["params"] if id(p) not in model_ids)
     optimizer = type(doctor.optimizer).__name__
-    if missing and len(missing) == len(doctor.params):
+    if not doctor.params and model_ids:
+        doctor.raise_finding(
+            "no-gradient",
+            f"Every one of the model's {len(model_ids)} parameter tensors is frozen (requires_grad=False): "
+            "backward() gives none of them a gradient, so step() changes nothing (a loss made to require grad "
+            "by hand hides this).",
+            evidence={"frozen_params": len(model_ids)},
+            suggestion="unfreeze what should train (model.requires_grad_(True), or requires_grad_(True) on the "
+            "head only)",
+        )
+    elif missing and len(missing) == len(doctor.params):
         doctor.raise_finding(
             "params-not-optimized",
             "The optimizer holds none of this model's parameters (it was made for another model instance, or "
@@ -85,6 +102,93 @@ def check_optimizer_params(doctor: Doctor) -> None:
                 suggestion=f"use p = {1 - module.p:.2g} (or 0.1-0.5, the usual range)",
                 subject=name,
             )
+
+
+@dataclass
+class _ForwardCensus:
+    """The modules with parameters that ran during the first training forward, and the global hook doing it."""
+
+    ran: dict[int, nn.Module] = field(default_factory=dict)
+    handle: Any = None
+    done: bool = False
+
+
+@runs_on("setup")
+def watch_first_forward(doctor: Doctor) -> None:
+    """Around the first training forward, note every module with parameters that runs (a global module hook
+    sees the ones the model does not register too); afterwards, report those that are not the model's."""
+    census = doctor.family_state(_ForwardCensus)
+
+    def note(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if next(module.parameters(recurse=False), None) is not None:
+            census.ran.setdefault(id(module), module)
+
+    def start(module: nn.Module, args: tuple[Any, ...]) -> None:
+        if not census.done and census.handle is None and torch.is_grad_enabled():
+            census.handle = torch.nn.modules.module.register_module_forward_hook(doctor.guard(note, "module census"))
+            doctor._handles.append(census.handle)  # removed by close() whatever happens in between
+
+    def finish(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if census.handle is None:
+            return
+        census.handle.remove()
+        census.handle, census.done = None, True
+        report_unregistered(doctor, list(census.ran.values()))
+
+    for register, fn, what in (
+        (doctor.model.register_forward_pre_hook, start, "module census start"),
+        (doctor.model.register_forward_hook, finish, "module census end"),
+    ):
+        guarded = doctor.guard(fn, what)
+        guarded.register = register
+        doctor._first_forward_handles.append(guarded.attach())
+
+
+def _holders(doctor: Doctor, module: nn.Module) -> str | None:
+    """The attribute that keeps `module` out of the model: 'self.blocks (a list)' or 'encoder.heads (a dict)'."""
+    for owner_name, owner in doctor.modules.items():
+        for attr, value in vars(owner).items():
+            if attr.startswith("_") or not isinstance(value, list | tuple | dict):
+                continue
+            items = list(value.values()) if isinstance(value, dict) else list(value)
+            if any(item is module or (isinstance(item, nn.Module) and module in item.modules()) for item in items):
+                where = f"{owner_name}.{attr}" if owner_name else f"self.{attr}"
+                return f"{where} (a plain {type(value).__name__})"
+    return None
+
+
+def report_unregistered(doctor: Doctor, ran: list[nn.Module]) -> None:
+    registered = {id(m) for m in doctor.modules.values()}
+    optimized = {id(p) for group in doctor.optimizer.param_groups for p in group["params"]}
+    outside = [
+        m
+        for m in ran
+        if id(m) not in registered and any(p.requires_grad and id(p) not in optimized for p in m.parameters())
+    ]
+    if not outside:
+        return
+    holders: dict[str, list[nn.Module]] = {}
+    for module in outside:
+        holders.setdefault(_holders(doctor, module) or "created inside forward()", []).append(module)
+    for holder, modules in holders.items():
+        count = sum(p.numel() for m in modules for p in m.parameters(recurse=False))
+        kinds = _names(sorted({type(m).__name__ for m in modules}))
+        layers = f"{len(modules)} layer{'s' if len(modules) > 1 else ''} ({kinds})"
+        if holder.startswith("created"):
+            what = f"{layers} created inside forward() run there"
+            fix = "create layers once in __init__ and assign them to self (self.fc = nn.Linear(...))"
+        else:
+            what = f"{holder} holds {layers} that run in forward() but are not registered submodules"
+            wrapper = "nn.ModuleDict({...})" if "dict" in holder else "nn.ModuleList([...])"
+            fix = f"wrap it in {wrapper}, then make the optimizer from model.parameters() again"
+        doctor.raise_finding(
+            "params-not-optimized",
+            f"{what}: model.parameters() leaves out their {count:,} parameters, so the optimizer never updates "
+            "them (and state_dict() and .to(device) miss them too).",
+            evidence={"layers": len(modules), "parameters": count},
+            suggestion=fix,
+            subject=holder.split(" ")[0],
+        )
 
 
 @runs_on("step")

@@ -1,0 +1,58 @@
+"""Healthy near miss of lr_too_low_mlp_sgd: the same MLP with a small but adequate lr, Adam at 3e-4, which
+converges within the same 8 epochs.
+Source: https://github.com/OpenLMLab/LOMO/issues/50 - the fix suggested there: a learning rate large enough to
+make progress in the budget."""
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+EXPECT = {"codes": [], "also_ok": []}
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(20, 64)
+        self.fc2 = nn.Linear(64, 64)
+        self.fc3 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def train(tw=None):
+    torch.manual_seed(0)
+    centers = 2 * torch.randn(10, 20)
+    y = torch.randint(0, 10, (2000,))
+    X = centers[y] + torch.randn(2000, 20)
+    train_loader = DataLoader(TensorDataset(X[:1600], y[:1600]), batch_size=32, shuffle=True)
+    X_val, y_val = X[1600:], y[1600:]
+    model = MLP()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    doctor = tw.watch(model, optimizer, loss_fn=criterion) if tw else None
+    for _epoch in range(8):
+        for inputs, targets in train_loader:
+            optimizer.zero_grad()
+            loss = criterion(model(inputs), targets)
+            loss.backward()
+            optimizer.step()
+            if doctor:
+                doctor.record(loss, target=targets)
+        with torch.no_grad():
+            out = model(X_val)
+            val_loss = criterion(out, y_val).item()
+            accuracy = (out.argmax(1) == y_val).float().mean().item()
+        if doctor:
+            doctor.record(val_loss=val_loss)
+    if doctor:
+        return doctor.findings
+    return {
+        "ok": accuracy > 0.9,
+        "check": "validation accuracy above 0.9 after 8 epochs",
+        "accuracy": accuracy,
+        "val_loss": val_loss,
+    }
