@@ -396,3 +396,48 @@ def test_usual_weight_decay_and_dropout_are_silent(make_optimizer: Callable[...,
     doctor = train(model, optimizer, blobs(), proper_step, steps=150, loss_fn=nn.CrossEntropyLoss())
     assert len(doctor.obs.samples) >= 10  # long enough for the weight-decay check to have looked
     assert problems(doctor) == []
+
+
+@pytest.mark.parametrize("lam", [1.0, 1e-4])
+def test_an_l2_penalty_added_to_the_loss_by_hand_is_over_regularized_when_it_outweighs_the_data(lam: float) -> None:
+    X, y = regression()
+    model = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+
+    def penalized_step(
+        model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor
+    ) -> torch.Tensor:
+        penalty = sum(p.pow(2).sum() for p in model.parameters())
+        loss = F.mse_loss(model(xb), yb) + lam * penalty
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    doctor = train(model, optimizer, (X, y), penalized_step, steps=300)
+    if lam < 1e-2:  # a mild penalty: the data's gradient leads, the weights grow
+        assert problems(doctor) == []
+        return
+    finding = only(doctor, "over-regularized")
+    assert finding.evidence["gradient_weight_cosine"] >= 0.5
+    assert finding.evidence["weight_norm_vs_start"] < 1
+
+
+def test_zero_grad_on_one_part_of_the_model_is_missing_zero_grad_on_the_other() -> None:
+    X, y = blobs()
+    encoder = nn.Sequential(nn.Linear(16, 32), nn.ReLU())
+    head = nn.Linear(32, 4)
+    model = nn.Sequential(encoder, head)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def encoder_only_zero_grad(
+        model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor
+    ) -> torch.Tensor:
+        loss = F.cross_entropy(model(xb), yb)
+        encoder.zero_grad()  # the head's gradients pile up
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    doctor = train(model, optimizer, (X, y), encoder_only_zero_grad)
+    assert "missing-zero-grad" in codes(doctor)

@@ -180,6 +180,10 @@ class Sample:
     weight_norms: dict[str, float]
     update_norms: dict[str, float]
     grad_direction: torch.Tensor | None = None  # a fixed random sketch of the whole gradient
+    # the cosine between the hidden weight matrices' gradient and the matrices themselves (all but the last
+    # matrix, the output layer's, as one vector): a penalty on the weights' size in the loss aligns them; the
+    # data's gradient is unrelated to random hidden weights (the output layer's may align by nature)
+    grad_weight_cosine: float | None = None
 
 
 @dataclass
@@ -200,6 +204,10 @@ class Observations:
     input_sq_sum: torch.Tensor | None = None
     input_dtype: torch.dtype | None = None
     label_counts: torch.Tensor | None = None  # bincount of integer targets seen
+    # float targets passed to record(): count, per-output sums and sums of squares (on their device, float64),
+    # for the loss of the best constant prediction
+    target_count: int = 0
+    target_sums: tuple[torch.Tensor, torch.Tensor] | None = None
     labels_seen: int = 0
     min_label: int | None = None
     max_label: int | None = None
@@ -275,6 +283,8 @@ class Doctor:
         self._weight_copy: list[torch.Tensor] | None = None
         self._step_lrs: list[float] | None = None  # plain SGD's lr per parameter, on a sampled step
         self._weight_norms_now: list[torch.Tensor] = []  # before the sampled step, of each parameter
+        self._grad_weight_dot_now: torch.Tensor | None = None  # <gradient, weights> over the hidden matrices
+        self._hidden_matrices: list[str] = []
         self._direction_seed = torch.Generator().manual_seed(1234)
         self._projection: torch.Tensor | None = None  # the sketch's random signs
         self._projection_pad = torch.zeros(0)
@@ -391,6 +401,7 @@ class Doctor:
         # without a hooked loss module, the targets arrive here (after the loss ran)
         if isinstance(target, torch.Tensor):
             self.last_target = target
+            self._add_target_sums(target)
             if not self._loss_is_hooked() and self._last_output is not None:
                 self._see_loss_input(self._last_output, target)
         if loss is not None:
@@ -792,6 +803,12 @@ class Doctor:
         self._grad_norms_now = dict(zip([n for n, _ in present], norms[: len(present)], strict=True))
         self._weight_norms_now = list(norms[len(present) :])
         self._grad_direction_now = self._project([g for _, g in present]) if present else None
+        matrices = [(info.name, g, w) for info, g, w in zip(self.params, grads, weights, strict=True)
+                    if g is not None and w.ndim >= 2]  # fmt: skip
+        hidden = matrices[:-1]
+        self._hidden_matrices = [name for name, _, _ in hidden]
+        dots = [torch.vdot(g.reshape(-1), w.reshape(-1)).float() for _, g, w in hidden]
+        self._grad_weight_dot_now = torch.stack(dots).sum() if dots else None
 
     @never_raises("after_step()")
     def after_step(self, inputs: torch.Tensor | None = None) -> None:
@@ -817,10 +834,12 @@ class Doctor:
             update_norms = list(torch._foreach_norm(self._pre_step_weights))
         names = [info.name for info in self.params]
         # one host read for everything sampled this step
+        dot = [] if self._grad_weight_dot_now is None else [self._grad_weight_dot_now]
         packed = torch.stack(
             [*(t.float() for t in self._grad_norms_now.values()), *(t.float() for t in update_norms),
-             *(t.float() for t in self._weight_norms_now)]
+             *(t.float() for t in self._weight_norms_now), *dot]
         ).tolist() if names else []  # fmt: skip
+        dot_value = packed.pop() if dot and packed else None
         n_grads, n_updates = len(self._grad_norms_now), len(update_norms)
         grad_norms = dict(zip(self._grad_norms_now, packed[:n_grads], strict=True))
         if self._step_lrs is None:
@@ -829,6 +848,11 @@ class Doctor:
             update = {name: lr * grad_norms.get(name, 0.0) for name, lr in zip(names, self._step_lrs, strict=True)}
         weight = dict(zip(names, packed[n_grads + n_updates :], strict=True))
         sample = Sample(step, grad_norms, weight, update, self._grad_direction_now)
+        if dot_value is not None and math.isfinite(dot_value):
+            g_norm = math.sqrt(sum(grad_norms.get(name, 0.0) ** 2 for name in self._hidden_matrices))
+            w_norm = math.sqrt(sum(weight.get(name, 0.0) ** 2 for name in self._hidden_matrices))
+            if g_norm > 0 and w_norm > 0:
+                sample.grad_weight_cosine = dot_value / (g_norm * w_norm)
         if not self.obs.samples:
             self.obs.first_grad_norms = dict(grad_norms)
             self.obs.first_weight_norms = dict(weight)
@@ -915,6 +939,17 @@ class Doctor:
         known.update(keys)
         if self._repeated_batches >= 3 or len(known) >= MAX_TRAIN_KEYS:
             self._collect_keys = False
+
+    def _add_target_sums(self, target: torch.Tensor) -> None:
+        """Every recorded float target, in two reductions left on its device (read only by not-learning)."""
+        if self.data is not None or not target.is_floating_point() or target.ndim == 0 or target.numel() == 0:
+            return
+        values = target.detach().reshape(target.shape[0], -1).double()
+        sums = self.obs.target_sums
+        if sums is None or sums[0].shape != values.shape[1:] or sums[0].device != values.device:
+            self.obs.target_count, sums = 0, (torch.zeros_like(values[0]), torch.zeros_like(values[0]))
+        self.obs.target_sums = (sums[0] + values.sum(0), sums[1] + values.square().sum(0))
+        self.obs.target_count += values.shape[0]
 
     def _add_label_stats(self, target: torch.Tensor) -> None:
         obs = self.obs

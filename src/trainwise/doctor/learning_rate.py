@@ -511,7 +511,13 @@ def _constant_loss(doctor: Doctor) -> tuple[float, str] | None:
         values = y.detach().reshape(y.shape[0], -1).double()
         mean, count = values.mean(0), values.shape[0]
         squares = values.square().mean(0)
-    else:
+    elif doctor.obs.target_sums is not None and doctor.obs.target_count >= 2:  # every target passed to record()
+        count = doctor.obs.target_count
+        total, total_squares = (t.cpu() for t in doctor.obs.target_sums)
+        mean, squares = total / count, total_squares / count
+        if not bool(torch.isfinite(squares).all()):
+            return None
+    else:  # the targets the loss module received on sampled steps
         stats = _TARGETS.get(doctor)
         if stats is None or stats.total is None or stats.squares is None or stats.count < 2:
             return None

@@ -20,12 +20,19 @@ Codes: params-not-optimized, no-gradient, missing-zero-grad, over-regularized.
   coordinate, lr * sqrt(n): the decay wins when weight_decay * rms(w) exceeds 1. (2) the decay did win:
   the weights shrank below half their starting norm (healthy training grows them) while the loss
   stopped falling. Long runs whose weights shrink slowly under a mild decay (BatchNorm nets) fail (1).
+  A penalty written into the loss (loss + lam * sum of squared weights) is invisible in the optimizer's
+  settings; there (1) reads from the gradient itself: over the first PENALTY_SAMPLES sampled steps the
+  hidden weight matrices' gradient (all matrices but the last, the output layer's) points along the
+  matrices (median cosine at least PENALTY_COSINE: the penalty's gradient, 2 lam w, is at least the
+  data's, which is unrelated to random hidden weights), and (2) the weights shrank (healthy training
+  grows them) while the loss stopped falling. Later the two gradients balance, so only the start tells.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import median
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -43,6 +50,10 @@ ZERO_GRADIENT_STEPS = 3
 CONVERGED_LOSS = 0.01  # of the first loss: saturated softmax or fitted targets give zero gradients
 MISSED_ZERO_GRADS = 2
 DECAY_DOMINATES = 1.0
+# the penalty's gradient 2 lam w at least as large as the data's (cosine 0.5 and more: about 1:1), while
+# the data's gradient is unrelated to random weights at the start (cosine 0 +- 0.1)
+PENALTY_COSINE = 0.5
+PENALTY_SAMPLES = 5
 SHRUNK_WEIGHTS = 0.5
 HEAVY_DROPOUT = 0.8  # p is the share dropped; 0.1-0.5 is the usual range, 0.8+ is keep_prob mixed up
 DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
@@ -282,23 +293,56 @@ def check_weight_decay(doctor: Doctor) -> None:
     if decay_pull is None or decay_pull[1] < DECAY_DOMINATES:
         return
     decay, pull, decoupled = decay_pull
-    start = math.sqrt(sum(v * v for v in doctor.obs.first_weight_norms.values()))
-    now = math.sqrt(sum(v * v for v in doctor.obs.samples[-1].weight_norms.values()))
-    losses = doctor.obs.finite_losses[-400:]  # the recent record is what _loss_falling compares
-    if start == 0 or now > SHRUNK_WEIGHTS * start or len(losses) < 20:
+    shrunk = _shrunk_while_stuck(doctor)
+    if shrunk is None or shrunk[0] > SHRUNK_WEIGHTS:
         return
-    from trainwise.doctor.learning_rate import _loss_falling
-
-    if _loss_falling(losses, 0.02):
-        return
+    shrinkage, loss = shrunk
     against = "Adam's own step size" if decoupled else "the data's gradient"
     doctor.raise_finding(
         "over-regularized",
         f"weight_decay {decay:g} pulls the weights toward zero {pull:.3g}x as hard as {against} at the start, and "
-        f"has shrunk them to {now / start:.0%} of their initial size while the loss stopped improving: the "
+        f"has shrunk them to {shrinkage:.0%} of their initial size while the loss stopped improving: the "
         "penalty outweighs the data.",
-        evidence={"weight_decay": decay, "decay_pull": pull, "weight_norm_vs_start": now / start, "loss": losses[-1]},
+        evidence={"weight_decay": decay, "decay_pull": pull, "weight_norm_vs_start": shrinkage, "loss": loss},
         suggestion="lower weight_decay to about 0.01 (AdamW's usual range is 1e-4 to 0.1)"
         if decoupled
         else "lower weight_decay to about 1e-4 (the usual range is 1e-5 to 1e-2)",
+    )
+
+
+def _shrunk_while_stuck(doctor: Doctor) -> tuple[float, float] | None:
+    """(the weights' norm now over at the start, the last loss) once the loss has stopped falling (the mean of
+    the last quarter of the recent losses less than 2% below the quarter before, 20 losses or more)."""
+    from trainwise.doctor.learning_rate import _loss_falling
+
+    start = math.sqrt(sum(v * v for v in doctor.obs.first_weight_norms.values()))
+    now = math.sqrt(sum(v * v for v in doctor.obs.samples[-1].weight_norms.values()))
+    losses = doctor.obs.finite_losses[-400:]  # the recent record is what _loss_falling compares
+    if start == 0 or len(losses) < 20 or _loss_falling(losses, 0.02):
+        return None
+    return now / start, losses[-1]
+
+
+@runs_on("step")
+def check_penalty_in_loss(doctor: Doctor) -> None:
+    """over-regularized by a penalty on the weights added to the loss by hand (see the module docstring)."""
+    samples = doctor.obs.samples
+    if len(samples) < 10 or doctor.has("over-regularized") or not doctor.obs.first_weight_norms:
+        return
+    cosines = [s.grad_weight_cosine for s in samples[:PENALTY_SAMPLES]]
+    cosine = median(c if c is not None else -1.0 for c in cosines)  # not measured: no evidence of a penalty
+    if cosine < PENALTY_COSINE:
+        return
+    shrunk = _shrunk_while_stuck(doctor)
+    if shrunk is None or shrunk[0] >= 1:
+        return  # healthy training grows the weights; a penalty that won shrinks them
+    shrinkage, loss = shrunk
+    doctor.raise_finding(
+        "over-regularized",
+        f"At the start the gradient points along the weights themselves (cosine {cosine:.2f} over the first "
+        f"{len(cosines)} sampled steps; the data's gradient is unrelated to random weights): a penalty on the "
+        f"weights' size in the loss pulls harder than the data. It has shrunk them to {shrinkage:.0%} of their "
+        "initial size, and the loss stopped improving.",
+        evidence={"gradient_weight_cosine": cosine, "weight_norm_vs_start": shrinkage, "loss": loss},
+        suggestion="make the penalty's coefficient 100x smaller, or drop it and use the optimizer's weight_decay=1e-4",
     )
