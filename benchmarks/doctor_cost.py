@@ -1,24 +1,38 @@
-"""The doctor's cost: fit with doctor="warn" against doctor="off" on W1 and W5, alternated.
+"""The doctor's cost: fit with doctor="warn" against doctor="off" on W1 and W5, and the plain scripts of
+examples/ run unmodified under trainwise.autowatch() against the same scripts alone; alternated.
 
     python benchmarks/doctor_cost.py [--repeats 5] [--json out.json]
 
 Goals (issue: the training doctor): at most 15% slower on W1 (5000 full-batch epochs, overhead
-bound) and at most 5% on W5 (10 epochs of Fashion-MNIST at batch 64, SGD). --quick runs W5 for one
+bound) and at most 5% on W5 (10 epochs of Fashion-MNIST at batch 64, SGD); a script watched by
+autowatch (`trainwise doctor script.py`) at most 1.15x the script's own time. --quick runs W5 for one
 epoch only, where the doctor's fixed costs (whole-dataset checks) weigh ten times more.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import platform
+import runpy
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+from trainwise import autowatch
 from trainwise.recipes import run_recipe
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SCRIPTS = {
+    "W1 script (w1_temperature.py --fixed, 5000 epochs)": ("w1_temperature.py", ["--fixed"]),
+    "W4 script (w4_polynomial_sin.py --lr 1e-3, 2000 steps)": ("w4_polynomial_sin.py", ["--lr", "1e-3"]),
+    "W5 script (w5_fashion_mlp.py --outputs 10, 1 epoch)": ("w5_fashion_mlp.py", ["--epochs", "1", "--outputs", "10"]),
+}
 
 WORKLOADS = {
     "W1 (w1-normalized, 5000 epochs)": ("w1-normalized", [], 0.15),
@@ -29,6 +43,19 @@ WORKLOADS = {
 def seconds(recipe: str, overrides: list[str], doctor: str) -> float:
     result = run_recipe(recipe, [*overrides, f"train.doctor={doctor}"], progress=False)
     return result.fit.seconds
+
+
+def script_seconds(script: str, args: list[str], watched: bool) -> float:
+    """One run of an example script in this process, as `python script args` (or `trainwise doctor`) runs it."""
+    sys.argv = [script, *args]
+    sys.path.insert(0, str(EXAMPLES))
+    session = autowatch(mode="quiet") if watched else contextlib.nullcontext()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), session:
+        runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+    elapsed = time.perf_counter() - start
+    sys.path.remove(str(EXAMPLES))
+    return elapsed
 
 
 def main() -> None:
@@ -50,6 +77,18 @@ def main() -> None:
         off, on = statistics.median(times["off"]), statistics.median(times["warn"])
         rows.append({"workload": name, "off_s": off, "warn_s": on, "ratio": on / off, "goal": 1 + goal})
         print(f"{name:40s} off {off:8.3f}s  warn {on:8.3f}s  ratio {on / off:5.3f}  (goal <= {1 + goal:.2f})")
+    for name, (script, script_args) in SCRIPTS.items():
+        script_seconds(script, script_args, True)  # warm-up
+        runs: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.repeats):
+            for watched in (False, True):
+                runs[watched].append(script_seconds(script, script_args, watched))
+        alone, watched_s = statistics.median(runs[False]), statistics.median(runs[True])
+        rows.append({"workload": name, "off_s": alone, "warn_s": watched_s, "ratio": watched_s / alone, "goal": 1.15})
+        print(
+            f"{name:55s} alone {alone:8.3f}s  autowatch {watched_s:8.3f}s  ratio {watched_s / alone:5.3f}  "
+            "(goal <= 1.15)"
+        )
     machine = (
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )

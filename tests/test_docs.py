@@ -2,9 +2,9 @@
 command line of the README runs, and every `trainwise.NAME` the docs mention exists.
 
 Each ```python block runs as its own script in a fresh process, in an empty temporary folder. The README's
-```sh lines run in order in one temporary folder (later lines use the runs of earlier ones); a ```toml block whose
-first line is a comment naming a .toml file (`# my.toml`) is written there first. `make` lines are what CI runs
-itself and are skipped here.
+```sh lines run in order in one temporary folder (later lines use the runs of earlier ones); a ```toml or
+```python block whose first line is a comment naming its file (`# my.toml`, `# train.py`) is written there
+first. `make` lines are what CI runs itself and are skipped here.
 """
 
 from __future__ import annotations
@@ -71,11 +71,11 @@ def readme_commands() -> list[str]:
 
 def readme_files() -> dict[str, str]:
     files = {}
-    for body in blocks(ROOT / "README.md", "toml"):
-        first = body.splitlines()[0]
-        named = re.fullmatch(r"#\s*([\w.-]+\.toml)\b.*", first)
-        if named:
-            files[named.group(1)] = body
+    for language, suffix in (("toml", "toml"), ("python", "py")):
+        for body in blocks(ROOT / "README.md", language):
+            named = re.fullmatch(rf"#\s*([\w.-]+\.{suffix})\b.*", body.splitlines()[0])
+            if named:
+                files[named.group(1)] = body
     return files
 
 

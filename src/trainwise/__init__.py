@@ -8,7 +8,13 @@ from trainwise.checkpoint import Checkpoint, load, save
 from trainwise.comparison import Comparison, compare
 from trainwise.config import load_config
 from trainwise.datasets import Dataset, load_dataset
-from trainwise.doctor import Doctor, Finding, check, watch
+from trainwise.doctor import AutowatchSession, Doctor, Finding, autowatch, check, watch
+from trainwise.doctor.session import (  # %load_ext trainwise / %unload_ext trainwise
+    load_ipython_extension as load_ipython_extension,
+)
+from trainwise.doctor.session import (
+    unload_ipython_extension as unload_ipython_extension,
+)
 from trainwise.errors import ConfigError, DataError, TrainingError, TrainwiseError
 from trainwise.gradient_check import GradcheckResult, gradcheck
 from trainwise.loggers import MLflowLogger, TensorBoardLogger
@@ -20,6 +26,7 @@ from trainwise.recipes import run_recipe
 from trainwise.run_report import report
 
 __all__ = [
+    "AutowatchSession",
     "Callback",
     "Checkpoint",
     "Comparison",
@@ -41,6 +48,7 @@ __all__ = [
     "TensorBoardLogger",
     "TrainingError",
     "TrainwiseError",
+    "autowatch",
     "build_model",
     "check",
     "compare",

@@ -203,6 +203,58 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if any(f.severity == "error" for f in findings) else 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Run a Python script unmodified, as `python SCRIPT ARGS...` would, with every training loop in it watched
+    by the doctor (trainwise.autowatch); findings go to stderr as they happen and in a summary at the end.
+    The exit code is the script's own, unless --fail-on turns findings of that severity into 1."""
+    import runpy
+
+    from trainwise.doctor import autowatch
+
+    script = Path(args.script)
+    if not script.is_file():
+        raise ConfigError(f"{script}: no such script; pass the path of a Python file: trainwise doctor train.py")
+    session = autowatch(mode="warn", printer=lambda line: print(line, file=sys.stderr, flush=True))
+    saved_argv, folder = sys.argv, str(script.resolve().parent)
+    sys.argv = [str(script), *args.script_args]
+    sys.path.insert(0, folder)  # as python does: the script's folder first, for its own imports
+    code = 0
+    try:
+        with session:
+            runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except BaseException as exc:  # the script's own error: its traceback, as python prints it
+        _print_script_traceback(exc, script)
+        code = EXIT_FAILED
+    finally:
+        sys.argv = saved_argv
+        if folder in sys.path:
+            sys.path.remove(folder)
+    print(session.report(), file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(_finite([f.to_dict() for f in session.findings]), indent=1) + "\n")
+    severities = {"error": ("error",), "warning": ("error", "warning")}.get(args.fail_on or "", ())
+    if code == 0 and any(f.severity in severities for f in session.findings):
+        code = EXIT_FAILED
+    return code
+
+
+def _print_script_traceback(exc: BaseException, script: Path) -> None:
+    """The traceback from the script's first frame on (trainwise's and runpy's frames are not the user's)."""
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve() != script.resolve():
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__, file=sys.stderr)
+
+
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     """Autograd against finite differences for every parameter of a recipe's model: exit 1 on a mismatch."""
     from trainwise.config import load_config
@@ -600,6 +652,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
     check.set_defaults(func=cmd_check)
+
+    doctor = sub.add_parser(
+        "doctor", help="run a training script unmodified, with every training loop in it watched by the doctor"
+    )
+    doctor.add_argument("script", help="the Python script, run as __main__ (python SCRIPT ARGS...)")
+    doctor.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS", help="the script's own arguments")
+    doctor.add_argument("--json", metavar="FILE", help="also write the findings to FILE as JSON")
+    doctor.add_argument(
+        "--fail-on",
+        choices=("error", "warning"),
+        help="exit 1 on findings of this severity (default: the script's code)",
+    )
+    doctor.set_defaults(func=cmd_doctor)
 
     grad = sub.add_parser("gradcheck", help="compare autograd gradients with finite differences (no training)")
     grad.add_argument("recipe", help="a built-in recipe name or a .toml file")

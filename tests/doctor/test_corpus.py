@@ -1,5 +1,6 @@
 """The doctor on its corpus (tests/doctor/corpus/programs): realistic faulty and healthy training programs,
-each watched through the public trainwise.watch, each proving without the doctor that its fault is real.
+each watched through the public trainwise.watch, each run unmodified under trainwise.autowatch(), each
+proving without the doctor that its fault is real.
 
 The bars: at least 95% of faults diagnosed, at most 1 healthy run in 10 warned, a precision of 0.95, no
 crash (docs/doctor.md, "Measured accuracy", keeps the table: 100%, 0 of 59, 1.00 today)."""
@@ -41,7 +42,17 @@ def test_the_doctor_diagnoses_the_corpus() -> None:
     assert result.precision >= MIN_PRECISION, report
 
 
+def test_the_unmodified_programs_under_autowatch_score_within_5_points_of_watch() -> None:
+    outcomes = run(discover(), how="autowatch")
+    result = score(outcomes)
+    report = table(outcomes) + "\n" + "\n".join(misses(outcomes))
+    assert result.crashes == 0, report
+    assert result.detection >= MIN_DETECTION, report  # watch() diagnoses all of them: within 5 points
+    assert result.false_alarm_rate <= MAX_FALSE_ALARMS, report
+    assert result.precision >= MIN_PRECISION, report
+
+
 def test_every_fault_in_the_corpus_is_real_and_every_healthy_program_trains_well() -> None:
-    outcomes = run(discover(), proof=True)
+    outcomes = run(discover(), how="proof")
     failed = [line for line, o in zip(proof_lines(outcomes), outcomes, strict=True) if not (o.proof or {}).get("ok")]
     assert not failed, "\n".join(failed)

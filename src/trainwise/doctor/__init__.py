@@ -22,9 +22,10 @@ from torch import nn
 from trainwise.doctor import generalization, inputs, labels, learning_rate, network, numerics, optimization  # noqa: F401
 from trainwise.doctor.core import Doctor, Mode
 from trainwise.doctor.findings import CODES, Finding
+from trainwise.doctor.session import AutowatchSession, autowatch
 from trainwise.errors import TrainwiseError
 
-__all__ = ["CODES", "Doctor", "Finding", "check", "watch"]
+__all__ = ["CODES", "AutowatchSession", "Doctor", "Finding", "autowatch", "check", "watch"]
 
 
 def watch(

@@ -781,7 +781,8 @@ class Doctor:
     @never_raises("before_step()")
     def before_step(self) -> None:
         """The gradients are ready and optimizer.step() is next (an optimizer hook calls this)."""
-        if not self._first_forward_done:  # model.forward(x) called directly: the model's own hooks never run
+        if not self._first_forward_done and self.obs.layer_stds:  # model.forward(x) called directly: the layer
+            # hooks saw the first forward, the model's own hook did not run
             self._first_forward_done = True
             self._remove_first_forward_hooks()
         if not self._sampled:

@@ -68,6 +68,8 @@ MISREADINGS: dict[str, tuple[str, ...]] = {
     "unshuffled-data": ("dead-relu", "lr-too-high"),
     # the parts that train move as they should; the ones left out make the whole look slow
     "params-not-optimized": ("lr-too-low",),
+    # outputs that never get a label are pushed down at every step: a steady gradient that reads as a timid lr
+    "output-class-mismatch": ("lr-too-low",),
     # labels unrelated to the inputs, memorised: the validation loss never was better than chance
     "not-learning": ("overfitting",),
 }

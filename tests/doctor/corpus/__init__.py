@@ -6,6 +6,7 @@ watches its loop with tw.watch and returns the doctor's findings.
 
     python -m tests.doctor.corpus                 # score the doctor on every program, table per code
     python -m tests.doctor.corpus --proof         # run every program without the doctor: is each fault real?
+    python -m tests.doctor.corpus --autowatch     # each loop unmodified, under trainwise.autowatch()
     python -m tests.doctor.corpus lr_too_high_    # only the programs whose file name contains the text
 
 Each program runs in its own forked process (one CPU thread, fresh global state), two at a time per core.
@@ -108,13 +109,15 @@ def _codes(findings: Iterable[Any]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def _run(args: tuple[str, bool]) -> Outcome:
-    """In a forked child: run one program with the doctor (or without it, for the proof)."""
+def _run(args: tuple[str, str]) -> Outcome:
+    """In a forked child: run one program with the doctor through watch(), unmodified under autowatch(), or
+    without the doctor (the proof)."""
     import torch
 
-    from trainwise import TrainingError
+    from trainwise import TrainingError, autowatch
 
-    path, proof = Path(args[0]), args[1]
+    path, how = Path(args[0]), args[1]
+    proof = how == "proof"
     torch.set_num_threads(1)
     start = time.perf_counter()
     outcome = Outcome(path.stem, [], [], 0.0)
@@ -124,7 +127,12 @@ def _run(args: tuple[str, bool]) -> Outcome:
         outcome.codes = list(module.EXPECT["codes"])
         outcome.also_ok = list(module.EXPECT.get("also_ok", []))
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            result = module.train() if proof else module.train(tw=tw)
+            if how == "autowatch":
+                with autowatch(mode="quiet") as session:
+                    module.train()
+                result = session.findings
+            else:
+                result = module.train() if proof else module.train(tw=tw)
         if proof:
             outcome.proof = dict(result)
         else:
@@ -161,10 +169,12 @@ def _warm_up() -> None:
                 doctor.record(loss, target=target)
 
 
-def run(paths: Iterable[Path], *, proof: bool = False, processes: int | None = None) -> list[Outcome]:
-    """Run the programs, each in a fresh forked process, and return their outcomes in the order given."""
+def run(paths: Iterable[Path], *, how: str = "watch", processes: int | None = None) -> list[Outcome]:
+    """Run the programs, each in a fresh forked process, and return their outcomes in the order given: `how`
+    is "watch" (train(tw=trainwise)), "autowatch" (train() unmodified, under trainwise.autowatch()) or
+    "proof" (train() without the doctor)."""
     _warm_up()
-    jobs = [(str(p), proof) for p in paths]
+    jobs = [(str(p), how) for p in paths]
     processes = processes or max(1, 2 * (os.cpu_count() or 1))
     context = multiprocessing.get_context("fork")
     with context.Pool(processes=processes, maxtasksperchild=1) as pool:

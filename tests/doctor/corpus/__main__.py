@@ -1,4 +1,4 @@
-"""python -m tests.doctor.corpus [--proof] [--jobs N] [TEXT ...]: see the package's docstring."""
+"""python -m tests.doctor.corpus [--proof | --autowatch] [--jobs N] [TEXT ...]: see the package's docstring."""
 
 import argparse
 import time
@@ -9,12 +9,15 @@ from tests.doctor.corpus import discover, misses, proof_lines, run, table
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.doctor.corpus")
     parser.add_argument("only", nargs="*", help="run only the programs whose file name contains one of these")
-    parser.add_argument("--proof", action="store_true", help="run without the doctor: does each fault show?")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--proof", action="store_true", help="run without the doctor: does each fault show?")
+    how.add_argument("--autowatch", action="store_true", help="run each loop unmodified under trainwise.autowatch()")
     parser.add_argument("--jobs", type=int, default=None, help="programs run at once (default: 2 per core)")
     args = parser.parse_args()
     paths = discover(args.only)
     start = time.perf_counter()
-    outcomes = run(paths, proof=args.proof, processes=args.jobs)
+    how = "proof" if args.proof else "autowatch" if args.autowatch else "watch"
+    outcomes = run(paths, how=how, processes=args.jobs)
     if args.proof:
         print("\n".join(proof_lines(outcomes)))
     else:

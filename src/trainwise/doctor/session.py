@@ -1,0 +1,347 @@
+"""The doctor for code that was not written for it: `trainwise.autowatch()` watches every training loop that
+runs inside it, through torch's own global hooks, with no change to the user's code.
+
+    with trainwise.autowatch() as session:
+        train()                       # any PyTorch loop: its optimizers, models and losses are found
+    print(session.report())
+
+How the pieces of a hand-written loop are found (and removed again when the session ends):
+- torch.optim.optimizer.register_optimizer_step_pre_hook / _post_hook see every optimizer step. At an
+  optimizer's first step its patient is the outermost module that ran a forward pass with gradients since
+  the previous step and owns parameters of that optimizer (or the only one that ran, when none does: an
+  optimizer made before the model's layers were replaced); each (model, optimizer) pair gets its own
+  Doctor (a GAN's two optimizers are two patients). From its second step on the Doctor's own hooks watch.
+- torch.nn.modules.module.register_module_forward_pre_hook / _forward_hook see every module call: the
+  outermost ones are the candidate models, and loss modules (nn.modules.loss._Loss) give the loss and
+  its targets.
+- torch.nn.functional's losses (cross_entropy, mse_loss, ...) are wrapped for the session's duration, so
+  `F.cross_entropy(out, y)` is seen as a loss module call is; so is torch.Tensor.backward, so a loss
+  written by hand is seen as the tensor backward() is called on.
+- after each optimizer step the patient's Doctor records the step's last training loss and its targets, as
+  `doctor.record(loss, target=y)` would; losses computed without gradients (or with the model in eval
+  mode) between two training steps form one validation pass, recorded as its mean.
+The session never raises into the program it watches, except TrainingError in mode "stop".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torch.optim.optimizer as optimizer_hooks
+from torch import nn
+from torch.nn.modules import module as module_hooks
+
+from trainwise.doctor.core import FUNCTIONAL_LOSSES, Doctor, Mode, _default_printer, first_line
+from trainwise.doctor.findings import CODES, SEVERITY_ORDER, Finding
+from trainwise.errors import TrainingError
+
+
+@dataclass
+class _Patient:
+    """One (model, optimizer) pair and its Doctor."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    doctor: Doctor
+
+
+@dataclass
+class _Loss:
+    """The latest training loss seen since the last optimizer step, and its targets."""
+
+    value: torch.Tensor
+    target: torch.Tensor | None
+
+
+@dataclass
+class _Validation:
+    """Losses computed without gradients (or in eval mode) since the last training step."""
+
+    model: nn.Module | None = None
+    values: list[float] = field(default_factory=list)
+
+
+class AutowatchSession:
+    """What `trainwise.autowatch()` returns: a context manager that watches every training loop inside it.
+    `findings` and `report()` cover every optimizer seen."""
+
+    def __init__(self, *, mode: Mode = "warn", printer: Callable[[str], None] | None = None) -> None:
+        if mode not in ("warn", "stop", "quiet"):
+            from trainwise.errors import ConfigError
+
+            raise ConfigError(f"autowatch mode {mode!r}: use 'warn', 'stop' or 'quiet'")
+        self.mode: Mode = mode
+        self.printer = printer or _default_printer()
+        self.patients: list[_Patient] = []
+        self._by_optimizer: dict[int, _Patient | None] = {}  # None: no patient found (not a model's optimizer)
+        self._outer: list[nn.Module] = []  # outermost modules run with gradients since the last step
+        self._training_call = False  # was the latest outermost call a training forward (grad on, train mode)?
+        self._ran: list[nn.Module] = []  # outermost modules run since the last step, with or without gradients
+        self._calls: dict[int, tuple[tuple[Any, ...], Any]] = {}  # outermost module -> its latest (args, output)
+        self._stack: list[nn.Module] = []  # module calls in progress
+        self._loss: _Loss | None = None
+        self._loss_fn: Any = None  # the first loss module or functional loss seen: the patients' loss_fn
+        self._validation = _Validation()
+        self._handles: list[Any] = []
+        self._originals: dict[str, Any] = {}
+        self._original_backward: Callable[..., Any] = torch.Tensor.backward
+        self._errors: list[Finding] = []  # the session's own failures (doctor-error without a patient)
+        self.active = False
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def doctors(self) -> list[Doctor]:
+        return [patient.doctor for patient in self.patients]
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every patient's findings (errors first), then the session's own doctor-errors."""
+        found = [f for doctor in self.doctors for f in doctor.findings] + self._errors
+        return sorted(found, key=lambda f: (SEVERITY_ORDER[f.severity], f.step or 0))
+
+    def report(self) -> str:
+        """A plain-text report over all the models trained in the session."""
+        if not self.patients:
+            return "trainwise doctor: no training loop ran (no optimizer.step() of a model's parameters)."
+        parts = []
+        for patient in self.patients:
+            name = type(patient.model).__name__
+            optimizer = type(patient.optimizer).__name__
+            parts.append(f"{name} trained with {optimizer}: {patient.doctor.report()}")
+        parts += [f.format() for f in self._errors]
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        codes = ", ".join(sorted({f.code for f in self.findings})) or "none"
+        return f"AutowatchSession(mode={self.mode!r}, patients={len(self.patients)}, findings: {codes})"
+
+    def __enter__(self) -> AutowatchSession:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Install the global hooks and the functional-loss wrappers."""
+        if self.active:
+            return
+        self.active = True
+        self._handles = [
+            module_hooks.register_module_forward_pre_hook(self._guard(self._before_module, "module pre-hook")),
+            module_hooks.register_module_forward_hook(self._guard(self._after_module, "module hook")),
+            optimizer_hooks.register_optimizer_step_pre_hook(self._guard(self._before_step, "optimizer pre-hook")),
+            optimizer_hooks.register_optimizer_step_post_hook(self._guard(self._after_step, "optimizer hook")),
+        ]
+        for name in FUNCTIONAL_LOSSES:
+            original = getattr(F, name)
+            self._originals[name] = original
+            setattr(F, name, self._wrap_functional(original))
+        self._original_backward = torch.Tensor.backward
+        torch.Tensor.backward = self._wrap_backward(self._original_backward)  # type: ignore[method-assign]
+
+    def stop(self) -> None:
+        """Record the last validation pass, close every Doctor, remove every hook and wrapper."""
+        if not self.active:
+            return
+        self.active = False
+        try:
+            self._flush_validation()
+        finally:
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
+            for name, original in self._originals.items():
+                setattr(F, name, original)
+            self._originals = {}
+            torch.Tensor.backward = self._original_backward  # type: ignore[method-assign]
+            for doctor in self.doctors:
+                doctor.close()
+
+    # ------------------------------------------------------------------ hooks
+
+    def _guard(self, fn: Callable[..., Any], what: str) -> Callable[..., Any]:
+        """A hook that cannot raise into the user's program: a failure is reported once and that hook is off."""
+        broken = False
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            nonlocal broken
+            if broken or not self.active:
+                return None
+            try:
+                return fn(*args, **kwargs)
+            except TrainingError:
+                raise
+            except Exception as exc:
+                broken = True
+                self._internal_error(what, exc)
+                return None
+
+        return guarded
+
+    def _internal_error(self, what: str, exc: BaseException) -> None:
+        finding = Finding(
+            "doctor-error",
+            CODES["doctor-error"],
+            f"The doctor's {what} failed with {first_line(exc)}; that part is off for the rest of the session "
+            "(the program itself is not affected).",
+            suggestion="nothing to change in your code; please report this trainwise bug with the message",
+            subject=what,
+        )
+        self._errors.append(finding)
+        if self.mode != "quiet":
+            self.printer(finding.format())
+
+    def _before_module(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        if not self._stack and not isinstance(module, nn.modules.loss._Loss):
+            self._training_call = torch.is_grad_enabled() and module.training
+            if all(module is not seen for seen in self._ran):
+                self._ran.append(module)
+            if not self._training_call:
+                self._validation.model = module
+            elif all(module is not seen for seen in self._outer):
+                self._outer.append(module)
+        self._stack.append(module)
+
+    def _after_module(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if self._stack and self._stack[-1] is module:
+            self._stack.pop()
+        if not self._stack and self._training_call:
+            self._calls[id(module)] = (args, output)
+        if isinstance(module, nn.modules.loss._Loss) and len(args) >= 2:
+            self._see_loss(module, output, args[1])
+
+    def _wrap_functional(self, original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        @functools.wraps(original)
+        def loss(*args: Any, **kwargs: Any) -> torch.Tensor:
+            value = original(*args, **kwargs)
+            if self.active and not self._stack:  # called by the user, not inside a loss module
+                target = args[1] if len(args) >= 2 else kwargs.get("target")
+                with contextlib.suppress(Exception):  # the user's loss matters more than the doctor
+                    self._see_loss(original, value, target)
+            return value
+
+        return loss
+
+    def _see_loss(self, fn: Any, value: Any, target: Any) -> None:
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            return
+        if self._loss_fn is None:
+            self._loss_fn = fn
+        target = target if isinstance(target, torch.Tensor) else None
+        if value.requires_grad and self._training_call:
+            self._loss = _Loss(value, target)
+        elif not self._training_call:
+            self._validation.values.append(float(value.detach()))
+
+    def _wrap_backward(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """Tensor.backward: the tensor is the step's loss (a loss written by hand is seen only here); the
+        targets stay those of the loss module or function seen before, if any."""
+
+        @functools.wraps(original)
+        def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if self.active and tensor.numel() == 1 and self._outer:
+                target = self._loss.target if self._loss is not None else None
+                self._loss = _Loss(tensor, target)
+            return original(tensor, *args, **kwargs)
+
+        return backward
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._flush_validation()
+        if id(optimizer) in self._by_optimizer:
+            return
+        model = self._find_model(optimizer)
+        if model is None:
+            self._by_optimizer[id(optimizer)] = None
+            return
+        # made inside torch's step: the Doctor's own pre- and post-step hooks join this very step's hooks
+        doctor = Doctor(model, optimizer, loss_fn=self._loss_fn, mode=self.mode, printer=self.printer)
+        call = self._calls.get(id(model))
+        if call is not None:  # this step's forward ran before the Doctor existed: show it what it missed
+            args, output = call
+            doctor._on_forward_pre(model, args)
+            doctor._last_output = output if isinstance(output, torch.Tensor) else None
+        patient = _Patient(model, optimizer, doctor)
+        self.patients.append(patient)
+        self._by_optimizer[id(optimizer)] = patient
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        patient = self._by_optimizer.get(id(optimizer))
+        loss, self._loss = self._loss, None
+        self._outer, self._ran, self._calls = [], [], {}
+        self._stack = []  # a forward that raised leaves its calls on the stack: a step is a clean start
+        if patient is None or loss is None:
+            return
+        patient.doctor.record(loss.value, target=loss.target)
+
+    def _find_model(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
+        """The outermost module run since the previous step that owns the most of this optimizer's parameters."""
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        best, best_count = None, 0
+        for module in self._ran:
+            count = sum(id(p) in owned for p in module.parameters())
+            if count > best_count:
+                best, best_count = module, count
+        if best is None and len(self._ran) == 1:
+            # the only model run owns none of them (an optimizer made before its layers were replaced, or for
+            # another instance), or ran without gradients (under no_grad): it is the patient, and
+            # params-not-optimized or no-gradient says what is wrong
+            best = self._ran[0]
+        return best
+
+    def _flush_validation(self) -> None:
+        validation, self._validation = self._validation, _Validation()
+        if not validation.values:
+            return
+        patient = next((p for p in self.patients if p.model is validation.model), None)
+        if patient is None and len(self.patients) == 1:
+            patient = self.patients[0]
+        if patient is not None:
+            mean = sum(validation.values) / len(validation.values)
+            patient.doctor.record(val_loss=mean)
+
+
+def autowatch(*, mode: Mode = "warn", printer: Callable[[str], None] | None = None) -> AutowatchSession:
+    """Watch every training loop run inside `with trainwise.autowatch() as session:` with no change to its
+    code: each optimizer's model gets its own doctor. Mode "warn" prints findings as they happen, "stop"
+    raises TrainingError at the first error, "quiet" only collects. `session.findings`, `session.report()`."""
+    return AutowatchSession(mode=mode, printer=printer)
+
+
+# ---------------------------------------------------------------------------------------------- IPython
+
+_NOTEBOOK: dict[str, AutowatchSession] = {}  # the session `%load_ext trainwise` started, while loaded
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext trainwise`: one session watches every training loop the notebook runs from now on, whatever
+    cells its model, optimizer and loop are spread over; findings print under the cell that finds them."""
+    if "session" in _NOTEBOOK:
+        return
+    session = _NOTEBOOK["session"] = AutowatchSession(mode="warn")
+    session.start()
+    ipython.events.register("post_run_cell", _after_cell)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext trainwise`: stop watching and remove every hook."""
+    session = _NOTEBOOK.pop("session", None)
+    if session is not None:
+        ipython.events.unregister("post_run_cell", _after_cell)
+        session.stop()
+
+
+def _after_cell(result: Any) -> None:
+    """A validation pass ends with its cell (the next cell may train something else)."""
+    session = _NOTEBOOK.get("session")
+    if session is not None:
+        with contextlib.suppress(Exception):
+            session._flush_validation()

@@ -1,0 +1,198 @@
+"""trainwise.autowatch() and `trainwise doctor script.py`: the doctor on loops that were not written for it,
+found through torch's global hooks, and nothing left behind afterwards."""
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules import module as module_hooks
+from torch.optim import optimizer as optimizer_hooks
+
+import trainwise
+from tests.doctor.helpers import blobs
+from trainwise.cli import main
+
+T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
+T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
+
+W1_SCRIPT = f"""
+import sys
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+t_c = torch.tensor({T_C}).unsqueeze(1)
+t_u = torch.tensor({T_U}).unsqueeze(1)
+model = nn.Linear(1, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=float(sys.argv[1]) if len(sys.argv) > 1 else 1e-2)
+for epoch in range(100):
+    loss = F.mse_loss(model(t_u * SCALE), t_c)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+print("final loss", loss.item())
+"""
+
+
+def w1_loop(scale: float = 1.0, lr: float = 1e-2) -> None:
+    """W1 as the book writes it: raw Fahrenheit-like inputs, full batch, a functional loss."""
+    torch.manual_seed(0)
+    t_c, t_u = torch.tensor(T_C).unsqueeze(1), torch.tensor(T_U).unsqueeze(1)
+    model = nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(100):
+        loss = F.mse_loss(model(t_u * scale), t_c)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def codes(session: trainwise.AutowatchSession) -> set[str]:
+    return {f.code for f in session.findings}
+
+
+def torch_state(*objects: Any) -> dict[str, Any]:
+    """What a session may touch: torch's global hook registries, its functional losses, Tensor.backward and
+    the hook dicts of the given modules and optimizers."""
+    state: dict[str, Any] = {
+        "forward_pre": dict(module_hooks._global_forward_pre_hooks),
+        "forward": dict(module_hooks._global_forward_hooks),
+        "step_pre": dict(optimizer_hooks._global_optimizer_pre_hooks),
+        "step_post": dict(optimizer_hooks._global_optimizer_post_hooks),
+        "backward": torch.Tensor.backward,
+        "functional": {name: getattr(F, name) for name in dir(F) if not name.startswith("_")},
+    }
+    for i, obj in enumerate(objects):
+        for attr in ("_forward_hooks", "_forward_pre_hooks", "_optimizer_step_pre_hooks", "_optimizer_step_post_hooks"):
+            if hasattr(obj, attr):
+                state[f"{i}{attr}"] = dict(getattr(obj, attr))
+    return state
+
+
+def test_an_unmodified_loop_gets_the_diagnosis_watch_gives() -> None:
+    with trainwise.autowatch(mode="quiet") as session:
+        w1_loop()
+    assert codes(session) == {"unscaled-inputs", "lr-too-high", "nonfinite-loss"}
+    [patient] = session.patients
+    assert isinstance(patient.model, nn.Linear) and isinstance(patient.optimizer, torch.optim.SGD)
+    assert patient.doctor.step == 100 and len(patient.doctor.obs.losses) == 100  # every step's loss recorded
+    assert session.report().startswith("Linear trained with SGD: trainwise doctor: 3 finding(s) in 100 steps")
+
+
+def test_a_healthy_loop_is_silent_and_validation_passes_are_recorded_as_their_mean() -> None:
+    X, y = blobs(n=512, classes=4)
+    X_val, y_val = blobs(n=128, classes=4, seed=1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    criterion = nn.CrossEntropyLoss()
+    means = []
+    with trainwise.autowatch(mode="quiet") as session:
+        for _ in range(3):
+            model.train()
+            for xb, yb in zip(X.split(32), y.split(32), strict=True):
+                loss = criterion(model(xb), yb)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():  # validation in two batches: one pass, recorded as its mean
+                values = [
+                    criterion(model(xb), yb).item() for xb, yb in zip(X_val.split(64), y_val.split(64), strict=True)
+                ]
+            means.append(sum(values) / 2)
+    assert [f for f in session.findings if f.severity != "info"] == []
+    [doctor] = session.doctors
+    assert [value for _, value in doctor.obs.val_losses] == pytest.approx(means)
+
+
+def test_nothing_is_left_behind_even_when_the_program_raises() -> None:
+    model = nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    before = torch_state(model, optimizer)
+    with pytest.raises(RuntimeError, match="the user's own bug"), trainwise.autowatch(mode="quiet") as session:
+        for _ in range(3):
+            loss = F.mse_loss(model(torch.randn(8, 1)), torch.randn(8, 1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        raise RuntimeError("the user's own bug")
+    assert len(session.patients) == 1
+    assert torch_state(model, optimizer) == before
+
+
+def test_two_optimizers_are_two_patients_each_with_its_model() -> None:
+    torch.manual_seed(0)
+    generator = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    discriminator = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
+    bce = nn.BCEWithLogitsLoss()
+    with trainwise.autowatch(mode="quiet") as session:
+        for _ in range(20):
+            real, noise = torch.randn(32, 2) + 3, torch.randn(32, 4)
+            fake = generator(noise)
+            d_loss = bce(discriminator(real), torch.ones(32, 1)) + bce(discriminator(fake.detach()), torch.zeros(32, 1))
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            g_loss = bce(discriminator(generator(noise)), torch.ones(32, 1))
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+    patients = {id(p.optimizer): p.model for p in session.patients}
+    assert patients == {id(opt_d): discriminator, id(opt_g): generator}
+    assert all(doctor.step == 20 for doctor in session.doctors)
+
+
+def test_autowatch_rejects_an_unknown_mode() -> None:
+    with pytest.raises(trainwise.ConfigError, match="autowatch mode 'loud'"):
+        trainwise.autowatch(mode="loud")  # type: ignore[arg-type]
+
+
+def write_script(folder: Path, body: str, scale: float = 1.0) -> Path:
+    script = folder / "train.py"
+    script.write_text(textwrap.dedent(body).replace("SCALE", repr(scale)))
+    return script
+
+
+def test_trainwise_doctor_runs_a_script_unmodified_and_keeps_its_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = write_script(tmp_path, W1_SCRIPT)
+    out = tmp_path / "findings.json"
+    code = main(["doctor", "--json", str(out), str(script), "1e-2"])
+    captured = capsys.readouterr()
+    assert code == 0  # the script's own: findings do not change it
+    assert "final loss nan" in captured.out  # the script's output, apart from the doctor's
+    assert "warning unscaled-inputs" in captured.err and "error nonfinite-loss" in captured.err
+    assert "Linear trained with SGD: trainwise doctor: 3 finding(s) in 100 steps" in captured.err
+    assert {f["code"] for f in json.loads(out.read_text())} == {"unscaled-inputs", "lr-too-high", "nonfinite-loss"}
+    assert main(["doctor", "--fail-on", "error", str(script), "1e-2"]) == 1
+    scaled = write_script(tmp_path, W1_SCRIPT, scale=0.1)  # normalized inputs, a fitting lr: silent
+    assert main(["doctor", "--fail-on", "warning", str(scaled), "1e-2"]) == 0
+    assert "no problems found in 100 steps" in capsys.readouterr().err
+
+
+def test_trainwise_doctor_reports_the_scripts_own_error_and_still_summarises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = write_script(tmp_path, W1_SCRIPT.replace('print("final loss"', 'raise SystemExit(3)\nprint("x"'))
+    assert main(["doctor", str(script)]) == 3
+    crashing = tmp_path / "crash.py"
+    crashing.write_text("def step():\n    raise ValueError('bad shape in my code')\n\nstep()\n")
+    assert main(["doctor", str(crashing)]) == 1
+    err = capsys.readouterr().err
+    assert 'File "' + str(crashing) in err and "ValueError: bad shape in my code" in err
+    assert "cli.py" not in err and "runpy" not in err  # the user's frames only
+    assert "no training loop ran" in err
+    assert main(["doctor", str(tmp_path / "missing.py")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'missing.py'}: no such script; pass the path of a Python file: trainwise doctor train.py"
+    )
