@@ -460,8 +460,9 @@ def test_usage_mistakes_are_one_line(capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run_main(capsys, "bogus")
     assert (code, out) == (2, "")
     assert one_error_line(err) == (
-        "error: trainwise: argument COMMAND: invalid choice: 'bogus' (choose from 'fit', 'check', 'gradcheck', "
-        "'recipes', 'lr-find', 'evaluate', 'predict', 'export', 'report', 'compare', 'runs'); see `trainwise --help`"
+        "error: trainwise: argument COMMAND: invalid choice: 'bogus' (choose from 'fit', 'check', 'doctor', "
+        "'gradcheck', 'recipes', 'lr-find', 'evaluate', 'predict', 'export', 'report', 'compare', 'runs'); "
+        "see `trainwise --help`"
     )
     code, out, err = run_main(capsys, "evaluate", "latest", "--split", "dev")
     assert code == 2
