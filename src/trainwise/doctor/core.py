@@ -19,7 +19,7 @@ import functools
 import html
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
@@ -850,8 +850,8 @@ class Doctor:
         weight = dict(zip(names, packed[n_grads + n_updates :], strict=True))
         sample = Sample(step, grad_norms, weight, update, self._grad_direction_now)
         if dot_value is not None and math.isfinite(dot_value):
-            g_norm = math.sqrt(sum(grad_norms.get(name, 0.0) ** 2 for name in self._hidden_matrices))
-            w_norm = math.sqrt(sum(weight.get(name, 0.0) ** 2 for name in self._hidden_matrices))
+            g_norm = whole_norm(grad_norms.get(name, 0.0) for name in self._hidden_matrices)
+            w_norm = whole_norm(weight.get(name, 0.0) for name in self._hidden_matrices)
             if g_norm > 0 and w_norm > 0:
                 sample.grad_weight_cosine = dot_value / (g_norm * w_norm)
         if not self.obs.samples:
@@ -1038,6 +1038,11 @@ def _off_direction(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _pad(counts: torch.Tensor, size: int) -> torch.Tensor:
     return torch.nn.functional.pad(counts, (0, size - len(counts)))
+
+
+def whole_norm(norms: Iterable[float]) -> float:
+    """The norm of several tensors taken together, from their norms."""
+    return math.sqrt(sum(v * v for v in norms))
 
 
 def finite(value: float) -> bool:

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from trainwise.doctor.core import whole_norm
 from trainwise.doctor.findings import nice_number
 from trainwise.doctor.registry import runs_on
 
@@ -306,8 +307,8 @@ def _update_ratios(doctor: Doctor, n: int) -> list[float]:
     Taken over the whole model, not per tensor: a bias near zero would otherwise show a huge ratio."""
     values = []
     for sample in doctor.recent_samples(n):
-        weights = math.sqrt(sum(v * v for v in sample.weight_norms.values()))
-        updates = math.sqrt(sum(v * v for v in sample.update_norms.values()))
+        weights = whole_norm(sample.weight_norms.values())
+        updates = whole_norm(sample.update_norms.values())
         if weights > 1e-6 and math.isfinite(updates):
             values.append(updates / weights)
     return values
@@ -322,14 +323,14 @@ def _remaining_drop(samples: list[Sample]) -> float | None:
     delays the finding to the next sample); None otherwise. A converged run trained further (fit again, or
     resumed) starts with a small gradient that keeps shrinking (or stands still once the steps fall below float
     precision): its loss is at the floor, and small steps are no evidence of a too-low lr."""
-    norms = [math.sqrt(sum(v * v for v in s.grad_norms.values())) for s in samples]
+    norms = [whole_norm(s.grad_norms.values()) for s in samples]
     start = len(norms) - 1
     while start > 0 and norms[start - 1] >= norms[start]:
         start -= 1
     if len(norms) - start < SLOPE_SAMPLES or not norms[-1] < norms[start]:
         return None
     samples, norms = samples[start:], norms[start:]
-    updates = [math.sqrt(sum(v * v for v in s.update_norms.values())) for s in samples]
+    updates = [whole_norm(s.update_norms.values()) for s in samples]
     # the distance moved between samples: their steps apart times the mean update (trapezoid rule)
     moves = itertools.pairwise(zip(samples, updates, strict=True))
     distance = sum((b.step - a.step) * (ua + ub) / 2 for (a, ua), (b, ub) in moves)
@@ -378,8 +379,8 @@ def check_update_sizes(doctor: Doctor) -> None:
     lrs = _LRS.get(doctor, [])
     if len(lrs) >= SAMPLES_FOR_LOW and lr > lrs[-SAMPLES_FOR_LOW]:
         return  # a warmup is raising the lr: small steps are its plan
-    first_total = math.sqrt(sum(v * v for v in doctor.obs.first_grad_norms.values()))
-    now_total = math.sqrt(sum(v * v for v in samples[-1].grad_norms.values()))
+    first_total = whole_norm(doctor.obs.first_grad_norms.values())
+    now_total = whole_norm(samples[-1].grad_norms.values())
     if first_total == 0 or now_total < STILL_STEEP * first_total:
         return  # the gradient has mostly vanished: converged, not crawling
     directions = [s.grad_direction for s in samples if s.grad_direction is not None]
@@ -439,8 +440,8 @@ def check_crawling(doctor: Doctor) -> None:
     lrs = _LRS.get(doctor, [])
     if improvement >= FLAT_IMPROVEMENT or not samples or not doctor.obs.first_grad_norms or lrs[-1:] > lrs[:1]:
         return
-    first = math.sqrt(sum(v * v for v in doctor.obs.first_grad_norms.values()))
-    now = math.sqrt(sum(v * v for v in samples[-1].grad_norms.values()))
+    first = whole_norm(doctor.obs.first_grad_norms.values())
+    now = whole_norm(samples[-1].grad_norms.values())
     ratios = _update_ratios(doctor, SAMPLES_FOR_LOW)
     if first <= 0 or now < STILL_STEEP_CRAWL * first or not ratios:
         return

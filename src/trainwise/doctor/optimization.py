@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from trainwise.doctor.core import whole_norm
 from trainwise.doctor.registry import runs_on
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ def _decay_pull(doctor: Doctor) -> tuple[float, float, bool] | None:
             continue
         decoupled = bool(group.get("decoupled_weight_decay", False)) or doctor.optimizer_name == "adamw"
         params = [(names[id(p)], p.numel()) for p in group["params"] if id(p) in names]
-        weights = math.sqrt(sum(first_w.get(name, 0.0) ** 2 for name, _ in params))
+        weights = whole_norm(first_w.get(name, 0.0) for name, _ in params)
         if decoupled:
             size = math.sqrt(sum(n for _, n in params))
         else:
@@ -315,8 +316,8 @@ def _shrunk_while_stuck(doctor: Doctor) -> tuple[float, float] | None:
     the last quarter of the recent losses less than 2% below the quarter before, 20 losses or more)."""
     from trainwise.doctor.learning_rate import _loss_falling
 
-    start = math.sqrt(sum(v * v for v in doctor.obs.first_weight_norms.values()))
-    now = math.sqrt(sum(v * v for v in doctor.obs.samples[-1].weight_norms.values()))
+    start = whole_norm(doctor.obs.first_weight_norms.values())
+    now = whole_norm(doctor.obs.samples[-1].weight_norms.values())
     losses = doctor.obs.finite_losses[-400:]  # the recent record is what _loss_falling compares
     if start == 0 or len(losses) < 20 or _loss_falling(losses, 0.02):
         return None

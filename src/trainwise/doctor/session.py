@@ -7,10 +7,11 @@ runs inside it, through torch's own global hooks, with no change to the user's c
 
 How the pieces of a hand-written loop are found (and removed again when the session ends):
 - torch.optim.optimizer.register_optimizer_step_pre_hook / _post_hook see every optimizer step. At an
-  optimizer's first step its patient is the outermost module that ran a forward pass with gradients since
-  the previous step and owns parameters of that optimizer (or the only one that ran, when none does: an
-  optimizer made before the model's layers were replaced); each (model, optimizer) pair gets its own
-  Doctor (a GAN's two optimizers are two patients). From its second step on the Doctor's own hooks watch.
+  optimizer's first step its patient is the outermost module that ran a forward pass since the previous
+  step and owns the most parameters of that optimizer (or the only one that ran, when none does: an
+  optimizer made before the model's layers were replaced, or a forward run under no_grad); each (model,
+  optimizer) pair gets its own Doctor (a GAN's two optimizers are two patients). From its second step
+  on the Doctor's own hooks watch.
 - torch.nn.modules.module.register_module_forward_pre_hook / _forward_hook see every module call: the
   outermost ones are the candidate models, and loss modules (nn.modules.loss._Loss) give the loss and
   its targets.
@@ -80,7 +81,6 @@ class AutowatchSession:
         self.printer = printer or _default_printer()
         self.patients: list[_Patient] = []
         self._by_optimizer: dict[int, _Patient | None] = {}  # None: no patient found (not a model's optimizer)
-        self._outer: list[nn.Module] = []  # outermost modules run with gradients since the last step
         self._training_call = False  # was the latest outermost call a training forward (grad on, train mode)?
         self._ran: list[nn.Module] = []  # outermost modules run since the last step, with or without gradients
         self._calls: dict[int, tuple[tuple[Any, ...], Any]] = {}  # outermost module -> its latest (args, output)
@@ -206,8 +206,6 @@ class AutowatchSession:
                 self._ran.append(module)
             if not self._training_call:
                 self._validation.model = module
-            elif all(module is not seen for seen in self._outer):
-                self._outer.append(module)
         self._stack.append(module)
 
     def _after_module(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -247,7 +245,7 @@ class AutowatchSession:
 
         @functools.wraps(original)
         def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            if self.active and tensor.numel() == 1 and self._outer:
+            if self.active and tensor.numel() == 1 and self._calls:  # after a training forward
                 target = self._loss.target if self._loss is not None else None
                 self._loss = _Loss(tensor, target)
             return original(tensor, *args, **kwargs)
@@ -276,7 +274,7 @@ class AutowatchSession:
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         patient = self._by_optimizer.get(id(optimizer))
         loss, self._loss = self._loss, None
-        self._outer, self._ran, self._calls = [], [], {}
+        self._ran, self._calls = [], {}
         self._stack = []  # a forward that raised leaves its calls on the stack: a step is a clean start
         if patient is None or loss is None:
             return
