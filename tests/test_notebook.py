@@ -123,37 +123,23 @@ def test_fit_result_repr_is_short_and_html_is_a_table() -> None:
 def test_load_ext_trainwise_watches_the_notebooks_loops_and_shows_findings_under_their_cell(
     tmp_path: Path,
 ) -> None:
+    """examples/w1_temperature.ipynb, plain PyTorch after `%load_ext trainwise`: the book's first loop gets its
+    findings under its cell, the fixed loop none."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    setup = (
-        "import torch\n"
-        "t_c = torch.tensor([0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]).unsqueeze(1)\n"
-        "t_u = torch.tensor([35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]).unsqueeze(1)\n"
-    )
-    loop = (
-        "model = torch.nn.Linear(1, 1)\n"
-        "optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)\n"
-        "for epoch in range(EPOCHS):\n"
-        "    loss = torch.nn.functional.mse_loss(model(INPUTS), t_c)\n"
-        "    optimizer.zero_grad()\n"
-        "    loss.backward()\n"
-        "    optimizer.step()\n"
-    )
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_code_cell("%load_ext trainwise"),
-        nbformat.v4.new_code_cell(setup),
-        nbformat.v4.new_code_cell("# faulty\n" + loop.replace("EPOCHS", "100").replace("INPUTS", "t_u")),
-        nbformat.v4.new_code_cell("# healthy\n" + loop.replace("EPOCHS", "3000").replace("INPUTS", "0.1 * t_u")),
-    ]
+    notebook = nbformat.read(ROOT / "examples" / "w1_temperature.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    assert all(cell.outputs == [] for cell in notebook.cells if cell.cell_type == "code")
+    assert "trainwise" not in "".join(cell.source for cell in notebook.cells[2:] if cell.cell_type == "code")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     env.pop("MPLBACKEND", None)
     client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=600)
     client.execute(env=env, cwd=str(tmp_path))
-    faulty = "".join(o.get("text", "") for o in outputs_of(notebook, "# faulty"))
+    faulty = "".join(o.get("text", "") for o in outputs_of(notebook, "# as first written"))
     assert "warning unscaled-inputs" in faulty and "warning lr-too-high" in faulty and "nonfinite-loss" in faulty
-    assert all(o.get("name") != "stderr" for o in outputs_of(notebook, "# faulty"))  # no red block
-    assert outputs_of(notebook, "# healthy") == []
+    assert all(o.get("name") != "stderr" for o in outputs_of(notebook, "# as first written"))  # no red block
+    fixed = outputs_of(notebook, "# the fix")
+    assert [o["name"] for o in fixed] == ["stdout"] and fixed[0]["text"].startswith("loss 2.9")
     assert outputs_of(notebook, "%load_ext") == []

@@ -244,3 +244,54 @@ def test_the_docs_code_table_lists_every_code_with_its_severity() -> None:
     table = dict(re.findall(r"^\| ([a-z-]+) \| (error|warning|info) \|$", text, re.M))
     assert table == CODES
     assert "**doctor-error**" in text
+
+
+def test_target_sums_count_a_repeated_full_batch_once_per_step_and_exactly() -> None:
+    from trainwise.doctor.core import TargetSums
+
+    sums = TargetSums()
+    full, other = torch.tensor([[1.0], [3.0]]), torch.tensor([[5.0]])
+    for _ in range(3):
+        sums.add(full)  # the same tensor three times: summed once, counted three times
+    sums.add(other)
+    full.mul_(2)  # changed in place: its new values are summed afresh
+    sums.add(full)
+    totals = sums.totals()
+    assert totals is not None and sums.count == 9
+    assert totals[0].tolist() == [3 * 4.0 + 5.0 + 8.0] and totals[1].tolist() == [3 * 10.0 + 25.0 + 40.0]
+
+
+def test_train_rows_know_each_distinct_row_and_see_a_whole_pass_repeat() -> None:
+    from trainwise.doctor.core import TrainRows, row_keys
+
+    X = torch.randn(1000, 5)
+    rows = TrainRows()
+    for start in range(0, 1000, 10):
+        rows.add(X[start : start + 10])
+    assert len(rows) == 1000 and rows.repeated_batches == 0
+    assert rows.count_known(row_keys(torch.cat([X[:7], torch.randn(4, 5)]))) == 7
+    for start in range(0, 300, 10):  # the second epoch: batches made only of known rows
+        rows.add(X[start : start + 10])
+    rows.merge()
+    assert rows.repeated_batches == 30 and len(rows) == 1000
+    full = torch.randn(11, 1)  # a full-batch loop passes the same tensor every step
+    rows = TrainRows()
+    for _ in range(4):
+        rows.add(full)
+    assert rows.repeated_batches == 3 and len(rows) == 11
+
+
+def test_the_zero_grad_probe_compares_at_most_4096_entries_of_a_large_gradient() -> None:
+    from trainwise.doctor.core import ZeroGradProbe
+
+    weight = nn.Parameter(torch.zeros(512, 784))
+    probe = ZeroGradProbe(weight)
+    first, second = torch.randn(512, 784), torch.randn(512, 784)
+    weight.grad = first.clone()
+    probe.remember(0)
+    probe.add_incoming(second)
+    assert probe.incoming is not None and probe.incoming.numel() <= 4096
+    weight.grad = first + second  # zero_grad forgotten: the old gradient is carried
+    assert probe.carried(1) is True
+    weight.grad = second.clone()
+    assert probe.carried(1) is False

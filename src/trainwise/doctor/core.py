@@ -137,13 +137,24 @@ class ZeroGradProbe:
 
     def __init__(self, param: nn.Parameter) -> None:
         self.param = param
-        self.incoming: torch.Tensor | None = None  # backward's gradients since the last step
-        self.after_step: torch.Tensor | None = None  # .grad right after the previous sampled step
+        self.incoming: torch.Tensor | None = None  # backward's gradients since the last step (watched entries)
+        self.after_step: torch.Tensor | None = None  # .grad right after the previous sampled step (the same)
         self.after_step_index = -1
+
+    @staticmethod
+    def watched(grad: torch.Tensor) -> torch.Tensor:
+        """At most 4096 evenly spaced entries of a gradient (a view): a carried gradient shows in any subset of
+        its entries, and copying or comparing a whole weight matrix costs milliseconds."""
+        flat = grad.detach().reshape(-1)
+        return flat[:: flat.numel() // 4096 + 1] if flat.numel() > 4096 else flat
+
+    def add_incoming(self, grad: torch.Tensor) -> None:
+        entries = self.watched(grad)
+        self.incoming = entries.clone() if self.incoming is None else self.incoming + entries
 
     def remember(self, step: int) -> None:
         grad = self.param.grad
-        self.after_step = None if grad is None else grad.detach().clone()
+        self.after_step = None if grad is None else self.watched(grad).clone()
         self.after_step_index = step
         self.incoming = None
 
@@ -152,9 +163,9 @@ class ZeroGradProbe:
         grad, incoming, before = self.param.grad, self.incoming, self.after_step
         if grad is None or incoming is None or before is None or self.after_step_index != step - 1:
             return None  # the snapshot must be of the step just before
-        current = grad.detach().reshape(-1).double()
-        fresh = incoming.reshape(-1).double()
-        carried = fresh + before.reshape(-1).double()
+        current = self.watched(grad).double()
+        fresh = incoming.double()
+        carried = fresh + before.double()
         if current.numel() < 2:  # a single number is parallel to anything: compare values exactly
             fresh_off = float((current - fresh).abs().max()) > 1e-3 * float(before.abs().max())
             carried_on = float((current - carried).abs().max()) <= 1e-4 * float(carried.abs().max() + 1e-12)
@@ -186,6 +197,105 @@ class Sample:
     grad_weight_cosine: float | None = None
 
 
+class TargetSums:
+    """Every float target passed to record(): count, per-output sums and sums of squares (float64, left on
+    their device), for the loss of the best constant prediction. A full-batch loop passes the same tensor
+    every step: it is summed once and counted again (two reductions a step cost more than a tiny model's step)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sums: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._batch: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor] | None = None  # tensor, version, sums
+        self._repeats = 0  # times the latest batch was passed, not yet in _sums
+
+    def add(self, target: torch.Tensor) -> None:
+        batch = self._batch
+        if batch is not None and target is batch[0] and target._version == batch[1]:
+            self._repeats += 1
+            self.count += target.shape[0]
+            return
+        values = target.detach().reshape(target.shape[0], -1).double()
+        batch_sum, batch_squares = values.sum(0), values.square().sum(0)
+        self._fold()
+        if self._sums is not None and (
+            self._sums[0].shape != batch_sum.shape or self._sums[0].device != batch_sum.device
+        ):  # other targets altogether: start again
+            self.count, self._sums = 0, None
+        self._batch, self._repeats = (target, target._version, batch_sum, batch_squares), 1
+        self.count += target.shape[0]
+
+    def _fold(self) -> None:
+        if self._batch is None or not self._repeats:
+            return
+        _, _, batch_sum, batch_squares = self._batch
+        added = (batch_sum * self._repeats, batch_squares * self._repeats)
+        self._sums = added if self._sums is None else (self._sums[0] + added[0], self._sums[1] + added[1])
+        self._repeats = 0
+
+    def totals(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The per-output sums and sums of squares, on the CPU."""
+        self._fold()
+        return None if self._sums is None else (self._sums[0].cpu(), self._sums[1].cpu())
+
+
+class TrainRows:
+    """The keys (row_keys) of the training rows seen, for train-val-overlap. Each batch's keys stay a tensor
+    on its device; they join one sorted tensor of distinct keys now and then, at most every half of what is
+    known already (a Python set of floats cost more per batch than a small model's step, and a read to the
+    host each step stalls a GPU)."""
+
+    def __init__(self) -> None:
+        self.known = torch.zeros(0, dtype=torch.float64)
+        self.repeated_batches = 0  # batches in a row made only of rows known before: a whole pass was seen
+        self._pending: list[torch.Tensor] = []
+        self._pending_rows = 0
+        self._last_batch: tuple[torch.Tensor | None, int] = (None, 0)  # the latest batch and its version
+
+    def add(self, x: torch.Tensor) -> None:
+        """A training batch's rows."""
+        if x is self._last_batch[0] and x._version == self._last_batch[1]:  # a full-batch loop's same tensor
+            self.repeated_batches += 1
+            return
+        self._last_batch = (x, x._version)
+        keys = row_keys(x)
+        if not keys.numel():  # an empty batch says nothing about repeats
+            return
+        self._pending.append(keys)
+        self._pending_rows += keys.numel()
+        if self._pending_rows >= max(256, len(self.known) // 2):
+            self.merge()
+
+    def merge(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        keys = torch.cat(pending)
+        # each batch's count of new rows, in one read: differences of the running count at batch ends
+        new_so_far = torch.cat([keys.new_zeros(1, dtype=torch.long), (~self._is_known(keys)).long().cumsum(0)])
+        ends = torch.tensor([len(batch) for batch in pending]).cumsum(0)
+        new_rows = new_so_far[ends.to(keys.device)].diff(prepend=new_so_far[:1]).tolist()
+        for new in new_rows:
+            self.repeated_batches = 0 if new else self.repeated_batches + 1
+        self.known = torch.unique(torch.cat([self.known.to(keys.device), keys]))  # sorted
+
+    def _is_known(self, keys: torch.Tensor) -> torch.Tensor:
+        """Which keys are known (a binary search in the sorted keys, not a sort of both as torch.isin does)."""
+        known = self.known.to(keys.device)
+        if not len(known):
+            return torch.zeros_like(keys, dtype=torch.bool)
+        index = torch.searchsorted(known, keys).clamp(max=len(known) - 1)
+        return known[index] == keys
+
+    def __len__(self) -> int:
+        self.merge()
+        return len(self.known)
+
+    def count_known(self, keys: torch.Tensor) -> int:
+        """How many of these keys are training rows."""
+        self.merge()
+        return int(self._is_known(keys).sum())
+
+
 @dataclass
 class Observations:
     """Everything the checks read. Lists grow with training; sampled data is bounded."""
@@ -204,16 +314,13 @@ class Observations:
     input_sq_sum: torch.Tensor | None = None
     input_dtype: torch.dtype | None = None
     label_counts: torch.Tensor | None = None  # bincount of integer targets seen
-    # float targets passed to record(): count, per-output sums and sums of squares (on their device, float64),
-    # for the loss of the best constant prediction
-    target_count: int = 0
-    target_sums: tuple[torch.Tensor, torch.Tensor] | None = None
+    targets: TargetSums = field(default_factory=TargetSums)
     labels_seen: int = 0
     min_label: int | None = None
     max_label: int | None = None
     dead_fractions: dict[str, list[float]] = field(default_factory=dict)  # ReLU layer -> per sample
     layer_stds: list[tuple[str, float]] = field(default_factory=list)  # first forward, in order
-    train_keys: set[float] = field(default_factory=set)  # projections of training rows
+    train_rows: TrainRows = field(default_factory=TrainRows)  # keys of the training rows seen
     eval_forwards_in_train_mode: int = 0
     steps_in_eval_mode: int = 0  # optimizer steps taken while a dropout/batchnorm model was in eval mode
     sigmoid_like_outputs: int = 0  # bce_with_logits calls whose inputs all lay in [0, 1]
@@ -295,7 +402,6 @@ class Doctor:
         self._first_forward_done = False
         self._first_forward_handles: list[Any] = []
         self._collect_keys = True
-        self._repeated_batches = 0
         self.loss_output: torch.Tensor | None = None  # the last (output, target) the loss saw
         self.loss_target: torch.Tensor | None = None
         self.last_eval_input: torch.Tensor | None = None
@@ -401,7 +507,8 @@ class Doctor:
         # without a hooked loss module, the targets arrive here (after the loss ran)
         if isinstance(target, torch.Tensor):
             self.last_target = target
-            self._add_target_sums(target)
+            if self.data is None and target.is_floating_point() and target.ndim and target.numel():
+                self.obs.targets.add(target)
             if not self._loss_is_hooked() and self._last_output is not None:
                 self._see_loss_input(self._last_output, target)
         if loss is not None:
@@ -773,8 +880,7 @@ class Doctor:
     def _probe_hook(self, probe: ZeroGradProbe) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
             if self._sampled:
-                incoming = grad.detach()
-                probe.incoming = incoming.clone() if probe.incoming is None else probe.incoming + incoming
+                probe.add_incoming(grad)
 
         return hook
 
@@ -932,25 +1038,10 @@ class Doctor:
 
     def _add_train_keys(self, x: torch.Tensor) -> None:
         """Remember training samples (for train-val-overlap) until a whole pass has been seen."""
-        keys = row_keys(x)
-        if not keys:  # an empty batch says nothing about repeats
-            return
-        known = self.obs.train_keys
-        self._repeated_batches = self._repeated_batches + 1 if all(k in known for k in keys) else 0
-        known.update(keys)
-        if self._repeated_batches >= 3 or len(known) >= MAX_TRAIN_KEYS:
+        rows = self.obs.train_rows
+        rows.add(x)
+        if rows.repeated_batches >= 3 or len(rows.known) >= MAX_TRAIN_KEYS:
             self._collect_keys = False
-
-    def _add_target_sums(self, target: torch.Tensor) -> None:
-        """Every recorded float target, in two reductions left on its device (read only by not-learning)."""
-        if self.data is not None or not target.is_floating_point() or target.ndim == 0 or target.numel() == 0:
-            return
-        values = target.detach().reshape(target.shape[0], -1).double()
-        sums = self.obs.target_sums
-        if sums is None or sums[0].shape != values.shape[1:] or sums[0].device != values.device:
-            self.obs.target_count, sums = 0, (torch.zeros_like(values[0]), torch.zeros_like(values[0]))
-        self.obs.target_sums = (sums[0] + values.sum(0), sums[1] + values.square().sum(0))
-        self.obs.target_count += values.shape[0]
 
     def _add_label_stats(self, target: torch.Tensor) -> None:
         obs = self.obs
@@ -1005,26 +1096,27 @@ class Doctor:
         return None if self.loss_fn is None else loss_reduction(self.loss_fn)
 
 
-_KEY_WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}  # (features, device) -> [columns; weights]
+_KEY_WEIGHTS: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}  # (features, device) -> columns, weights
 
 
 KEY_FEATURES = 64
 
 
-def row_keys(x: torch.Tensor) -> list[float]:
-    """One number per sample that is equal for identical samples: a fixed random projection of a fixed
-    random subset of at most 64 features (enough to tell real samples apart, cheap on every batch)."""
+def row_keys(x: torch.Tensor) -> torch.Tensor:
+    """One number per sample that is equal for identical samples (float64, on x's device): a fixed random
+    projection of a fixed random subset of at most 64 features (enough to tell real samples apart, cheap on
+    every batch)."""
     if x.ndim == 0 or x.numel() == 0:  # no rows, or rows without features: nothing to tell apart
-        return []
+        return torch.zeros(0, dtype=torch.float64, device=x.device)
     flat = x.detach().flatten(1) if x.ndim > 1 else x.detach().unsqueeze(1)
     key = (flat.shape[1], str(flat.device))
     if key not in _KEY_WEIGHTS:
         generator = torch.Generator().manual_seed(99)
         columns = torch.randperm(flat.shape[1], generator=generator)[:KEY_FEATURES].sort().values
         weights = torch.rand(len(columns), generator=generator, dtype=torch.float64)
-        _KEY_WEIGHTS[key] = torch.stack([columns.double(), weights]).to(flat.device)
+        _KEY_WEIGHTS[key] = columns.to(flat.device), weights.to(flat.device)
     columns, weights = _KEY_WEIGHTS[key]
-    return (flat[:, columns.long()].double() @ weights).cpu().tolist()
+    return flat.index_select(1, columns).double() @ weights
 
 
 def _off_direction(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -235,9 +235,8 @@ def check_dataset(doctor: Doctor) -> None:
     if X_val is not None:
         from trainwise.doctor.core import row_keys
 
-        train = set(row_keys(X))
-        val = list(row_keys(X_val))
-        shared = sum(key in train for key in val)
+        val = row_keys(X_val)
+        shared = int(torch.isin(val, row_keys(X)).sum())
         _overlap(doctor, shared, len(val), bool(shared) and repeats_by_nature(X_val, len(X)))
 
 
@@ -390,15 +389,15 @@ def collect_eval_batch(doctor: Doctor) -> None:
         return
     if doctor.data is not None and doctor.data[2] is not None:
         return  # check_dataset compared the whole validation set already
-    if not doctor.obs.train_keys or _rescored(doctor._last_input, x):
+    known = doctor.obs.train_rows
+    if not len(known) or _rescored(doctor._last_input, x):
         return  # nothing to compare with yet, or the batch just trained on scored again (batch accuracy)
     from trainwise.doctor.core import row_keys
 
-    known = doctor.obs.train_keys
     keys = row_keys(x)
     state = _state(doctor)
     state.eval_batches = [batch for batch in state.eval_batches if batch[0] == doctor.step]
-    shared = sum(key in known for key in keys)
+    shared = known.count_known(keys)
     state.natural_repeats = state.natural_repeats or (shared > 0 and repeats_by_nature(x, len(known)))
     state.eval_batches.append((doctor.step, len(keys), shared))
 
@@ -416,7 +415,7 @@ def check_eval_overlap(doctor: Doctor) -> None:
         return
     held_out = any(shared < OVERLAP_FRACTION * rows for rows, shared in batches)
     training_rows = sum(rows for rows, shared in batches if shared == rows)
-    if held_out and training_rows >= TRAIN_PASS_COVERAGE * len(doctor.obs.train_keys):
+    if held_out and training_rows >= TRAIN_PASS_COVERAGE * len(doctor.obs.train_rows):
         batches = [(rows, shared) for rows, shared in batches if shared < rows]
     total = sum(rows for rows, _ in batches)
     if total >= MIN_VALIDATION_ROWS:

@@ -512,9 +512,9 @@ def _constant_loss(doctor: Doctor) -> tuple[float, str] | None:
         values = y.detach().reshape(y.shape[0], -1).double()
         mean, count = values.mean(0), values.shape[0]
         squares = values.square().mean(0)
-    elif doctor.obs.target_sums is not None and doctor.obs.target_count >= 2:  # every target passed to record()
-        count = doctor.obs.target_count
-        total, total_squares = (t.cpu() for t in doctor.obs.target_sums)
+    elif (totals := doctor.obs.targets.totals()) is not None and doctor.obs.targets.count >= 2:
+        count = doctor.obs.targets.count  # every target passed to record()
+        total, total_squares = totals
         mean, squares = total / count, total_squares / count
         if not bool(torch.isfinite(squares).all()):
             return None
