@@ -2,7 +2,6 @@
 
 import functools
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import trainwise
 from trainwise.callbacks import Callback
 from trainwise.errors import ConfigError
-from trainwise.loop import FitResult, evaluate, predict, step_optimizer
+from trainwise.loop import FitResult, backward_and_step, evaluate, predict
 from trainwise.runs import RunIndex
 
 # Every fit here trains on the CPU, on any machine: "auto" would pick a GPU, and the tests compare the
@@ -386,52 +385,56 @@ def test_an_optimizer_with_its_own_zero_grad_keeps_it() -> None:
     assert Counting.calls == 4
 
 
-def test_the_optimizer_step_skips_torchs_wrapper_only_while_nothing_observes_it() -> None:
-    model = nn.Linear(3, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    twin = nn.Linear(3, 2)
-    twin.load_state_dict(model.state_dict())
-    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(3):  # the same updates as torch's own step()
-        for p in [*model.parameters(), *twin.parameters()]:
-            p.grad = torch.ones_like(p)
-        step_optimizer(optimizer)
-        twin_optimizer.step()
-    assert torch.equal(model.weight, twin.weight) and torch.equal(model.bias, twin.bias)
-    calls: list[str] = []
-    handles = [optimizer.register_step_pre_hook(lambda *_: calls.append("pre")),
-               optimizer.register_step_post_hook(lambda *_: calls.append("post"))]  # fmt: skip
-    step_optimizer(optimizer)
-    assert calls == ["pre", "post"]
-    for handle in handles:
-        handle.remove()
-    with torch.profiler.profile() as profiler:
-        step_optimizer(optimizer)
-    assert "Optimizer.step#SGD.step" in {event.name for event in profiler.events()}
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # "lr_scheduler.step() before optimizer.step()" would be one
-        step_optimizer(optimizer)
-        scheduler.step()
-
-    class Rewrapped(torch.optim.SGD):
-        pass
-
-    rewrapped = Rewrapped(model.parameters(), lr=0.1)  # torch wraps the class's step here
-    torch_step = Rewrapped.step
-
-    @functools.wraps(torch_step)  # a wrapper of the user's own around torch's, which must still run
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append("user's wrapper")
-        return torch_step(*args, **kwargs)
-
-    Rewrapped.step = counting  # type: ignore[method-assign]
-    step_optimizer(rewrapped)
-    assert calls[-1] == "user's wrapper"
-
-
 def test_full_batch_epoch_loss_is_the_step_loss_exactly() -> None:
     X, y = torch.tensor(T_U).unsqueeze(1) * 0.1, torch.tensor(T_C).unsqueeze(1)
     recorder = Recorder()
     result = fit(nn.Linear(1, 1), (X, y), loss="mse", lr=1e-2, epochs=3, callbacks=[recorder], progress=False)
     assert result.history["loss"] == recorder.batch_losses
+
+
+def test_a_step_of_ones_own_replaces_train_step_and_keeps_clipping() -> None:
+    """fit(step=...): an L1 penalty on the weights, ending with backward_and_step, gives a hand-written loop's
+    updates with the same penalty and gradient clipping, and its loss is what the epochs report."""
+
+    def penalized_step(state: Any, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        xb, yb = batch
+        output = state.network(xb)
+        loss = state.loss_fn(output, yb) + 0.01 * state.model.weight.abs().sum()
+        backward_and_step(state, loss)
+        for metric in state.metrics:
+            metric.update(output, yb)
+        return loss.detach()
+
+    X, y = classification_data(40)
+    torch.manual_seed(0)
+    model, twin = nn.Linear(4, 3), nn.Linear(4, 3)
+    twin.load_state_dict(model.state_dict())
+    result = fit(model, (X, y), loss="cross_entropy", lr=0.1, epochs=2, batch_size=10, shuffle=False,
+                 clip_grad_norm=0.5, metrics=["accuracy"], step=penalized_step, progress=False)  # fmt: skip
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+    epoch_losses = []
+    for _ in range(2):
+        total = 0.0
+        for start in range(0, 40, 10):
+            xb, yb = X[start : start + 10], y[start : start + 10]
+            loss = nn.functional.cross_entropy(twin(xb), yb) + 0.01 * twin.weight.abs().sum()
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(twin.parameters(), 0.5)
+            optimizer.step()
+            total += loss.item() * 10
+        epoch_losses.append(total / 40)
+    assert torch.allclose(model.weight, twin.weight, atol=1e-6) and torch.allclose(model.bias, twin.bias, atol=1e-6)
+    assert result.history["loss"] == pytest.approx(epoch_losses, rel=1e-5)
+    assert 0 < result.history["accuracy"][-1] <= 1
+
+
+def test_train_step_is_the_default_step_and_public() -> None:
+    X, y = classification_data(40)
+    runs = []
+    for step in (None, trainwise.train_step):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3)
+        fit(model, (X, y), loss="cross_entropy", lr=0.1, epochs=2, batch_size=10, step=step, progress=False)
+        runs.append(model.weight.detach().clone())
+    assert torch.equal(runs[0], runs[1])

@@ -18,7 +18,7 @@ from trainwise.doctor.session import (
 from trainwise.errors import ConfigError, DataError, TrainingError, TrainwiseError
 from trainwise.gradient_check import GradcheckResult, gradcheck
 from trainwise.loggers import MLflowLogger, TensorBoardLogger
-from trainwise.loop import FitResult, evaluate, fit, predict
+from trainwise.loop import FitResult, evaluate, fit, predict, train_step
 from trainwise.lr_finder import LRFindResult, lr_find
 from trainwise.metrics import Metric
 from trainwise.models import build_model
@@ -63,6 +63,7 @@ __all__ = [
     "report",
     "run_recipe",
     "save",
+    "train_step",
     "watch",
 ]
 __version__ = "0.1.0"

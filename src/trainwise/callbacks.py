@@ -11,16 +11,13 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainwise.errors import ConfigError
-from trainwise.losses import LossFn
-from trainwise.metrics import Metric
+from trainwise.state import TrainState
 
 Logs = dict[str, Any]
 HOOKS = (
@@ -33,83 +30,6 @@ HOOKS = (
     "on_epoch_end",
     "on_train_end",
 )
-
-
-@dataclass
-class TrainState:
-    """What the loop knows, shared with every callback."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    loss_fn: LossFn
-    metrics: list[Metric]
-    epochs: int
-    steps_per_epoch: int
-    device: torch.device
-    epoch: int = 0  # the current epoch, counted from 0
-    step: int = 0  # optimizer steps taken so far
-    batch: int = 0  # batches done in the current epoch
-    stop_training: bool = False
-    interrupted: str | None = None  # SIGINT/SIGTERM arrived: the loop stops after the current step
-    batches: Any = None  # the training batch source (data.InMemoryBatches or LoaderBatches)
-    transform: Any = None  # the inputs' fitted scaling (data.AffineTransform), if any
-    network: Any = None  # what the step calls: the model, or its DistributedDataParallel wrapper
-    distributed: Any = None  # this process's place in a distributed run (distributed.Distributed), else None
-    callbacks: list[Any] = field(default_factory=list)
-    epoch_samples: int = 0  # the current epoch's samples so far
-    summed_loss: bool = False  # the loss adds over a batch's samples (reduction='sum'), so epochs add them too
-    modules: list[nn.Module] = field(default_factory=list)  # the model's modules, to check their train mode
-    history: dict[str, list[float]] = field(default_factory=dict)
-    status: str = "running"
-    findings: list[Any] = field(default_factory=list)  # the doctor's, when it runs
-    doctor_actions: list[str] = field(default_factory=list)
-    run: Path | None = None  # the run's record folder, once RunRecorder has made it (fit with run_dir)
-    # The epoch's running loss total lives on the device: the latest step's loss waits in _step_loss and
-    # is added when the next step comes or when `epoch_loss` is read, so that a one-step (full-batch)
-    # epoch reads its loss once and runs no tensor operation for the sum at all.
-    _epoch_total: Any = field(default=None, repr=False)
-    _step_loss: Any = field(default=None, repr=False)
-    _step_size: int = field(default=0, repr=False)
-
-    @property
-    def epoch_loss(self) -> Any:
-        """The current epoch's loss total on the device (sum of batch loss x batch size, or of the summed
-        losses), None before its first step. Checkpoints save it mid-epoch and set it on resume."""
-        if self._step_loss is not None:
-            self._fold_step_loss()
-        return self._epoch_total
-
-    @epoch_loss.setter
-    def epoch_loss(self, value: Any) -> None:
-        self._epoch_total, self._step_loss = value, None
-
-    def start_epoch_loss(self) -> None:
-        self._epoch_total, self._step_loss, self.epoch_samples = None, None, 0
-
-    def add_step_loss(self, loss: torch.Tensor, size: int) -> None:
-        """A finished step's detached loss (mean over its `size` samples, or their sum)."""
-        if self._step_loss is not None:
-            self._fold_step_loss()
-        self._step_loss, self._step_size = loss, size
-        self.epoch_samples += size
-
-    def _fold_step_loss(self) -> None:
-        loss, self._step_loss = self._step_loss, None
-        weight = 1 if self.summed_loss else self._step_size
-        if self._epoch_total is None:
-            dtype = torch.float32 if loss.device.type == "mps" else torch.float64  # MPS has no float64
-            self._epoch_total = torch.zeros((), dtype=dtype, device=loss.device)
-        self._epoch_total.add_(loss, alpha=weight)  # one kernel, in the total's precision
-
-    def epoch_mean_loss(self) -> float:
-        """The epoch's loss as logged: the sample-weighted mean of its batch losses (the total when
-        summed). One host read."""
-        if self._epoch_total is None and self._step_loss is not None:  # a one-step epoch: its own loss
-            return float(self._step_loss.item())  # equal to the total / samples, exactly, in float64
-        total = self.epoch_loss
-        if total is None:
-            return math.nan
-        return float(total.item()) if self.summed_loss else float(total.item()) / max(self.epoch_samples, 1)
 
 
 class Callback:

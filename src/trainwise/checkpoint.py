@@ -32,9 +32,10 @@ import torch
 from torch import nn
 
 from trainwise import rng
-from trainwise.callbacks import Callback, Logs, TrainState, monitor_mode, monitored
+from trainwise.callbacks import Callback, Logs, monitor_mode, monitored
 from trainwise.errors import ConfigError, TrainwiseError, first_line
 from trainwise.models import describe_model
+from trainwise.state import TrainState
 
 FORMAT = "trainwise-model"
 VERSION = 2  # 2: any rebuildable model (1: build_model specs only; still read)

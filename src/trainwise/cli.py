@@ -387,14 +387,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _read_inputs(file: Path) -> Any:
     """Input rows from a .csv (an optional header row is skipped) or .npy file, as a float32 array."""
     import numpy as np
@@ -424,13 +416,15 @@ def _read_inputs(file: Path) -> Any:
 
 
 def _header_rows(file: Path) -> int:
-    """1 when the first line is a header (no field is a number), else 0."""
+    """1 when the first line is a header (as for a CSV data set: a field that is not a number), else 0."""
     import gzip
+
+    from trainwise.datasets import is_header
 
     opener: Any = gzip.open if file.name.lower().endswith(".gz") else open
     with opener(file, "rt") as handle:
         first = handle.readline().strip()
-    return 1 if first and not any(_is_number(field) for field in first.split(",")) else 0
+    return 1 if first and is_header(first.split(",")) else 0
 
 
 def _scaled(X: Any, transform: Any) -> Any:

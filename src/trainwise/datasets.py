@@ -20,7 +20,7 @@ import math
 import os
 import pickle
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -650,6 +650,11 @@ def _parses_as_float(text: str) -> bool:
     return True
 
 
+def is_header(fields: Sequence[str]) -> bool:
+    """Is this first CSV row a header? Yes when any of its fields is not a number (no data row has one)."""
+    return any(not _parses_as_float(field.strip()) for field in fields)
+
+
 def _read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
     """Return the non-blank records of a (possibly gzipped) UTF-8 CSV with their 1-based line numbers."""
     data = _read_file(path)
@@ -687,7 +692,7 @@ def _load_csv(
     if not rows:
         raise DataError(f"{file}: is empty; a CSV needs one row per sample with numeric columns")
     first_line, first = rows[0]
-    has_header = any(not _parses_as_float(f) for f in first) if header == "auto" else bool(header)
+    has_header = is_header(first) if header == "auto" else bool(header)
     n_cols = len(first)
     for line, fields in rows:
         if len(fields) != n_cols:

@@ -22,9 +22,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from trainwise.callbacks import Callback, Logs, TrainState
+from trainwise.callbacks import Callback, Logs
 from trainwise.errors import TrainwiseError
 from trainwise.metrics import compute_all
+from trainwise.state import TrainState
 
 # a process that waits for a dead peer gives up after this long (torchrun stops the rest sooner)
 COLLECTIVE_TIMEOUT = timedelta(minutes=5)

@@ -18,8 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trainwise.callbacks import Callback, Logs, TrainState
+from trainwise.callbacks import Callback, Logs
 from trainwise.errors import ConfigError, first_line
+from trainwise.state import TrainState
 
 # module to look for -> what to pip install for it
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}

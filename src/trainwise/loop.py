@@ -1,5 +1,7 @@
-"""The training loop: fit() -> _train_epoch() -> _train_step(), and evaluate() / predict().
+"""The training loop: fit() -> _train_epoch() -> train_step(), and evaluate() / predict().
 
+fit checks its arguments (_check_arguments), assembles the data, model, optimizer, state and callbacks
+(_assemble), then runs the epochs below. The step is a function a user can replace: fit(step=...).
 Callback hooks fire in this order (see trainwise.callbacks):
 
     on_train_begin
@@ -7,9 +9,10 @@ Callback hooks fire in this order (see trainwise.callbacks):
         on_epoch_begin
           for each batch:
             on_batch_begin      logs: size
-            forward, loss, zero_grad, backward
-            on_before_step      gradients are ready (clipping)
-            optimizer.step
+            train_step:         forward_and_loss, then backward_and_step:
+              zero_grad, backward
+              on_before_step    gradients are ready (clipping)
+              optimizer.step
             on_batch_end        logs: loss (a device tensor: no host sync), size, inputs, target
             (after SIGINT/SIGTERM the epoch ends here: status "interrupted")
         evaluate() on the validation data, if any
@@ -36,7 +39,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim import optimizer as torch_optimizer
 
 from trainwise import data as data_lib
 from trainwise import distributed
@@ -50,13 +52,14 @@ from trainwise.callbacks import (
     LRScheduler,
     MixedPrecision,
     ProgressBar,
-    TrainState,
     best_epoch,
 )
 from trainwise.errors import ConfigError
+from trainwise.fast_path import step_optimizer, zero_grad
 from trainwise.losses import LossFn, check_targets, loss_reduction, make_loss
-from trainwise.metrics import Metric, compute_all, make_metrics
+from trainwise.metrics import Metric, accumulator_dtype, compute_all, make_metrics
 from trainwise.optim import make_optimizer
+from trainwise.state import TrainState
 
 PRECISIONS = ("32", "bf16", "fp16")
 
@@ -180,26 +183,82 @@ def fit(
     resume: str | Path | None = None,
     compile: bool = False,
     precision: str = "32",
+    step: StepFunction | None = None,
     **optimizer_kwargs: Any,
 ) -> FitResult:
     """Train `model` on `data` and return a FitResult.
 
-    data: (X, y) tensors or arrays, a torch Dataset or DataLoader, or a built-in dataset name.
-    batch_size None trains on the full batch. loss and optimizer are names or objects; extra
-    keyword arguments go to the optimizer (momentum=0.9, weight_decay=...). normalize scales the
-    inputs ('standard', 'minmax' or a factor), fitted on the training split only. run_dir is the
-    runs folder: records go to run_dir/<timestamp>-<run_name>/, feature_names and class_names label
-    them. doctor: "warn" (print findings), "stop" (raise TrainingError at the first error), "repair"
-    (roll back and lower the lr when the loss diverges), "quiet" (collect only) or "off"; findings
-    land in FitResult.findings.
-    resume: a checkpoint (a Checkpoint callback's step-N folder, or the run folder for its latest one) to
-    continue from exactly, with the same data and settings; records continue in that run's folder.
-    compile: run the training step's forward through torch.compile (the doctor's sampled steps, and
-    evaluation, run the model as it is). precision: "32", or "bf16" / "fp16" mixed precision
-    (torch.autocast; fp16 with a gradient scaler; on CUDA, convolutional models take channels_last inputs).
+    Args:
+        data: (X, y) tensors or arrays, a torch Dataset or DataLoader, or a built-in dataset name.
+        loss, optimizer: names or objects; extra keyword arguments go to the optimizer (momentum=0.9, ...).
+        lr: the learning rate, or "auto" to run the LR finder first.
+        batch_size: None trains on the full batch.
+        normalize: scale the inputs ('standard', 'minmax' or a factor), fitted on the training split only.
+        run_dir: the runs folder: records go to run_dir/<timestamp>-<run_name>/; feature_names and
+            class_names label them.
+        doctor: "warn" (print findings), "stop" (raise TrainingError at the first error), "repair" (roll
+            back and lower the lr when the loss diverges), "quiet" (collect only) or "off"; findings land
+            in FitResult.findings.
+        resume: a checkpoint (a Checkpoint callback's step-N folder, or the run folder for its latest one)
+            to continue from exactly, with the same data and settings; records continue in that run's folder.
+        compile: run the training step's forward through torch.compile (the doctor's sampled steps, and
+            evaluation, run the model as it is).
+        precision: "32", or "bf16" / "fp16" mixed precision (torch.autocast; fp16 with a gradient scaler;
+            on CUDA, convolutional models take channels_last inputs).
+        step: the training step, `step(state, batch) -> loss`; train_step by default (see its docstring).
     """
-    from trainwise.checkpoint import Checkpoint, TrainingCheckpoint
-    from trainwise.doctor.callback import MODES, doctor_callback
+    _check_arguments(doctor, epochs, batch_size, lr, optimizer, precision, compile)
+    run = _assemble(
+        model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+        val_split=val_split, val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks,
+        run_dir=run_dir, progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle,
+        scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names,
+        class_names=class_names, run_name=run_name, config=config, resume=resume, compile=compile,
+        precision=precision, optimizer_kwargs=optimizer_kwargs,
+    )  # fmt: skip
+    state, cbs, resumed = run.state, run.callbacks, run.resumed
+    logs: Logs = {}
+    if resumed is not None:
+        resumed.restore_progress(state)  # weights, position, history: before the callbacks start
+    cbs.on_train_begin(logs)
+    try:
+        if resumed is not None:
+            resumed.restore_training(state, cbs.callbacks)  # optimizer, callbacks, batch order, random states
+        with _stop_on_signals(state):
+            for epoch in range(state.epoch, epochs):
+                if state.stop_training:  # early stopping (also as a resumed run's last word)
+                    break
+                state.epoch, epoch_start = epoch, time.perf_counter()
+                if state.batch == 0:
+                    _start_epoch(state)
+                cbs.on_epoch_begin(epoch, {})
+                logs = _train_epoch(state, cbs, step or train_step)
+                if state.interrupted:
+                    break
+                state.batch = 0
+                if run.val is not None:
+                    val_logs = evaluate(model, run.val, loss=state.loss_fn, metrics=state.metrics)
+                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                    cbs.on_validation_end(epoch, logs)
+                logs["lr"] = float(state.optimizer.param_groups[0]["lr"])
+                logs["epoch_seconds"] = time.perf_counter() - epoch_start
+                cbs.on_epoch_end(epoch, logs)
+        state.status = "interrupted" if state.interrupted else "stopped" if state.stop_training else "completed"
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: no consistent point to save
+        state.status, state.interrupted = "interrupted", None
+    except BaseException:
+        state.status = "failed"
+        raise
+    finally:
+        cbs.on_train_end({**logs, "status": state.status})
+    return run.result()
+
+
+def _check_arguments(
+    doctor: str, epochs: int, batch_size: int | None, lr: Any, optimizer: Any, precision: str, compile: Any
+) -> None:
+    """fit's arguments that are wrong whatever the data: a ConfigError naming the argument and the fix."""
+    from trainwise.doctor.callback import MODES
 
     if doctor not in MODES:
         raise ConfigError(f"doctor: {doctor!r} is not a mode; use one of {', '.join(MODES)}")
@@ -215,6 +274,76 @@ def fit(
         raise ConfigError(f"precision: {precision!r} is not allowed; use {', '.join(repr(p) for p in PRECISIONS)}")
     if not isinstance(compile, bool):
         raise ConfigError(f"compile: must be true or false, got {compile!r}")
+
+
+@dataclass
+class _Run:
+    """What fit assembled before its first epoch, and what it returns from."""
+
+    state: TrainState
+    callbacks: CallbackList
+    val: data_lib.Batches | None
+    transform: data_lib.AffineTransform | None
+    recorder: Any  # runs.RunRecorder, with run_dir
+    lr_search: Any  # the LR finder's result, with lr="auto"
+    resumed: Any  # checkpoint.TrainingCheckpoint, with resume
+
+    def result(self) -> FitResult:
+        from trainwise.runs import training_seconds
+
+        state = self.state
+        return FitResult(
+            model=state.model,
+            history=state.history,
+            best=best_epoch(state.history),
+            run=self.recorder.path if self.recorder else None,
+            findings=state.findings,
+            doctor_actions=state.doctor_actions,
+            transform=self.transform,
+            status=state.status,
+            seconds=training_seconds(state.history),  # the run record's and the report's number too
+            device=str(state.device),
+            lr_find=self.lr_search,
+        )
+
+
+def _assemble(
+    model: nn.Module,
+    data: Any,
+    *,
+    loss: str | LossFn,
+    optimizer: str | torch.optim.Optimizer,
+    lr: float | str | None,
+    epochs: int,
+    batch_size: int | None,
+    val_split: float,
+    val_data: Any,
+    metrics: Sequence[str | Metric],
+    seed: int,
+    device: str | torch.device,
+    callbacks: Iterable[Callback],
+    run_dir: str | Path | None,
+    progress: bool | str,
+    normalize: data_lib.Normalize,
+    stratify: bool,
+    shuffle: bool,
+    scheduler: str | None,
+    clip_grad_norm: float | None,
+    doctor: str,
+    feature_names: Sequence[str] | None,
+    class_names: Sequence[str] | None,
+    run_name: str | None,
+    config: dict[str, Any] | None,
+    resume: str | Path | None,
+    compile: bool,
+    precision: str,
+    optimizer_kwargs: dict[str, Any],
+) -> _Run:
+    """Everything fit's epochs need: the data prepared and split, the model on its device, the loss, the
+    optimizer (after the LR finder, with lr="auto"), the training state and the callbacks in firing order."""
+    from trainwise.checkpoint import Checkpoint, TrainingCheckpoint
+    from trainwise.doctor.callback import doctor_callback
+
     resumed = TrainingCheckpoint.read(resume) if resume is not None else None
     torch.manual_seed(seed)
     target_device = data_lib.resolve_device(device)
@@ -274,9 +403,9 @@ def fit(
     state.modules = list(model.modules())
     state.network = distributed.wrap(model, target_device, summed_loss=summed) if context is not None else model
     extra: list[Callback] = [History()]
-    amp = MixedPrecision(precision, target_device, model) if precision != "32" else None
-    if amp is not None:
-        extra.append(amp)  # its gradient scaler's state rides in checkpoints
+    if precision != "32":
+        state.amp = MixedPrecision(precision, target_device, model)
+        extra.append(state.amp)  # its gradient scaler's state rides in checkpoints
     if scheduler:
         extra.append(LRScheduler(scheduler))
     if clip_grad_norm:
@@ -290,16 +419,15 @@ def fit(
     bar = ProgressBar(mode="auto" if progress is True else str(progress)) if progress else None
     if bar is not None and lr_search is not None:
         bar.print(f"lr='auto': {lr_search}")
-    doctor_cb = None
     if doctor != "off":
-        train = prepared.train
-        data = None
+        train, val = prepared.train, prepared.val
+        whole = None  # the whole data set, when it is in memory: the doctor checks it before the first step
         if isinstance(train, data_lib.InMemoryBatches):
-            val = prepared.val if isinstance(prepared.val, data_lib.InMemoryBatches) else None
-            data = (train.X, train.y, val.X if val else None, val.y if val else None)
+            val = val if isinstance(val, data_lib.InMemoryBatches) else None
+            whole = (train.X, train.y, val.X if val else None, val.y if val else None)
         printer = bar.print if bar is not None else None
-        doctor_cb = doctor_callback(doctor, data=data, feature_names=feature_names, printer=printer)
-        extra.append(doctor_cb)
+        state.doctor = doctor_callback(doctor, data=whole, feature_names=feature_names, printer=printer)
+        extra.append(state.doctor)
     if bar is not None:
         extra.append(bar)
     recorder = None
@@ -321,62 +449,11 @@ def fit(
     # loggers and checkpoints: after the records are complete and every other callback has run
     extra.extend(sorted((cb for cb in callbacks if cb.after_records), key=lambda cb: isinstance(cb, Checkpoint)))
     cbs = CallbackList(extra, state)
-    eager = None
+    state.before_step = cbs.active("on_before_step")
     if compile:
-        eager = state.network
+        state.eager_network = state.network
         state.network = _Compiled(state.network)
-    step = _step_function(state, cbs, amp, eager, doctor_cb)
-
-    logs: Logs = {}
-    if resumed is not None:
-        resumed.restore_progress(state)  # weights, position, history: before the callbacks start
-    cbs.on_train_begin(logs)
-    try:
-        if resumed is not None:
-            resumed.restore_training(state, cbs.callbacks)  # optimizer, callbacks, batch order, random states
-        with _stop_on_signals(state):
-            for epoch in range(state.epoch, epochs):
-                if state.stop_training:  # early stopping (also as a resumed run's last word)
-                    break
-                state.epoch = epoch
-                epoch_start = time.perf_counter()
-                if state.batch == 0:
-                    _start_epoch(state)
-                cbs.on_epoch_begin(epoch, {})
-                logs = _train_epoch(state, prepared.train, cbs, step)
-                if state.interrupted:
-                    break
-                state.batch = 0
-                if prepared.val is not None:
-                    val_logs = evaluate(model, prepared.val, loss=loss_fn, metrics=state.metrics)
-                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                    cbs.on_validation_end(epoch, logs)
-                logs["lr"] = float(opt.param_groups[0]["lr"])
-                logs["epoch_seconds"] = time.perf_counter() - epoch_start
-                cbs.on_epoch_end(epoch, logs)
-        state.status = "interrupted" if state.interrupted else "stopped" if state.stop_training else "completed"
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: no consistent point to save
-        state.status, state.interrupted = "interrupted", None
-    except BaseException:
-        state.status = "failed"
-        raise
-    finally:
-        cbs.on_train_end({**logs, "status": state.status})
-    from trainwise.runs import training_seconds
-
-    return FitResult(
-        model=model,
-        history=state.history,
-        best=best_epoch(state.history),
-        run=recorder.path if recorder else None,
-        findings=state.findings,
-        doctor_actions=state.doctor_actions,
-        transform=prepared.transform,
-        status=state.status,
-        seconds=training_seconds(state.history),  # the run record's and the report's number too
-        device=str(target_device),
-        lr_find=lr_search,
-    )
+    return _Run(state, cbs, prepared.val, prepared.transform, recorder, lr_search, resumed)
 
 
 def _lr_find_summary(result: Any) -> dict[str, Any]:
@@ -390,21 +467,21 @@ def _start_epoch(state: TrainState) -> None:
     state.start_epoch_loss()
 
 
-def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList, step: StepFunction) -> Logs:
+def _train_epoch(state: TrainState, cbs: CallbackList, step: StepFunction) -> Logs:
     """The epoch's remaining training batches (all of them, unless resuming mid-epoch); returns the
     epoch's loss and metrics."""
     if not all(module.training for module in state.modules):  # model.train() costs a few microseconds
         state.model.train()
     # the callbacks that implement the per-batch hooks, called directly (most have none: no logs to build)
     begin, end = cbs.active("on_batch_begin"), cbs.active("on_batch_end")
-    for xb, yb in batches.iterate(skip=state.batch):
+    for xb, yb in state.batches.iterate(skip=state.batch):
         batch, size = state.batch, xb.shape[0]
         logs: Logs
         if begin:
             logs = {"size": size}
             for on_batch_begin in begin:
                 on_batch_begin(batch, logs)
-        loss = step(xb, yb, batch)
+        loss = step(state, (xb, yb))
         state.add_step_loss(loss, size)
         state.batch = batch + 1
         if end:
@@ -420,118 +497,81 @@ def _train_epoch(state: TrainState, batches: data_lib.Batches, cbs: CallbackList
     return {"loss": state.epoch_mean_loss(), **compute_all(state.metrics)}
 
 
-StepFunction = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+StepFunction = Callable[[TrainState, Batch], torch.Tensor]
 
 
-def _step_function(
-    state: TrainState,
-    cbs: CallbackList,
-    amp: MixedPrecision | None,
-    eager: nn.Module | None,
-    doctor: Any,
-) -> StepFunction:
-    """The training step: forward, loss, zero the gradients, backward, on_before_step, optimizer step,
-    metrics. Returns the detached loss (still on the device: no host synchronisation).
+def train_step(state: TrainState, batch: Batch) -> torch.Tensor:
+    """fit's training step on one batch: forward and loss, zero the gradients, backward, the on_before_step
+    callbacks (gradient clipping), the optimizer step, the metrics. Returns the loss, detached and still on
+    the device (reading it would wait for the device: fit sums the epoch's losses there).
 
-    The step is chosen once per fit, so the common case (float32, no compile) runs no per-step checks
-    for the rarer ones. amp: autocast (and a gradient scaler for fp16). eager: with compile, the
-    uncompiled network, which the doctor's sampled steps run (its forward hooks come and go, which a
-    compiled graph would recompile for)."""
-    before = cbs.active("on_before_step")
+    Replace it with fit(step=my_step), a function of (state, batch) that returns the batch's loss:
+    state.network is what to call (the model, or its DistributedDataParallel or compiled wrapper),
+    state.loss_fn the loss, state.model the model itself. A replacement that ends with
+    backward_and_step(state, loss) keeps gradient clipping, mixed precision's scaler and the step count;
+    one that updates the metrics (`metric.update(output, y)` for each of state.metrics) keeps them.
 
-    def plain(network: Any, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        output = network(xb)  # the model, or its DistributedDataParallel (or compiled) wrapper
+    Args:
+        state: the loop's TrainState (shared with the callbacks).
+        batch: the (inputs, targets) pair, on the training device.
+    """
+    xb, yb = batch
+    output, loss = forward_and_loss(state, xb, yb)
+    backward_and_step(state, loss)
+    for metric in state.metrics:
+        metric.update(output, yb)
+    return loss.detach()
+
+
+def forward_and_loss(state: TrainState, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's output on a batch and its loss: under autocast with mixed precision; with compile, the
+    doctor's sampled steps run the model uncompiled (its hooks come and go, which a graph would recompile for).
+
+    Args:
+        state: the loop's TrainState.
+        xb, yb: the batch's inputs and targets.
+    """
+    network = state.network
+    if state.eager_network is not None and state.doctor is not None:
+        doctor = state.doctor.doctor  # the callback's Doctor, once training began
+        network = state.eager_network if doctor is not None and doctor.sampled else network
+    amp = state.amp
+    if amp is None:
+        output = network(xb)
+        return output, state.loss_fn(output, yb)
+    with amp.autocast():
+        output = network(amp.inputs(xb))
         return output, state.loss_fn(output, yb)
 
-    def mixed(network: Any, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        assert amp is not None
-        with amp.autocast():
-            return plain(network, amp.inputs(xb), yb)
 
-    forward = plain if amp is None else mixed
+def backward_and_step(state: TrainState, loss: torch.Tensor) -> None:
+    """Zero the gradients, backward, the on_before_step callbacks, the optimizer step; counts the step.
+    With fp16 the backward is scaled and the gradients unscaled before the callbacks see them, and the
+    scaler skips a step whose gradients are not finite.
 
-    def network_now() -> Any:
-        if doctor is not None and doctor.doctor is not None and doctor.doctor.sampled:
-            return eager
-        return state.network
-
-    scaler = amp.scaler if amp is not None else None
-
-    def step(xb: torch.Tensor, yb: torch.Tensor, batch: int) -> torch.Tensor:
-        output, loss = forward(state.network if eager is None else network_now(), xb, yb)
-        optimizer = state.optimizer
-        zero_grad(optimizer)
-        if scaler is None:
-            loss.backward()
-        else:  # fp16: scaled backward; callbacks see the true gradients; the scaler skips non-finite steps
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        if before:
-            logs = {"loss": loss}
-            for on_before_step in before:
-                on_before_step(batch, logs)
-        if scaler is None:
-            step_optimizer(optimizer)
-        else:
-            scaler.step(optimizer)
-            scaler.update()
-        state.step += 1
-        for metric in state.metrics:
-            metric.update(output, yb)
-        return loss.detach()
-
-    return step
-
-
-_OPTIMIZER_ZERO_GRAD = torch.optim.Optimizer.zero_grad
-
-
-def zero_grad(optimizer: torch.optim.Optimizer) -> None:
-    """optimizer.zero_grad(set_to_none=True), without the profiler range and dispatch around it (a few
-    microseconds a step, a tenth of a tiny model's step) when the optimizer keeps torch's own."""
-    if type(optimizer).zero_grad is not _OPTIMIZER_ZERO_GRAD:
-        optimizer.zero_grad(set_to_none=True)
-        return
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            param.grad = None
-
-
-def _torch_step_wrapper() -> Any:
-    """The code of the wrapper torch puts around every optimizer class's step (Optimizer.profile_hook_step),
-    or None on a torch whose wrapper or hook registries are not the ones step_optimizer knows."""
-    wrap = getattr(torch.optim.Optimizer, "profile_hook_step", None)
-    known = all(
-        hasattr(torch_optimizer, name) for name in ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks")
-    )
-    if wrap is None or not known or not hasattr(torch.autograd.profiler, "_is_profiler_enabled"):
-        return None
-    return wrap(lambda *args: None).__code__
-
-
-_TORCH_STEP_WRAPPER = _torch_step_wrapper()
-
-
-def step_optimizer(optimizer: torch.optim.Optimizer) -> None:
-    """optimizer.step(), without the profiler range and hook loop torch wraps around it (about 7 us a
-    step, several % of a small model's step) while nothing can observe them: no step hooks, no profiler
-    running, and no LR scheduler's counting wrapper on the instance. Otherwise torch's own."""
-    wrapped_step = type(optimizer).step
-    unwrapped: Callable[[torch.optim.Optimizer], Any] | None = getattr(wrapped_step, "__wrapped__", None)
-    observed = (
-        _TORCH_STEP_WRAPPER is None
-        or getattr(wrapped_step, "__code__", None) is not _TORCH_STEP_WRAPPER  # only torch's own is skipped
-        or optimizer._optimizer_step_pre_hooks
-        or optimizer._optimizer_step_post_hooks
-        or torch_optimizer._global_optimizer_pre_hooks
-        or torch_optimizer._global_optimizer_post_hooks
-        or torch.autograd.profiler._is_profiler_enabled
-        or "step" in vars(optimizer)
-    )
-    if observed or unwrapped is None:
-        optimizer.step()
+    Args:
+        state: the loop's TrainState.
+        loss: the batch's loss, not detached.
+    """
+    optimizer = state.optimizer
+    zero_grad(optimizer)
+    scaler = state.amp.scaler if state.amp is not None else None
+    if scaler is None:
+        loss.backward()
     else:
-        unwrapped(optimizer)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    if state.before_step:
+        logs = {"loss": loss}
+        for on_before_step in state.before_step:
+            on_before_step(state.batch, logs)
+    if scaler is None:
+        step_optimizer(optimizer)
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+    state.step += 1
 
 
 class _Compiled:
@@ -572,6 +612,18 @@ def _stop_on_signals(state: TrainState) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def _inference(model: nn.Module) -> Iterator[None]:
+    """Eval mode without gradients, the model's own mode restored afterwards (also after an error)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -617,21 +669,16 @@ def evaluate(
     for metric in metric_objs:
         metric.reset()
     summed = loss_reduction(loss_fn) == "sum"
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), device=device, dtype=torch.float64)
+    total = torch.zeros((), device=device, dtype=accumulator_dtype(device))
     seen = 0
-    try:
-        with torch.no_grad():
-            for xb, yb in batches:
-                output = model(xb)
-                batch_loss = loss_fn(output, yb)
-                total += batch_loss if summed else batch_loss * xb.shape[0]
-                seen += xb.shape[0]
-                for metric in metric_objs:
-                    metric.update(output, yb)
-    finally:
-        model.train(was_training)
+    with _inference(model):
+        for xb, yb in batches:
+            output = model(xb)
+            batch_loss = loss_fn(output, yb)
+            total += batch_loss if summed else batch_loss * xb.shape[0]
+            seen += xb.shape[0]
+            for metric in metric_objs:
+                metric.update(output, yb)
     value = total.item() if summed else total.item() / max(seen, 1)
     return {"loss": value, **compute_all(metric_objs)}
 
@@ -646,13 +693,8 @@ def predict(
         inputs = inputs.unsqueeze(1)
     if transform is not None:
         inputs = transform(inputs)
-    was_training = model.training
-    model.eval()
     outputs = []
-    try:
-        with torch.no_grad():
-            for start in range(0, inputs.shape[0], batch_size):
-                outputs.append(model(inputs[start : start + batch_size].to(device)).cpu())
-    finally:
-        model.train(was_training)
+    with _inference(model):
+        for start in range(0, inputs.shape[0], batch_size):
+            outputs.append(model(inputs[start : start + batch_size].to(device)).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)

@@ -15,7 +15,7 @@ import torch
 from trainwise.errors import ConfigError
 
 
-def _accumulator_dtype(device: torch.device) -> torch.dtype:
+def accumulator_dtype(device: torch.device) -> torch.dtype:
     # float64 sums keep epoch totals exact enough; MPS has no float64.
     return torch.float32 if device.type == "mps" else torch.float64
 
@@ -57,7 +57,7 @@ class Metric:
 
     def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
         sums = state["sums"]
-        self._sums = None if sums is None else sums.to(_accumulator_dtype(sums.device))
+        self._sums = None if sums is None else sums.to(accumulator_dtype(sums.device))
 
     def all_reduce(self) -> None:
         """Sum the running sums over the processes of a distributed run (each has seen its own samples)."""
@@ -67,7 +67,7 @@ class Metric:
             dist.all_reduce(self._sums)
 
     def _add(self, values: torch.Tensor) -> None:
-        values = values.to(_accumulator_dtype(values.device))
+        values = values.to(accumulator_dtype(values.device))
         self._sums = values if self._sums is None else self._sums + values
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -187,7 +187,7 @@ class R2Score(Metric):
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         pred, target = _matched(pred, target)
-        acc = _accumulator_dtype(pred.device)
+        acc = accumulator_dtype(pred.device)
         pred, target = pred.to(acc), target.to(acc)
         if self._origin is None:
             self._origin = target[0].clone()
