@@ -317,7 +317,15 @@ def forkserver() -> Any:
     first step imports torch._dynamo, most of a second by itself)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["torch", "torch._dynamo", "trainwise", "trainwise.runs", "safetensors.torch", "tests.test_faults"]
+        [
+            "torch",
+            "torch._dynamo",
+            "trainwise",
+            "trainwise.runs",
+            "trainwise.recorder",
+            "safetensors.torch",
+            "tests.test_faults",
+        ]
     )
     return context
 

@@ -403,7 +403,7 @@ def test_confusion_matrix_on_the_training_split_when_there_is_no_validation(tmp_
 
 def test_class_names_and_unnamed_extra_outputs(tmp_path: Path) -> None:
     from trainwise.data import prepare_data
-    from trainwise.runs import RunRecorder
+    from trainwise.recorder import RunRecorder
 
     X, y = _blobs(60)
     y = y.clamp(max=1)  # two classes, a model with three outputs (like W5's 18 outputs for 10 classes)

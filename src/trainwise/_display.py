@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["TextTable", "brief", "brief_repr", "html_table"]
+__all__ = ["TextTable", "brief", "brief_repr", "html_table", "results_html", "results_table"]
 
 # Lists and dicts up to this many items are shown whole; longer ones by their length only.
 _SHOWN_ITEMS = 4
@@ -61,6 +61,43 @@ def html_table(
     top = f"<b>{html.escape(title)}</b>" if title else ""
     bottom = f"<p>{html.escape(caption)}</p>" if caption else ""
     return f"<div>{top}<table>{head}<tbody>{body}</tbody></table>{bottom}</div>"
+
+
+def _results(
+    final: Mapping[str, float], best: Mapping[str, float], test: Mapping[str, float] | None
+) -> tuple[list[str], list[list[str]]]:
+    """A fit's result table: each final value (the lr aside) beside the best epoch's, then the test values."""
+    header = ["", "final", f"best (epoch {int(best.get('epoch', 0))})"]
+    rows = [[key, f"{value:.6g}", f"{best[key]:.6g}" if key in best else ""] for key, value in final.items()]
+    rows = [row for row in rows if row[0] != "lr"]
+    rows += [[f"test_{key}", f"{value:.6g}", ""] for key, value in (test or {}).items()]
+    return header, rows
+
+
+def results_table(
+    title: str,
+    final: Mapping[str, float],
+    best: Mapping[str, float],
+    test: Mapping[str, float] | None = None,
+    caption: str = "",
+) -> Any:
+    """A fit's result table for rich (the terminal): FitResult's and the CLI's summary."""
+    from rich.table import Table
+
+    header, rows = _results(final, best, test)
+    table = Table(title=title, caption=caption or None)
+    table.add_column(header[0], style="bold")
+    for column in header[1:]:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def results_html(title: str, final: Mapping[str, float], best: Mapping[str, float], caption: str = "") -> str:
+    """The same table in HTML, for Jupyter."""
+    header, rows = _results(final, best, None)
+    return html_table(header, rows, title=title, caption=caption)
 
 
 class TextTable:

@@ -48,23 +48,13 @@ def _finite(value: Any) -> Any:
 
 
 def _summary_table(summary: dict[str, Any]) -> Any:
-    from rich.table import Table
+    from trainwise._display import results_table
 
-    table = Table(
-        title=f"{summary['recipe']}: {summary['status']}, {summary['epochs']} epochs in {summary['seconds']:.2f}s "
+    title = (
+        f"{summary['recipe']}: {summary['status']}, {summary['epochs']} epochs in {summary['seconds']:.2f}s "
         f"on {summary['device']}"
     )
-    table.add_column("", style="bold")
-    table.add_column("final", justify="right")
-    best = summary.get("best") or {}
-    table.add_column(f"best (epoch {int(best.get('epoch', 0))})", justify="right")
-    for key, value in summary["final"].items():
-        if key == "lr":
-            continue
-        table.add_row(key, f"{value:.6g}", f"{best[key]:.6g}" if key in best else "")
-    for key, value in (summary.get("test") or {}).items():
-        table.add_row(f"test_{key}", f"{value:.6g}", "")
-    return table
+    return results_table(title, summary["final"], summary.get("best") or {}, summary.get("test"))
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

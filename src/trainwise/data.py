@@ -498,3 +498,18 @@ def _prepare_streamed(
 def _loader_batches(data: DataLoader | TorchDataset, batch_size: int | None, device: torch.device) -> LoaderBatches:
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size or 1024)
     return LoaderBatches(loader, device)
+
+
+def batches_for(data: Any, batch_size: int | None, device: torch.device, transform: Any = None) -> Batches:
+    """Unshuffled batches of any data fit takes (a batch source as it is), for evaluation: the inputs of
+    in-memory data scaled by `transform`, `batch_size` None as large batches (4096 rows, 1024 items)."""
+    if isinstance(data, InMemoryBatches | LoaderBatches):
+        return data
+    if isinstance(data, str):
+        data = datasets.load_dataset(data)
+    if isinstance(data, DataLoader | TorchDataset):
+        return _loader_batches(data, batch_size, device)
+    X, y = to_xy(data)
+    if transform is not None:
+        X = transform(X)
+    return InMemoryBatches(X.to(device), y.to(device), batch_size or 4096, shuffle=False)

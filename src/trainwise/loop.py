@@ -42,7 +42,7 @@ from torch import nn
 
 from trainwise import data as data_lib
 from trainwise import distributed
-from trainwise._display import brief_repr
+from trainwise._display import brief_repr, results_html, results_table
 from trainwise.callbacks import (
     Callback,
     CallbackList,
@@ -58,6 +58,7 @@ from trainwise.errors import ConfigError
 from trainwise.fast_path import step_optimizer, zero_grad
 from trainwise.losses import LossFn, check_targets, loss_reduction, make_loss
 from trainwise.metrics import Metric, accumulator_dtype, compute_all, make_metrics
+from trainwise.models import model_device
 from trainwise.optim import make_optimizer
 from trainwise.state import TrainState
 
@@ -76,7 +77,7 @@ class FitResult:
     doctor_actions: list[str] = field(default_factory=list)
     transform: data_lib.AffineTransform | None = None
     status: str = "completed"
-    seconds: float = 0.0  # training time, as runs.training_seconds defines it
+    seconds: float = 0.0  # training time, as recorder.training_seconds defines it
     device: str = "cpu"
     lr_find: Any = None  # the LR finder's result when fit ran with lr="auto"
 
@@ -106,20 +107,11 @@ class FitResult:
         """Predictions for new inputs, with the training scaling applied."""
         return predict(self.model, X, transform=self.transform)
 
-    def __rich__(self) -> Any:
-        from rich.table import Table
+    def _title(self) -> str:
+        return f"fit {self.status}: {self.epochs} epochs in {self.seconds:.2f}s on {self.device}"
 
-        table = Table(title=f"fit {self.status}: {self.epochs} epochs in {self.seconds:.2f}s on {self.device}")
-        table.add_column("", style="bold")
-        table.add_column("final", justify="right")
-        table.add_column(f"best (epoch {int(self.best.get('epoch', 0))})", justify="right")
-        for key, value in self.final().items():
-            if key == "lr":
-                continue
-            table.add_row(key, f"{value:.6g}", f"{self.best[key]:.6g}" if key in self.best else "")
-        if self.run:
-            table.caption = f"records: {self.run}"
-        return table
+    def __rich__(self) -> Any:
+        return results_table(self._title(), self.final(), self.best, caption=f"records: {self.run}" if self.run else "")
 
     def __repr__(self) -> str:
         final = self.final()
@@ -136,21 +128,7 @@ class FitResult:
         return brief_repr("FitResult", fields)
 
     def _repr_html_(self) -> str:
-        import html
-
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v:.6g}</td><td>{self.best[k]:.6g}</td></tr>"
-            if k in self.best
-            else f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{v:.6g}</td><td></td></tr>"
-            for k, v in self.final().items()
-            if k != "lr"
-        )
-        run = f"<p>records: <code>{html.escape(str(self.run))}</code></p>" if self.run else ""
-        return (
-            f"<div><b>fit {html.escape(self.status)}</b>: {self.epochs} epochs in {self.seconds:.2f}s on "
-            f"{html.escape(self.device)}<table><tr><th></th><th>final</th>"
-            f"<th>best (epoch {int(self.best.get('epoch', 0))})</th></tr>{rows}</table>{run}</div>"
-        )
+        return results_html(self._title(), self.final(), self.best, caption=f"records: {self.run}" if self.run else "")
 
 
 def fit(
@@ -284,12 +262,12 @@ class _Run:
     callbacks: CallbackList
     val: data_lib.Batches | None
     transform: data_lib.AffineTransform | None
-    recorder: Any  # runs.RunRecorder, with run_dir
+    recorder: Any  # recorder.RunRecorder, with run_dir
     lr_search: Any  # the LR finder's result, with lr="auto"
     resumed: Any  # checkpoint.TrainingCheckpoint, with resume
 
     def result(self) -> FitResult:
-        from trainwise.runs import training_seconds
+        from trainwise.recorder import training_seconds
 
         state = self.state
         return FitResult(
@@ -432,7 +410,7 @@ def _assemble(
         extra.append(bar)
     recorder = None
     if run_dir is not None:
-        from trainwise.runs import RunRecorder
+        from trainwise.recorder import RunRecorder
 
         name = run_name or type(model).__name__.lower()
         recorder = RunRecorder(
@@ -626,29 +604,6 @@ def _inference(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _batches_for(data: Any, batch_size: int | None, device: torch.device, transform: Any) -> data_lib.Batches:
-    if isinstance(data, data_lib.InMemoryBatches | data_lib.LoaderBatches):
-        return data
-    if isinstance(data, str):
-        from trainwise.datasets import load_dataset
-
-        data = load_dataset(data)
-    if isinstance(data, torch.utils.data.DataLoader):
-        return data_lib.LoaderBatches(data, device)
-    if isinstance(data, torch.utils.data.Dataset):
-        return data_lib.LoaderBatches(torch.utils.data.DataLoader(data, batch_size=batch_size or 1024), device)
-    X, y = data_lib.to_xy(data)
-    if transform is not None:
-        X = transform(X)
-    return data_lib.InMemoryBatches(X.to(device), y.to(device), batch_size or 4096, shuffle=False)
-
-
 def evaluate(
     model: nn.Module,
     data: Any,
@@ -662,8 +617,8 @@ def evaluate(
 
     The loss is the sample-weighted mean over batches (or the total, for reduction='sum').
     """
-    device = _model_device(model)
-    batches = _batches_for(data, batch_size, device, transform)
+    device = model_device(model)
+    batches = data_lib.batches_for(data, batch_size, device, transform)
     loss_fn = make_loss(loss)
     metric_objs = make_metrics(metrics)
     for metric in metric_objs:
@@ -687,7 +642,7 @@ def predict(
     model: nn.Module, X: Any, *, transform: data_lib.AffineTransform | None = None, batch_size: int = 4096
 ) -> torch.Tensor:
     """Model outputs for inputs X (tensor or array), in eval mode, returned on the CPU."""
-    device = _model_device(model)
+    device = model_device(model)
     inputs = data_lib.as_tensor(X, "X")
     if inputs.ndim == 1:
         inputs = inputs.unsqueeze(1)

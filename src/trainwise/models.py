@@ -272,6 +272,11 @@ def model_options(name: str) -> Mapping[str, inspect.Parameter]:
 SPEC_ATTRIBUTE = "trainwise_spec"
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def build_model(
     name: str,
     in_features: int,

@@ -428,7 +428,7 @@ def run_config(
         description["input"] = input_spec(dataset.X)
         atomic_write_text(result.run / "model.json", json.dumps(description, indent=1))
         if test is not None:
-            from trainwise.runs import add_results, record_predictions
+            from trainwise.recorder import add_results, record_predictions
 
             add_results(result.run, "test", test)
             # the report's confusion matrix on the split the test metrics come from

@@ -60,6 +60,7 @@ def check(
     The model's weights are left exactly as they were."""
     from trainwise.data import to_xy
     from trainwise.losses import make_loss
+    from trainwise.models import model_device
     from trainwise.optim import make_optimizer
 
     X, y = to_xy(data)
@@ -68,7 +69,7 @@ def check(
     saved = copy.deepcopy(model.state_dict())
     was_training = model.training
     doctor = Doctor(model, opt, loss_fn=loss_fn, mode="quiet", warmup=1, feature_names=feature_names)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     try:
         doctor.inspect_data(X, y)
         xb, yb = X[:batch_size].to(device), y[:batch_size].to(device)

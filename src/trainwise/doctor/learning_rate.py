@@ -47,7 +47,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from statistics import median
@@ -126,16 +125,25 @@ class _Targets:
     squares: torch.Tensor | None = None
 
 
-_EPISODES: weakref.WeakKeyDictionary[Doctor, _Episode] = weakref.WeakKeyDictionary()
-_LRS: weakref.WeakKeyDictionary[Doctor, list[float]] = weakref.WeakKeyDictionary()
-_TARGETS: weakref.WeakKeyDictionary[Doctor, _Targets] = weakref.WeakKeyDictionary()
-_NOT_LEARNING_DUE: weakref.WeakKeyDictionary[Doctor, tuple[int, int]] = weakref.WeakKeyDictionary()
+@dataclass
+class _State:
+    """This family's state for one doctor (Doctor.family_state)."""
+
+    episode: _Episode | None = None  # None before the first losses are read
+    lrs: list[float] = field(default_factory=list)  # the lr at recent sampled steps
+    targets: _Targets = field(default_factory=_Targets)
+    not_learning_due: tuple[int, int] = (0, 0)  # (losses at the last check, losses at the next one)
+
+
+def _state(doctor: Doctor) -> _State:
+    return doctor.family_state(_State)
 
 
 def _episode(doctor: Doctor) -> _Episode:
-    if doctor.flushed_from == 0 or doctor not in _EPISODES:  # the first losses, or losses cleared by a repair
-        _EPISODES[doctor] = _Episode()
-    return _EPISODES[doctor]
+    state = _state(doctor)
+    if doctor.flushed_from == 0 or state.episode is None:  # the first losses, or losses cleared by a repair
+        state.episode = _Episode()
+    return state.episode
 
 
 def _update_levels(doctor: Doctor, episode: _Episode) -> None:
@@ -185,7 +193,7 @@ def diverged_before(doctor: Doctor, index: int) -> bool:
     if len(finite) < 2:
         # non-finite within two steps: a rise we cannot see, but nothing else explains it either
         return False
-    best = _best(doctor, _EPISODES.get(doctor), finite)
+    best = _best(doctor, _state(doctor).episode, finite)
     if finite[-1] < DIVERGENCE_FACTOR * best:
         return False
     _raise_too_high(doctor, finite, "grew from {best:.4g} to {last:.4g} and then became non-finite", best)
@@ -205,7 +213,7 @@ def _growth_per_step(losses: list[float]) -> float:
 
 
 def _raise_too_high(doctor: Doctor, finite: list[float], what: str, best: float) -> None:
-    episode = _EPISODES.get(doctor)
+    episode = _state(doctor).episode
     if episode is not None:
         if episode.raised:
             return
@@ -261,7 +269,7 @@ def check_divergence(doctor: Doctor) -> None:
 def spiked(doctor: Doctor) -> bool:
     """Did a loss jump to JUMP_FACTOR x the (trustworthy) first loss at some point? The first loss is the
     untrained model's, near the worst a fresh model scores; training that works never goes far above it."""
-    episode = _EPISODES.get(doctor)
+    episode = _state(doctor).episode
     if episode is None or episode.start is None or not _stable_start(doctor, episode):
         return False
     return episode.peak > JUMP_FACTOR * episode.start
@@ -368,15 +376,15 @@ def check_update_sizes(doctor: Doctor) -> None:
             evidence={"lr": lr, "update_to_weight": median(ratios)},
             suggestion=f"lower lr to about {nice_number(lr * TARGET_UPDATE_RATIO * 10 / median(ratios)):g}",
         )
-        if doctor in _EPISODES:
-            _EPISODES[doctor].raised = True
+        if (episode := _state(doctor).episode) is not None:
+            episode.raised = True
         return
     if max(ratios) >= LOW_UPDATE_RATIO:
         return
     if spiked(doctor) or doctor.has("dead-relu") or doctor.has("vanishing-gradients"):
         return  # tiny steps of dead units, vanished gradients or weights thrown far by a jump: not a timid lr
     samples = doctor.recent_samples(SAMPLES_FOR_LOW)
-    lrs = _LRS.get(doctor, [])
+    lrs = _state(doctor).lrs
     if len(lrs) >= SAMPLES_FOR_LOW and lr > lrs[-SAMPLES_FOR_LOW]:
         return  # a warmup is raising the lr: small steps are its plan
     first_total = whole_norm(doctor.obs.first_grad_norms.values())
@@ -437,7 +445,7 @@ def check_crawling(doctor: Doctor) -> None:
         return
     improvement = 1 - values[-1] / values[0]
     samples = doctor.obs.samples
-    lrs = _LRS.get(doctor, [])
+    lrs = _state(doctor).lrs
     if improvement >= FLAT_IMPROVEMENT or not samples or not doctor.obs.first_grad_norms or lrs[-1:] > lrs[:1]:
         return
     first = whole_norm(doctor.obs.first_grad_norms.values())
@@ -467,7 +475,7 @@ def check_crawling(doctor: Doctor) -> None:
 @runs_on("step")
 def remember_lr(doctor: Doctor) -> None:
     """The lr at each sampled step (a warmup schedule raises it on purpose)."""
-    lrs = _LRS.setdefault(doctor, [])
+    lrs = _state(doctor).lrs
     lrs.append(doctor.lrs()[0])
     del lrs[: -2 * SAMPLES_FOR_LOW]
 
@@ -481,7 +489,7 @@ def collect_targets(doctor: Doctor) -> None:
     target = doctor.loss_target
     if doctor.data is not None or target is None or not target.is_floating_point() or target.numel() == 0:
         return
-    stats = _TARGETS.setdefault(doctor, _Targets())
+    stats = _state(doctor).targets
     values = target.detach().reshape(target.shape[0], -1).double() if target.ndim else target.reshape(1, 1).double()
     if not bool(torch.isfinite(values).all()):
         return
@@ -519,8 +527,8 @@ def _constant_loss(doctor: Doctor) -> tuple[float, str] | None:
         if not bool(torch.isfinite(squares).all()):
             return None
     else:  # the targets the loss module received on sampled steps
-        stats = _TARGETS.get(doctor)
-        if stats is None or stats.total is None or stats.squares is None or stats.count < 2:
+        stats = _state(doctor).targets
+        if stats.total is None or stats.squares is None or stats.count < 2:
             return None
         count = stats.count
         mean, squares = stats.total / count, stats.squares / count
@@ -552,10 +560,11 @@ def check_not_learning(doctor: Doctor) -> None:
     if recorded < NOT_LEARNING_STEPS or doctor.has("not-learning"):
         return
     # it reads every loss: run it each time the record has grown by a tenth (fit's repair shrinks it)
-    seen, due = _NOT_LEARNING_DUE.get(doctor, (0, 0))
+    state = _state(doctor)
+    seen, due = state.not_learning_due
     if seen <= recorded < due:
         return
-    _NOT_LEARNING_DUE[doctor] = (recorded, recorded + max(NOT_LEARNING_STEPS // 10, recorded // 10))
+    state.not_learning_due = (recorded, recorded + max(NOT_LEARNING_STEPS // 10, recorded // 10))
     losses = doctor.obs.finite_losses
     if len(losses) < NOT_LEARNING_STEPS:
         return
