@@ -438,3 +438,26 @@ def test_train_step_is_the_default_step_and_public() -> None:
         fit(model, (X, y), loss="cross_entropy", lr=0.1, epochs=2, batch_size=10, step=step, progress=False)
         runs.append(model.weight.detach().clone())
     assert torch.equal(runs[0], runs[1])
+
+
+def test_fit_puts_the_callers_global_random_state_back() -> None:
+    """fit seeds torch's generator for its own run (dropout draws from it) and leaves the caller's as it was."""
+    import random
+
+    X, y = classification_data(40)
+    models = [nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.Linear(16, 3)) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+
+    def reseed() -> None:
+        torch.manual_seed(123)
+        np.random.seed(5)
+        random.seed(7)
+
+    reseed()
+    expected = (torch.rand(3).tolist(), np.random.rand(2).tolist(), random.random())
+    reseed()
+    runs = [
+        fit(model, (X, y), loss="cross_entropy", lr=0.1, epochs=2, batch_size=10, progress=False) for model in models
+    ]
+    assert (torch.rand(3).tolist(), np.random.rand(2).tolist(), random.random()) == expected
+    assert runs[0].history["loss"] == runs[1].history["loss"]  # the same seed, the same dropout masks

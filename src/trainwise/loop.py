@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from trainwise import data as data_lib
-from trainwise import distributed
+from trainwise import distributed, rng
 from trainwise._display import brief_repr, results_html, results_table
 from trainwise.callbacks import (
     Callback,
@@ -184,52 +184,56 @@ def fit(
         precision: "32", or "bf16" / "fp16" mixed precision (torch.autocast; fp16 with a gradient scaler;
             on CUDA, convolutional models take channels_last inputs).
         step: the training step, `step(state, batch) -> loss`; train_step by default (see its docstring).
+
+    fit seeds torch's global random generator with `seed` (the same seed, the same run) and puts the global
+    random states (torch, NumPy, Python) back as they were when it returns.
     """
     _check_arguments(doctor, epochs, batch_size, lr, optimizer, precision, compile)
-    run = _assemble(
-        model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-        val_split=val_split, val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks,
-        run_dir=run_dir, progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle,
-        scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names,
-        class_names=class_names, run_name=run_name, config=config, resume=resume, compile=compile,
-        precision=precision, optimizer_kwargs=optimizer_kwargs,
-    )  # fmt: skip
-    state, cbs, resumed = run.state, run.callbacks, run.resumed
-    logs: Logs = {}
-    if resumed is not None:
-        resumed.restore_progress(state)  # weights, position, history: before the callbacks start
-    cbs.on_train_begin(logs)
-    try:
+    with rng.kept():  # fit seeds torch's global generator (init, dropout); the caller's state comes back after
+        run = _assemble(
+            model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+            val_split=val_split, val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks,
+            run_dir=run_dir, progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle,
+            scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names,
+            class_names=class_names, run_name=run_name, config=config, resume=resume, compile=compile,
+            precision=precision, optimizer_kwargs=optimizer_kwargs,
+        )  # fmt: skip
+        state, cbs, resumed = run.state, run.callbacks, run.resumed
+        logs: Logs = {}
         if resumed is not None:
-            resumed.restore_training(state, cbs.callbacks)  # optimizer, callbacks, batch order, random states
-        with _stop_on_signals(state):
-            for epoch in range(state.epoch, epochs):
-                if state.stop_training:  # early stopping (also as a resumed run's last word)
-                    break
-                state.epoch, epoch_start = epoch, time.perf_counter()
-                if state.batch == 0:
-                    _start_epoch(state)
-                cbs.on_epoch_begin(epoch, {})
-                logs = _train_epoch(state, cbs, step or train_step)
-                if state.interrupted:
-                    break
-                state.batch = 0
-                if run.val is not None:
-                    val_logs = evaluate(model, run.val, loss=state.loss_fn, metrics=state.metrics)
-                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                    cbs.on_validation_end(epoch, logs)
-                logs["lr"] = float(state.optimizer.param_groups[0]["lr"])
-                logs["epoch_seconds"] = time.perf_counter() - epoch_start
-                cbs.on_epoch_end(epoch, logs)
-        state.status = "interrupted" if state.interrupted else "stopped" if state.stop_training else "completed"
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: no consistent point to save
-        state.status, state.interrupted = "interrupted", None
-    except BaseException:
-        state.status = "failed"
-        raise
-    finally:
-        cbs.on_train_end({**logs, "status": state.status})
-    return run.result()
+            resumed.restore_progress(state)  # weights, position, history: before the callbacks start
+        cbs.on_train_begin(logs)
+        try:
+            if resumed is not None:
+                resumed.restore_training(state, cbs.callbacks)  # optimizer, callbacks, batch order, random states
+            with _stop_on_signals(state):
+                for epoch in range(state.epoch, epochs):
+                    if state.stop_training:  # early stopping (also as a resumed run's last word)
+                        break
+                    state.epoch, epoch_start = epoch, time.perf_counter()
+                    if state.batch == 0:
+                        _start_epoch(state)
+                    cbs.on_epoch_begin(epoch, {})
+                    logs = _train_epoch(state, cbs, step or train_step)
+                    if state.interrupted:
+                        break
+                    state.batch = 0
+                    if run.val is not None:
+                        val_logs = evaluate(model, run.val, loss=state.loss_fn, metrics=state.metrics)
+                        logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                        cbs.on_validation_end(epoch, logs)
+                    logs["lr"] = float(state.optimizer.param_groups[0]["lr"])
+                    logs["epoch_seconds"] = time.perf_counter() - epoch_start
+                    cbs.on_epoch_end(epoch, logs)
+            state.status = "interrupted" if state.interrupted else "stopped" if state.stop_training else "completed"
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: no consistent point to save
+            state.status, state.interrupted = "interrupted", None
+        except BaseException:
+            state.status = "failed"
+            raise
+        finally:
+            cbs.on_train_end({**logs, "status": state.status})
+        return run.result()
 
 
 def _check_arguments(

@@ -9,6 +9,8 @@ resumed run draws exactly what the uninterrupted one would have.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -68,3 +70,13 @@ def restore(states: dict[str, Any], model: nn.Module | None = None) -> None:
     if model is not None:
         for rng, state in zip(owned_generators(model), states["owned"], strict=False):
             set_state(rng, state)
+
+
+@contextmanager
+def kept() -> Iterator[None]:
+    """The global random states as they were before the block, after it (also after an error)."""
+    states = capture()
+    try:
+        yield
+    finally:
+        restore(states)
