@@ -197,6 +197,9 @@ def test_fit_plain_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "records:" not in err
     assert "w1-normalized: completed, 5000 epochs" in out
     assert re.search(r"loss\s*│\s*2\.92765\s*│", out)
+    # the model's summary comes first: the w1 recipe's nn.Linear(1, 1), two parameters
+    assert out.index("(shapes for a batch of one)") < out.index("w1-normalized: completed")
+    assert "2 parameters (2 trainable, 0 frozen)" in out
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert f"records: {run}" in out
 

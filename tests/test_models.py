@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import trainwise
 from trainwise.errors import ConfigError
 from trainwise.models import (
     BUILDERS,
@@ -283,3 +284,35 @@ def test_an_import_path_that_is_not_a_module_class_is_never_called(
 def test_an_import_path_function_annotated_to_return_a_module_builds() -> None:
     model = build_model("tests.test_models:make_small_net", 3, 1, width=5)
     assert isinstance(model, nn.Sequential) and model[0].out_features == 5
+
+
+def test_summary_lists_the_layers_in_call_order_with_shapes_parameters_and_memory() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                          nn.Linear(512, 10), nn.BatchNorm1d(10))  # fmt: skip
+    model[1].requires_grad_(False)
+    model.train()
+    result = trainwise.summary(model, (1, 28, 28))
+    assert [(layer.name, layer.kind, layer.output_shape, layer.parameters) for layer in result.layers] == [
+        ("0", "Flatten", "(1, 784)", 0), ("1", "Linear", "(1, 512)", 401_920), ("2", "ReLU", "(1, 512)", 0),
+        ("3", "Linear", "(1, 512)", 262_656), ("4", "ReLU", "(1, 512)", 0), ("5", "Linear", "(1, 10)", 5_130),
+        ("6", "BatchNorm1d", "(1, 10)", 20),
+    ]  # fmt: skip
+    assert (result.parameters, result.trainable, result.frozen) == (669_726, 267_806, 401_920)
+    # float32 weights and the batch norm's buffers (running mean and variance, float32; the count, int64)
+    assert result.parameter_bytes == 669_726 * 4 + 20 * 4 + 8
+    assert result.activation_bytes == (784 + 512 * 4 + 10 * 2) * 4
+    assert model.training  # a batch of one ran in eval mode, and the mode is back
+    text = str(result)
+    assert "401,920" in text and "669,726 parameters (267,806 trainable, 401,920 frozen)" in text
+    assert "<table>" in result._repr_html_()
+
+
+def test_summary_of_a_single_layer_with_token_ids_and_of_a_wrong_shape() -> None:
+    result = trainwise.summary(nn.Embedding(100, 4), (7,), dtype=torch.long)
+    assert [(layer.name, layer.output_shape, layer.parameters) for layer in result.layers] == [
+        ("(the model)", "(1, 7, 4)", 400)
+    ]
+    lstm = trainwise.summary(nn.LSTM(8, 16, batch_first=True), (5, 8))
+    assert lstm.layers[0].output_shape == "((1, 5, 16), ((1, 1, 16), (1, 1, 16)))"
+    with pytest.raises(ConfigError, match=r"^summary: Linear cannot run on inputs of shape \(3,\) \(RuntimeError"):
+        trainwise.summary(nn.Linear(4, 2), (3,))

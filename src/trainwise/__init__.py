@@ -21,7 +21,7 @@ from trainwise.loggers import MLflowLogger, TensorBoardLogger
 from trainwise.loop import FitResult, evaluate, fit, predict, train_step
 from trainwise.lr_finder import LRFindResult, lr_find
 from trainwise.metrics import Metric
-from trainwise.models import build_model
+from trainwise.models import build_model, summary
 from trainwise.recipes import run_recipe
 from trainwise.run_report import report
 
@@ -63,6 +63,7 @@ __all__ = [
     "report",
     "run_recipe",
     "save",
+    "summary",
     "train_step",
     "watch",
 ]

@@ -103,6 +103,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         run_root=root,
         progress=progress,
         on_note=None if args.quiet else lambda note: err.print(f"note: {note}"),
+        on_model=None if args.quiet or args.json else _print_summary,
         resume=resume,
     )
     if int(os.environ.get("RANK", "0")) != 0:  # process 0 of a distributed run speaks for all
@@ -120,6 +121,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if result.fit.status == "interrupted":
         return EXIT_INTERRUPTED
     return 0 if result.fit.status in ("completed", "stopped") else EXIT_FAILED
+
+
+def _print_summary(model: Any, X: Any) -> None:
+    """The model's layers, shapes and parameters before training (process 0 of a distributed run)."""
+    from trainwise.models import summary
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    try:
+        _console().print(summary(model, X.shape[1:], dtype=X.dtype))
+    except TrainwiseError as exc:  # a model that cannot run on zeros still trains; say why no summary
+        print(f"note: no model summary: {exc}", file=sys.stderr)
 
 
 def _finished_training(run: Path, epochs: int) -> str | None:

@@ -58,7 +58,7 @@ from trainwise.errors import ConfigError
 from trainwise.fast_path import step_optimizer, zero_grad
 from trainwise.losses import LossFn, check_targets, loss_reduction, make_loss
 from trainwise.metrics import Metric, accumulator_dtype, compute_all, make_metrics
-from trainwise.models import model_device
+from trainwise.models import inference, model_device
 from trainwise.optim import make_optimizer
 from trainwise.state import TrainState
 
@@ -596,18 +596,6 @@ def _stop_on_signals(state: TrainState) -> Iterator[None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-@contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode without gradients, the model's own mode restored afterwards (also after an error)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
 def evaluate(
     model: nn.Module,
     data: Any,
@@ -630,7 +618,7 @@ def evaluate(
     summed = loss_reduction(loss_fn) == "sum"
     total = torch.zeros((), device=device, dtype=accumulator_dtype(device))
     seen = 0
-    with _inference(model):
+    with inference(model):
         for xb, yb in batches:
             output = model(xb)
             batch_loss = loss_fn(output, yb)
@@ -653,7 +641,7 @@ def predict(
     if transform is not None:
         inputs = transform(inputs)
     outputs = []
-    with _inference(model):
+    with inference(model):
         for start in range(0, inputs.shape[0], batch_size):
             outputs.append(model(inputs[start : start + batch_size].to(device)).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)

@@ -14,6 +14,7 @@ import random
 import typing
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -275,6 +276,162 @@ SPEC_ATTRIBUTE = "trainwise_spec"
 def model_device(model: nn.Module) -> torch.device:
     """Where the model's parameters are (the CPU for a model without any)."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+@contextlib.contextmanager
+def inference(model: nn.Module) -> typing.Iterator[None]:
+    """Eval mode without gradients, the model's own mode restored afterwards (also after an error)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+@dataclass
+class LayerSummary:
+    """One row of a model summary: a layer (a module without children, or one that holds parameters of its
+    own), in the order the forward pass called it."""
+
+    name: str
+    kind: str
+    output_shape: str
+    parameters: int
+    trainable: int
+
+
+@dataclass
+class ModelSummary:
+    """What `summary(model, input_shape)` returns: prints as a table (str, rich), shows as one in Jupyter."""
+
+    model: str
+    input_shape: tuple[int, ...]
+    layers: list[LayerSummary]
+    parameters: int
+    trainable: int
+    parameter_bytes: int  # parameters and buffers
+    activation_bytes: int  # the layers' outputs for one sample (kept for backward while training)
+
+    @property
+    def frozen(self) -> int:
+        return self.parameters - self.trainable
+
+    def _rows(self) -> list[list[str]]:
+        return [[layer.name, layer.kind, layer.output_shape, f"{layer.parameters:,}"] for layer in self.layers]
+
+    def _caption(self) -> str:
+        return (
+            f"{self.parameters:,} parameters ({self.trainable:,} trainable, {self.frozen:,} frozen), "
+            f"{_megabytes(self.parameter_bytes)} of weights and buffers, {_megabytes(self.activation_bytes)} "
+            "of layer outputs per sample"
+        )
+
+    def _title(self) -> str:
+        return f"{self.model} on inputs of {tuple(self.input_shape)} per sample (shapes for a batch of one)"
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(title=self._title(), title_justify="left")
+        for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("parameters", "right")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for row in self._rows():
+            table.add_row(*row)
+        return Group(table, self._caption())
+
+    def __str__(self) -> str:
+        from trainwise._display import TextTable
+
+        return str(TextTable(self.__rich__()))
+
+    def __repr__(self) -> str:
+        from trainwise._display import brief_repr
+
+        fields = {"model": self.model, "input_shape": self.input_shape, "layers": len(self.layers),
+                  "parameters": self.parameters, "trainable": self.trainable}  # fmt: skip
+        return brief_repr("ModelSummary", fields)
+
+    def _repr_html_(self) -> str:
+        from trainwise._display import html_table
+
+        header = ["layer", "type", "output shape", "parameters"]
+        return html_table(header, self._rows(), title=self._title(), caption=self._caption())
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.2f} MB" if size >= 10_000 else f"{size:,} bytes"
+
+
+def _shape_text(output: Any) -> str:
+    if isinstance(output, torch.Tensor):
+        return str(tuple(output.shape))
+    if isinstance(output, list | tuple):
+        return "(" + ", ".join(_shape_text(item) for item in output) + ")"
+    return type(output).__name__
+
+
+def _output_bytes(output: Any) -> int:
+    if isinstance(output, torch.Tensor):
+        return output.numel() * output.element_size()
+    if isinstance(output, list | tuple):
+        return sum(_output_bytes(item) for item in output)
+    return 0
+
+
+def summary(model: nn.Module, input_shape: Sequence[int], *, dtype: torch.dtype = torch.float32) -> ModelSummary:
+    """The model's layers in the order it calls them, each with its output shape and parameter count, and
+    the totals: parameters (trainable and frozen) and memory, as Keras's `model.summary()` shows them.
+
+    Args:
+        model: any nn.Module; it runs one forward pass on zeros, in eval mode without gradients.
+        input_shape: one sample's shape, without the batch dimension ((784,) or (1, 28, 28)).
+        dtype: the inputs' dtype (torch.long for an embedding's token ids).
+    """
+    shape = tuple(int(size) for size in input_shape)
+    names = {module: name for name, module in model.named_modules()}
+    called: dict[nn.Module, Any] = {}
+
+    def note(module: nn.Module, args: Any, output: Any) -> None:
+        called.setdefault(module, output)
+
+    handles = [module.register_forward_hook(note) for module in model.modules()]
+    inputs = torch.zeros((1, *shape), dtype=dtype, device=model_device(model))
+    try:
+        with inference(model):
+            model(inputs)
+    except Exception as exc:
+        from trainwise.errors import first_line
+
+        raise ConfigError(
+            f"summary: {type(model).__name__} cannot run on inputs of shape {shape} ({first_line(exc)}); "
+            "give one sample's shape, without the batch dimension"
+        ) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+    layers = []
+    for module, output in called.items():
+        own = list(module.parameters(recurse=False))
+        if next(module.children(), None) is not None and not own:
+            continue  # a container: its layers have rows of their own
+        count = sum(p.numel() for p in own)
+        trainable = sum(p.numel() for p in own if p.requires_grad)
+        name = names[module] or "(the model)"
+        layers.append(LayerSummary(name, type(module).__name__, _shape_text(output), count, trainable))
+    leaves = [output for module, output in called.items() if next(module.children(), None) is None]
+    parameters = list(model.parameters())
+    return ModelSummary(
+        model=type(model).__name__,
+        input_shape=shape,
+        layers=layers,
+        parameters=sum(p.numel() for p in parameters),
+        trainable=sum(p.numel() for p in parameters if p.requires_grad),
+        parameter_bytes=sum(t.numel() * t.element_size() for t in [*parameters, *model.buffers()]),
+        activation_bytes=sum(_output_bytes(output) for output in leaves),
+    )
 
 
 def build_model(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from trainwise import data as data_lib
 from trainwise import datasets, models
@@ -374,16 +375,21 @@ def run_config(
     progress: bool | str = True,
     callbacks: Sequence[Callback] = (),
     on_note: Callable[[str], None] | None = None,
+    on_model: Callable[[nn.Module, torch.Tensor], None] | None = None,
     resume: str | Path | None = None,
 ) -> RecipeResult:
     """Train what the config describes; with run_root, write the run record (and checkpoints) there.
-    resume: a checkpoint, or a run folder for its latest, to continue from (trainwise.fit's resume)."""
+    on_note gets each note on the data; on_model the model and the training inputs, before training (the
+    CLI prints the model's summary). resume: a checkpoint, or a run folder for its latest, to continue
+    from (trainwise.fit's resume)."""
     _check_scheduler(config)
     prepared = build(config)
     for note in prepared.notes:
         if on_note:
             on_note(note)
     dataset, train = prepared.dataset, config.train
+    if on_model is not None:
+        on_model(prepared.model, dataset.X)
     loss_fn = config_loss(config)
     saving = config.checkpoint
     checkpoints = []
