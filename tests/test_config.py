@@ -18,7 +18,9 @@ from trainwise.errors import ConfigError, TrainwiseError
 RECIPES = RECIPE_NAMES
 
 DATA_KEYS = "name, normalize, poly_features, one_hot, val_split, stratify, shuffle, limit, fallback, test"
-TRAIN_KEYS = "epochs, batch_size, seed, device, metrics, clip_grad_norm, early_stopping, doctor, compile, precision"
+TRAIN_KEYS = (
+    "epochs, batch_size, seed, device, metrics, clip_grad_norm, max_steps, early_stopping, doctor, compile, precision"
+)
 BUILTIN_DATASETS = "temperature, sine, random-regression, fashion-mnist, mnist"
 
 

@@ -461,3 +461,19 @@ def test_fit_puts_the_callers_global_random_state_back() -> None:
     ]
     assert (torch.rand(3).tolist(), np.random.rand(2).tolist(), random.random()) == expected
     assert runs[0].history["loss"] == runs[1].history["loss"]  # the same seed, the same dropout masks
+
+
+def test_max_steps_ends_training_mid_epoch_and_that_epoch_is_validated_and_logged() -> None:
+    X, y = classification_data(50)
+    recorder = Recorder()
+    result = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=5, max_steps=6, batch_size=10,
+                 val_split=0.2, callbacks=[recorder], progress=False)  # fmt: skip
+    # 40 training rows: 4 steps an epoch, so the second epoch ends after its second step
+    assert result.status == "completed" and result.epochs == 2 and len(result.history["val_loss"]) == 2
+    assert recorder.calls.count("epoch_end 1") == 1 and recorder.calls[-3:] == [
+        "validation_end 1", "epoch_end 1", "train_end completed"
+    ]  # fmt: skip
+    assert len(recorder.batch_losses) == 6
+    assert result.history["loss"][1] == pytest.approx(sum(recorder.batch_losses[4:]) / 2, rel=1e-6)
+    with pytest.raises(ConfigError, match=r"^max_steps: must be at least 1"):
+        fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, max_steps=0, progress=False)

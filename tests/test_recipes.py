@@ -174,3 +174,8 @@ def test_every_recipe_trains_and_writes_its_record(name: str, tmp_path: Path) ->
     assert row.recipe == name and row.status == "completed"
     # the stored config reloads to the same settings
     assert load_config(run / "config.toml").model_dump() == {**config.model_dump(), "name": name}
+
+
+def test_train_max_steps_from_the_config_ends_the_run() -> None:
+    result = run_recipe("w1-normalized", ["train.max_steps=10"], progress=False)
+    assert result.fit.epochs == 10 and result.fit.status == "completed"  # full batch: one step an epoch

@@ -128,6 +128,7 @@ class TrainConfig(_Section):
     device: str = "auto"
     metrics: list[str] = Field(default_factory=list)
     clip_grad_norm: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)] | None = None
+    max_steps: PositiveInt | None = Field(None, description="end training after this many optimizer steps")
     early_stopping: EarlyStoppingConfig | None = None
     doctor: Literal["warn", "stop", "repair", "quiet", "off"] = "warn"
     compile: Bool = Field(False, description="run the training step's forward through torch.compile")

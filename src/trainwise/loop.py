@@ -139,6 +139,7 @@ def fit(
     optimizer: str | torch.optim.Optimizer = "sgd",
     lr: float | str | None = None,
     epochs: int = 1,
+    max_steps: int | None = None,
     batch_size: int | None = None,
     val_split: float = 0.0,
     val_data: Any = None,
@@ -170,6 +171,8 @@ def fit(
         data: (X, y) tensors or arrays, a torch Dataset or DataLoader, or a built-in dataset name.
         loss, optimizer: names or objects; extra keyword arguments go to the optimizer (momentum=0.9, ...).
         lr: the learning rate, or "auto" to run the LR finder first.
+        epochs, max_steps: training ends after `epochs` epochs, or sooner once `max_steps` optimizer steps
+            are taken (that last epoch is partial: validated and logged like the others).
         batch_size: None trains on the full batch.
         normalize: scale the inputs ('standard', 'minmax' or a factor), fitted on the training split only.
         run_dir: the runs folder: records go to run_dir/<timestamp>-<run_name>/; feature_names and
@@ -188,15 +191,15 @@ def fit(
     fit seeds torch's global random generator with `seed` (the same seed, the same run) and puts the global
     random states (torch, NumPy, Python) back as they were when it returns.
     """
-    _check_arguments(doctor, epochs, batch_size, lr, optimizer, precision, compile)
+    _check_arguments(doctor, epochs, max_steps, batch_size, lr, optimizer, precision, compile)
     with rng.kept():  # fit seeds torch's global generator (init, dropout); the caller's state comes back after
         run = _assemble(
-            model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-            val_split=val_split, val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks,
-            run_dir=run_dir, progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle,
-            scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names,
-            class_names=class_names, run_name=run_name, config=config, resume=resume, compile=compile,
-            precision=precision, optimizer_kwargs=optimizer_kwargs,
+            model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, max_steps=max_steps,
+            batch_size=batch_size, val_split=val_split, val_data=val_data, metrics=metrics, seed=seed, device=device,
+            callbacks=callbacks, run_dir=run_dir, progress=progress, normalize=normalize, stratify=stratify,
+            shuffle=shuffle, scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor,
+            feature_names=feature_names, class_names=class_names, run_name=run_name, config=config, resume=resume,
+            compile=compile, precision=precision, optimizer_kwargs=optimizer_kwargs,
         )  # fmt: skip
         state, cbs, resumed = run.state, run.callbacks, run.resumed
         logs: Logs = {}
@@ -208,7 +211,7 @@ def fit(
                 resumed.restore_training(state, cbs.callbacks)  # optimizer, callbacks, batch order, random states
             with _stop_on_signals(state):
                 for epoch in range(state.epoch, epochs):
-                    if state.stop_training:  # early stopping (also as a resumed run's last word)
+                    if state.stop_training or state.steps_done:  # early stopping (also a resumed run's last word)
                         break
                     state.epoch, epoch_start = epoch, time.perf_counter()
                     if state.batch == 0:
@@ -237,7 +240,14 @@ def fit(
 
 
 def _check_arguments(
-    doctor: str, epochs: int, batch_size: int | None, lr: Any, optimizer: Any, precision: str, compile: Any
+    doctor: str,
+    epochs: int,
+    max_steps: int | None,
+    batch_size: int | None,
+    lr: Any,
+    optimizer: Any,
+    precision: str,
+    compile: Any,
 ) -> None:
     """fit's arguments that are wrong whatever the data: a ConfigError naming the argument and the fix."""
     from trainwise.doctor.callback import MODES
@@ -246,6 +256,8 @@ def _check_arguments(
         raise ConfigError(f"doctor: {doctor!r} is not a mode; use one of {', '.join(MODES)}")
     if epochs < 1:
         raise ConfigError(f"epochs: must be at least 1, got {epochs}")
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"max_steps: must be at least 1 (or None: no limit but the epochs), got {max_steps}")
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
     if lr is None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -297,6 +309,7 @@ def _assemble(
     optimizer: str | torch.optim.Optimizer,
     lr: float | str | None,
     epochs: int,
+    max_steps: int | None,
     batch_size: int | None,
     val_split: float,
     val_data: Any,
@@ -359,7 +372,7 @@ def _assemble(
         from trainwise.lr_finder import sweep
 
         # the sweep restores the weights, the optimizer and every random state it touched
-        budget = epochs * len(prepared.train)
+        budget = epochs * len(prepared.train) if max_steps is None else min(epochs * len(prepared.train), max_steps)
         lr_search = sweep(
             model, prepared.train, loss=loss_fn, optimizer=optimizer, budget_steps=budget, seed=seed, **optimizer_kwargs
         )
@@ -375,6 +388,7 @@ def _assemble(
         metrics=make_metrics(metrics),
         epochs=epochs,
         steps_per_epoch=len(prepared.train),
+        max_steps=max_steps,
         device=target_device,
         batches=prepared.train,
         transform=prepared.transform,
@@ -470,7 +484,7 @@ def _train_epoch(state: TrainState, cbs: CallbackList, step: StepFunction) -> Lo
             logs = {"loss": loss, "size": size, "inputs": xb, "target": yb}
             for on_batch_end in end:
                 on_batch_end(batch, logs)
-        if state.interrupted:
+        if state.interrupted or state.steps_done:
             break
     if state.distributed is not None:  # the epoch over every process's samples
         return distributed.epoch_logs(state, state.summed_loss)

@@ -361,6 +361,7 @@ def training_options(config: Config) -> dict[str, Any]:
         "stratify": config.data.stratify,
         "shuffle": config.data.shuffle,
         "clip_grad_norm": train.clip_grad_norm,
+        "max_steps": train.max_steps,
         "doctor": train.doctor,
         "compile": train.compile,
         "precision": train.precision,

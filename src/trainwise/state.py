@@ -29,6 +29,7 @@ class TrainState:
     device: torch.device
     epoch: int = 0  # the current epoch, counted from 0
     step: int = 0  # optimizer steps taken so far
+    max_steps: int | None = None  # training ends after this many optimizer steps, mid-epoch if need be
     batch: int = 0  # batches done in the current epoch
     stop_training: bool = False
     interrupted: str | None = None  # SIGINT/SIGTERM arrived: the loop stops after the current step
@@ -67,6 +68,11 @@ class TrainState:
     @epoch_loss.setter
     def epoch_loss(self, value: Any) -> None:
         self._epoch_total, self._step_loss = value, None
+
+    @property
+    def steps_done(self) -> bool:
+        """Has training taken its max_steps?"""
+        return self.max_steps is not None and self.step >= self.max_steps
 
     def start_epoch_loss(self) -> None:
         self._epoch_total, self._step_loss, self.epoch_samples = None, None, 0
