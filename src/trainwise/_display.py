@@ -68,8 +68,9 @@ def _results(
 ) -> tuple[list[str], list[list[str]]]:
     """A fit's result table: each final value (the lr aside) beside the best epoch's, then the test values."""
     header = ["", "final", f"best (epoch {int(best.get('epoch', 0))})"]
-    rows = [[key, f"{value:.6g}", f"{best[key]:.6g}" if key in best else ""] for key, value in final.items()]
-    rows = [row for row in rows if row[0] != "lr"]
+    rows = [
+        [key, f"{value:.6g}", f"{best[key]:.6g}" if key in best else ""] for key, value in final.items() if key != "lr"
+    ]
     rows += [[f"test_{key}", f"{value:.6g}", ""] for key, value in (test or {}).items()]
     return header, rows
 

@@ -125,10 +125,8 @@ def _sample_output(name: str, model: torch.nn.Module, sample: torch.Tensor) -> A
     from trainwise import rng
 
     states = rng.capture(model)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with models.inference(model):
             return model(sample)
     except TrainwiseError:
         raise
@@ -138,7 +136,6 @@ def _sample_output(name: str, model: torch.nn.Module, sample: torch.Tensor) -> A
             f"({first_line(exc)}); check its options against the data"
         ) from None
     finally:
-        model.train(was_training)
         rng.restore(states, model)
 
 

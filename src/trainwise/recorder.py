@@ -15,6 +15,7 @@ from typing import Any
 from trainwise.callbacks import Callback, Logs, best_epoch
 from trainwise.checkpoint import atomic_path, atomic_write_text, describe, run_folder_gone, write_model
 from trainwise.errors import TrainwiseError
+from trainwise.models import inference
 from trainwise.runs import RunIndex, new_run_dir
 
 
@@ -179,11 +180,8 @@ class RunRecorder(Callback):
         transform = getattr(self.prepared, "transform", None)
         model = self.state.model
         grid = torch.linspace(float(X.min()), float(X.max()), 200, device=X.device).unsqueeze(1)
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with inference(model):
             curve = model(grid)
-        model.train(was_training)
         if not isinstance(curve, torch.Tensor) or curve.numel() != len(grid):
             return  # a model with more outputs than the one target (mse broadcasts them): no curve to draw
         curve = curve.reshape(-1).cpu()
@@ -292,26 +290,21 @@ def _write_predictions(
     from safetensors.torch import save_file
 
     decide = _class_decision(loss_fn)
-    was_training = model.training
-    model.eval()
     true_parts: list[torch.Tensor] = []
     pred_parts: list[torch.Tensor] = []
     wrong_images: list[torch.Tensor] = []  # images of the first misclassified samples, in order
     n_classes = 0
-    try:
-        with torch.no_grad():
-            for xb, yb in batches:
-                predicted, width = decide(model(xb), yb)
-                if predicted is None:
-                    return  # not classification: nothing to record
-                labels = yb.reshape(-1).long()
-                n_classes = max(n_classes, width, int(labels.max()) + 1 if labels.numel() else 0)
-                true_parts.append(labels.cpu())
-                pred_parts.append(predicted.cpu())
-                if xb.ndim == 4 and sum(len(x) for x in wrong_images) < _MAX_MISCLASSIFIED:
-                    wrong_images.append(xb[predicted != labels][:_MAX_MISCLASSIFIED].cpu())
-    finally:
-        model.train(was_training)
+    with inference(model):
+        for xb, yb in batches:
+            predicted, width = decide(model(xb), yb)
+            if predicted is None:
+                return  # not classification: nothing to record
+            labels = yb.reshape(-1).long()
+            n_classes = max(n_classes, width, int(labels.max()) + 1 if labels.numel() else 0)
+            true_parts.append(labels.cpu())
+            pred_parts.append(predicted.cpu())
+            if xb.ndim == 4 and sum(len(x) for x in wrong_images) < _MAX_MISCLASSIFIED:
+                wrong_images.append(xb[predicted != labels][:_MAX_MISCLASSIFIED].cpu())
     if not true_parts:
         return
     true, predicted = torch.cat(true_parts), torch.cat(pred_parts)
