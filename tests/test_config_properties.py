@@ -447,6 +447,9 @@ FOUND = [  # (recipe, overrides, the error line: exact, or its start when it end
      "train.seed: must be less than 18446744073709551616 (got 18446744073709551616)"),
     ("w3-sequential-sgd", ["data.seed=18446744073709551616"],
      "data.seed: dataset 'random-regression': option seed=18446744073709551616 is invalid ("),
+    # the message names the default low first; the key the config gave is high
+    ("w4-sgd-sum", ["data.high=-10"],
+     "data.high: dataset 'sine': option low=-3.141592653589793 must be less than high=-10.0; swap or fix them"),
     ("w1-normalized", ["optim.lr=1e308"], "optim.lr: must be at most 3.4e38 (float32's largest value) (got 1e+308)"),
     ("w1-normalized", ["optim.weight_decay=1e308"],
      "optim.weight_decay: 1e+308 is too large; torch's optimizers step in float32, whose largest value is 3.4e38"),

@@ -62,9 +62,11 @@ def load_data(config: Config) -> tuple[datasets.Dataset, list[str]]:
     try:
         dataset = datasets.load_dataset(spec.name, **spec.options)
     except DataError as exc:
-        option = re.match(r"dataset '[^']*': option (\w+)=", str(exc))
-        if option is not None and option[1] in spec.options:  # a value the config gave: name its key
-            raise DataError(f"data.{option[1]}: {exc}") from None
+        # an option value the config gave (the message may name a default first: "low=... < high=..."): name its key
+        named = re.findall(r"(\w+)=", str(exc)) if re.match(r"dataset '[^']*': option ", str(exc)) else []
+        given = [name for name in named if name in spec.options]
+        if given:
+            raise DataError(f"data.{given[0]}: {exc}") from None
         if not spec.fallback:
             raise
         notes.append(f"{spec.name} is not installed here, so this run uses {spec.fallback} instead ({exc})")
