@@ -2,6 +2,7 @@
 
 import functools
 import io
+import math
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -101,6 +102,51 @@ def test_lr_schedulers_follow_torch() -> None:
     one_cycle = LRScheduler("onecycle")
     lrs_of(one_cycle, 3, batch_size=16)
     assert one_cycle.interval == "step" and one_cycle.scheduler.total_steps == 12
+
+
+class StepLRs(Callback):
+    """The lr each batch trains at."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_batch_begin(self, batch: int, logs: dict[str, Any]) -> None:
+        self.lrs.append(self.state.optimizer.param_groups[0]["lr"])
+
+
+def test_warmup_cosine_is_a_linear_warmup_then_torchs_cosine() -> None:
+    X, y = data(48)  # 3 batches of 16, 4 epochs: 12 steps
+    seen = StepLRs()
+    fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.1, epochs=4, batch_size=16, progress=False,
+        callbacks=[LRScheduler("warmup_cosine", warmup_steps=4, min_lr=0.01), seen])  # fmt: skip
+    warmup = [0.1 * (step + 1) / 4 for step in range(4)]
+    cosine = [0.01 + 0.09 * (1 + math.cos(math.pi * step / 8)) / 2 for step in range(8)]
+    assert seen.lrs == pytest.approx(warmup + cosine, rel=1e-6)
+    # total_steps is filled from the run; max_steps shortens it
+    short = StepLRs()
+    fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.1, epochs=4, batch_size=16, max_steps=6, progress=False,
+        callbacks=[LRScheduler("warmup_cosine", warmup_steps=2), short])  # fmt: skip
+    assert short.lrs == pytest.approx([0.05, 0.1, *(0.05 * (1 + math.cos(math.pi * s / 4)) for s in range(4))])
+
+
+def test_scheduler_objects_and_functions_of_the_optimizer() -> None:
+    from torch.optim.lr_scheduler import LambdaLR, StepLR
+
+    X, y = data()
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    result = fit(model, (X, y), loss="mse", optimizer=optimizer, epochs=3, scheduler=StepLR(optimizer, 1, 0.5),
+                 progress=False)  # fmt: skip
+    assert result.history["lr"] == pytest.approx([0.1, 0.05, 0.025])
+    # an optimizer fit makes from its name: a function of it gives the scheduler
+    result = fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.1, epochs=3, progress=False,
+                 scheduler=lambda opt: LambdaLR(opt, lambda epoch: 1 / (epoch + 1)))  # fmt: skip
+    assert result.history["lr"] == pytest.approx([0.1, 0.05, 0.1 / 3])
+    other = torch.optim.SGD(nn.Linear(3, 1).parameters(), lr=0.1)
+    with pytest.raises(ConfigError, match=r"^scheduler: this scheduler sets another optimizer's lr"):
+        fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.1, scheduler=StepLR(other, 1), progress=False)
+    with pytest.raises(ConfigError, match=r"^scheduler: options \['gamma'\] go to a scheduler given by name"):
+        LRScheduler(StepLR(other, 1), gamma=0.5)
 
 
 def test_plateau_scheduler_and_unknown_names() -> None:
@@ -252,3 +298,28 @@ def test_notebook_progress_updates_one_html_display_at_a_bounded_rate(
 def test_progress_mode_is_checked() -> None:
     with pytest.raises(ConfigError, match="use 'auto', 'rich', 'notebook' or 'plain'"):
         ProgressBar(mode="fancy")
+
+
+def test_ema_weights_equal_a_hand_computed_average() -> None:
+    X, y = data()
+    trained: list[torch.Tensor] = []
+
+    class Weights(Callback):
+        def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+            trained.append(self.state.model.weight.detach().clone())
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    result = fit(model, (X, y), loss="mse", lr=0.05, epochs=3, batch_size=16, ema=0.8, val_data=(X, y),
+                 callbacks=[Weights()], progress=False)  # fmt: skip
+    average = trained[0]  # the first step's weights start the average, then a = 0.8 a + 0.2 w
+    for weights in trained[1:]:
+        average = 0.8 * average + 0.2 * weights
+    assert torch.allclose(model.weight, average, atol=1e-6)  # the model ends with the average
+    assert not torch.allclose(trained[-1], average, atol=1e-3)  # which differs from the trained weights
+    # validation ran on the average: the last epoch's val_loss is the final model's loss
+    assert result.history["val_loss"][-1] == pytest.approx(
+        float(nn.functional.mse_loss(model(X), y).detach()), rel=1e-5
+    )
+    with pytest.raises(ConfigError, match=r"^ema: the decay must be between 0 and 1 \(0.999 is usual\), got 1.5$"):
+        fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.05, ema=1.5, progress=False)

@@ -422,3 +422,27 @@ def test_a_dataset_run_resumes_mid_epoch_bit_for_bit(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True))
     assert resumed.history["loss"] == full.history["loss"]
     assert resumed.history["accuracy"] == full.history["accuracy"]
+
+
+def test_accumulation_and_ema_resume_bit_for_bit(tmp_path: Path) -> None:
+    """Checkpoints come at optimizer steps (never between accumulated batches) and keep the weights' average
+    and the trained weights apart: the resumed run ends as the uninterrupted one."""
+    generator = torch.Generator().manual_seed(3)
+    X, y = torch.randn(90, 5, generator=generator), torch.randint(0, 3, (90,), generator=generator)
+
+    def train(root: Path, *callbacks: Callback, resume: Path | None = None) -> trainwise.FitResult:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+        return trainwise.fit(model, (X, y), loss="cross_entropy", optimizer="adam", lr=1e-2, epochs=3, device="cpu",
+                             batch_size=10, accumulate=2, ema=0.9, val_split=0.2, progress=False, doctor="off",
+                             run_dir=root, callbacks=[Checkpoint(every_steps=3), *callbacks],
+                             resume=resume)  # fmt: skip
+
+    full = train(tmp_path / "full")
+    with pytest.raises(RuntimeError, match="stop here"):
+        train(tmp_path / "cut", RaiseAt(7))  # 8 batches, 4 steps an epoch: step 7 ends in the second epoch
+    run = _only_run(tmp_path / "cut")
+    assert [path.name for path in checkpoints_in(run / "checkpoints")][-1] == "step-000000006"
+    resumed = train(tmp_path / "cut", resume=run)
+    assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True))
+    assert resumed.history["loss"] == full.history["loss"] and resumed.history["val_loss"] == full.history["val_loss"]

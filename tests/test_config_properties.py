@@ -48,10 +48,10 @@ KNOWN_KEYS = {
     "optim": ("name", "lr", "momentum", "weight_decay", "nesterov", "betas", "eps", "alpha", "amsgrad",
               "dampening", "centered", "foreach"),
     "scheduler": ("name", "interval", "monitor", "step_size", "gamma", "T_max", "eta_min", "milestones",
-                  "factor", "patience", "mode", "max_lr", "total_steps"),
+                  "factor", "patience", "mode", "max_lr", "total_steps", "warmup_steps", "min_lr"),
     # not train.compile: a valid `compile = true` spends seconds in torch.compile (its check is a strict bool)
     "train": ("epochs", "batch_size", "seed", "device", "metrics", "clip_grad_norm", "early_stopping", "doctor",
-              "precision", "max_steps"),
+              "precision", "max_steps", "accumulate", "ema"),
     "checkpoint": ("enabled", "every_epochs", "every_steps", "every_seconds", "keep_last", "keep_best",
                    "monitor", "mode"),
     "log": ("tensorboard", "mlflow", "mlflow_experiment", "mlflow_tracking_uri"),
@@ -60,7 +60,8 @@ KNOWN_KEYS = {
 WORDS = (
     "auto", "full", "none", "standard", "minmax", "mean", "sum", "cpu", "cuda", "cuda:1", "mps", "meta",
     "sgd", "adam", "rmsprop", "mse", "cross_entropy", "bce_with_logits", "huber", "step", "cosine",
-    "plateau", "accuracy", "top3_accuracy", "r2", "loss", "val_loss", "epoch", "warn", "stop", "repair",
+    "plateau", "warmup_cosine", "balanced", "accuracy", "top3_accuracy", "r2", "loss", "val_loss", "epoch",
+    "warn", "stop", "repair",
     "quiet", "off", "min", "max", "relu", "tanh", "linear", "mlp", "cnn", "logistic", "polynomial",
     "dynamic_net", "temperature", "sine", "random-regression", "mnist", "fashion-mnist", "data.csv",
     "x.npz", "trainwise.models:TwoLayerNet", "os:system", "builtins:eval", "nan", "NaN", "inf", "-inf",

@@ -132,3 +132,27 @@ def test_documented_functions_are_not_shadowed_by_modules() -> None:
     assert not submodules & set(trainwise.__all__)
     for name in ("watch", "check", "lr_find", "compare", "gradcheck", "report", "Doctor", "Finding"):
         assert callable(getattr(trainwise, name)), name
+
+
+DOC_TOML = [
+    pytest.param(body, id=f"{path.relative_to(ROOT)}#{i + 1}")
+    for path in DOCS[1:]
+    for i, body in enumerate(blocks(path, "toml"))
+]
+
+
+@pytest.mark.parametrize("body", DOC_TOML)
+def test_toml_fragments_in_the_docs_are_valid_config(body: str, tmp_path: Path) -> None:
+    """A docs page's ```toml block, its sections put into a classification recipe, is a valid config."""
+    import tomllib
+
+    import tomli_w
+
+    from trainwise.config import load_config, recipe_text
+
+    document = tomllib.loads(recipe_text("w2-logistic"))
+    for section, keys in tomllib.loads(body).items():
+        document[section] = {**document.get(section, {}), **keys} if isinstance(keys, dict) else keys
+    path = tmp_path / "config.toml"
+    path.write_text(tomli_w.dumps(document), encoding="utf-8")
+    load_config(path)

@@ -477,3 +477,49 @@ def test_max_steps_ends_training_mid_epoch_and_that_epoch_is_validated_and_logge
     assert result.history["loss"][1] == pytest.approx(sum(recorder.batch_losses[4:]) / 2, rel=1e-6)
     with pytest.raises(ConfigError, match=r"^max_steps: must be at least 1"):
         fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, max_steps=0, progress=False)
+
+
+# ----------------------------------------------------------------------------- gradient accumulation
+
+
+def _mlp_weights(batch_size: int, accumulate: int, optimizer: str, loss: Any = "mse", **kw: Any) -> Any:
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(100, 5, generator=generator)
+    y = X @ torch.randn(5, 1, generator=generator)
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1))
+    result = fit(model, (X, y), loss=loss, optimizer=optimizer, lr=0.01, epochs=3, batch_size=batch_size,
+                 accumulate=accumulate, progress=False, **kw)  # fmt: skip
+    return result, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("loss", ["mse", nn.MSELoss(reduction="sum")])
+def test_accumulated_batches_take_the_steps_of_the_big_batch(optimizer: str, loss: Any) -> None:
+    # 100 samples: batches of 8 in groups of 4 (the last group one batch of 4) against batches of 32, 32, 32, 4
+    small, small_weights = _mlp_weights(8, 4, optimizer, loss, scheduler="onecycle")
+    big, big_weights = _mlp_weights(32, 1, optimizer, loss, scheduler="onecycle")
+    assert torch.allclose(small_weights, big_weights, atol=1e-6)
+    assert small.history["loss"] == pytest.approx(big.history["loss"], rel=1e-5)
+    assert small.history["lr"] == pytest.approx(big.history["lr"], rel=1e-9)  # the schedule counts steps
+    # the doctor sees no forgotten zero_grad in it (a summed loss gets its info note on the batch size)
+    assert (
+        [f for f in small.findings if f.severity != "info"] == [f for f in big.findings if f.severity != "info"] == []
+    )
+
+
+def test_accumulation_counts_optimizer_steps_and_stops_at_a_group_end() -> None:
+    steps: list[tuple[int, int, bool]] = []
+
+    class Steps(Callback):
+        def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+            steps.append((batch, self.state.step, self.state.stepped))
+
+    X, y = classification_data(90)
+    fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=5, batch_size=20, accumulate=2,
+        max_steps=5, callbacks=[Steps()], progress=False)  # fmt: skip
+    # 5 batches an epoch: steps after batches 1, 3 and 4 (the leftover); the 5th step ends the second epoch
+    assert steps == [(0, 0, False), (1, 1, True), (2, 1, False), (3, 2, True), (4, 3, True),
+                     (0, 3, False), (1, 4, True), (2, 4, False), (3, 5, True)]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^accumulate: must be a whole number of batches, at least 1, got 0$"):
+        fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, accumulate=0)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainwise import datasets
 from trainwise.errors import ConfigError
-from trainwise.losses import CLASSIFICATION_LOSSES, LOSSES, loss_name, loss_reduction, make_loss
+from trainwise.losses import CLASSIFICATION_LOSSES, LOSSES, balanced_weights, loss_name, loss_reduction, make_loss
 
 
 @pytest.fixture
@@ -120,3 +122,51 @@ def test_partial_with_sum_reduction_counts_as_sum() -> None:
 def test_non_callable_is_rejected() -> None:
     with pytest.raises(ConfigError, match="expected a name or a callable, got int"):
         make_loss(3)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- class weights from a config
+
+
+def test_balanced_weights_are_scikit_learns() -> None:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 0, 1, 0])
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=labels.numpy())
+    assert balanced_weights("cross_entropy", labels).tolist() == pytest.approx(expected.tolist())
+    one_hot = F.one_hot(labels, 3).float()  # the same labels as rows give the same weights
+    assert balanced_weights("cross_entropy", one_hot).tolist() == pytest.approx(expected.tolist())
+    # a class the labels lack still gets a weight (1), so the weight vector fits the model's outputs
+    assert balanced_weights("nll", labels, n_classes=4).tolist() == pytest.approx([10 / 24, 10 / 12, 10 / 4, 1.0])
+
+
+def test_balanced_pos_weight_is_negatives_over_positives() -> None:
+    targets = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert balanced_weights("bce_with_logits", targets).tolist() == pytest.approx([3.0, 1.0])
+    with pytest.raises(ConfigError, match=r"^loss.weight: 'balanced' weights classes; loss 'mse' has none"):
+        balanced_weights("mse", targets)
+
+
+def test_config_class_weights_and_label_smoothing_reach_the_loss() -> None:
+    from trainwise.config import load_config
+    from trainwise.recipes import config_loss
+
+    config = load_config(
+        "w3-adam",
+        ["loss.name=cross_entropy", "loss.reduction=mean", "loss.label_smoothing=0.1", "loss.weight=[1, 2.5]"],
+    )
+    dataset = datasets.Dataset(name="toy", X=torch.zeros(4, 1), y=torch.tensor([0, 0, 0, 1]), task="classification")
+    loss = config_loss(config, dataset)
+    assert isinstance(loss, nn.CrossEntropyLoss)
+    assert loss.label_smoothing == 0.1 and loss.weight is not None and loss.weight.tolist() == [1.0, 2.5]
+    logits, labels = torch.tensor([[2.0, -1.0], [0.5, 0.5]]), torch.tensor([0, 1])
+    expected = F.cross_entropy(logits, labels, weight=torch.tensor([1.0, 2.5]), label_smoothing=0.1)
+    assert float(loss(logits, labels)) == pytest.approx(float(expected))
+    balanced = load_config("w3-adam", ["loss.name=cross_entropy", 'loss.weight="balanced"'])
+    weight = config_loss(balanced, dataset).weight  # type: ignore[union-attr]
+    assert weight is not None and weight.tolist() == pytest.approx([4 / 6, 4 / 2])
+
+
+def test_a_weight_that_is_not_numbers_says_what_to_give() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_loss("cross_entropy", weight="nope")
+    assert str(caught.value).endswith("; give a list of numbers (one per class) or 'balanced'")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -173,7 +173,8 @@ class EarlyStopping(Callback):
         if self.best_epoch < 0 or _better("min", value, self.best, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
-                self._best_weights = {k: v.detach().clone() for k, v in self.state.model.state_dict().items()}
+                weights = self.state.evaluated_model().state_dict()  # with ema, the averaged weights validated
+                self._best_weights = {k: v.detach().clone() for k, v in weights.items()}
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -207,9 +208,39 @@ SCHEDULER_ALIASES = {
 }
 
 
-def scheduler_class(name: str) -> type:
-    """A torch.optim.lr_scheduler class by its name (any case) or a short alias ('cosine', 'onecycle')."""
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_lr: float = 0.0
+) -> torch.optim.lr_scheduler.SequentialLR:
+    """Linear warmup to the optimizer's lr over `warmup_steps`, then cosine annealing to `min_lr` at
+    `total_steps` (the usual schedule for transformers), as torch's own SequentialLR of LinearLR and
+    CosineAnnealingLR. fit steps it after every optimizer step and fills total_steps with the run's steps.
+
+    Args:
+        optimizer: the optimizer whose lr it sets.
+        warmup_steps: steps from lr / warmup_steps up to lr (at least 1).
+        total_steps: the run's steps; the cosine part lasts total_steps - warmup_steps.
+        min_lr: the lr the cosine ends at.
+    """
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    if warmup_steps < 1 or warmup_steps >= total_steps:
+        raise ValueError(f"warmup_steps must be at least 1 and less than total_steps={total_steps}")
+    warmup = LinearLR(optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps - 1)
+    cosine = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=min_lr)
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
+
+
+# schedules stepped after every optimizer step unless scheduler.interval says otherwise
+PER_STEP_SCHEDULERS = ("OneCycleLR", "warmup_cosine")
+
+
+def scheduler_class(name: str) -> Callable[..., Any]:
+    """A torch.optim.lr_scheduler class by its name (any case) or a short alias ('cosine', 'onecycle'), or
+    trainwise's warmup_cosine."""
     import torch.optim.lr_scheduler as schedulers
+
+    if name.lower().replace("-", "_") == "warmup_cosine":
+        return warmup_cosine
 
     classes = {
         n.lower(): getattr(schedulers, n)
@@ -226,32 +257,65 @@ def scheduler_class(name: str) -> type:
         "multiplicativelr",
     ):
         raise ConfigError(
-            f"scheduler.name: unknown scheduler {name!r}; choose one of {', '.join(sorted(SCHEDULER_ALIASES))} "
+            f"scheduler.name: unknown scheduler {name!r}; choose one of {', '.join(sorted(SCHEDULER_ALIASES))}, "
+            "warmup_cosine "
             "or a torch.optim.lr_scheduler class name"
         )
     return classes[key]
 
 
 class LRScheduler(Callback):
-    """Steps a torch LR scheduler once per epoch (or per step for OneCycleLR or interval='step').
+    """Steps an LR scheduler once per epoch (or after every optimizer step for OneCycleLR, warmup_cosine or
+    interval='step').
 
-    Sensible defaults fill what torch requires: T_max = the run's length for cosine annealing,
-    max_lr = the optimizer's lr and total_steps = the run's steps for one-cycle. ReduceLROnPlateau
-    steps on `monitor` (val_loss when there is validation data, else loss).
+    `scheduler` is a name (a torch.optim.lr_scheduler class, an alias such as 'cosine', or 'warmup_cosine')
+    with its options as keyword arguments; a scheduler object built on the optimizer fit trains with; or a
+    function of the optimizer that returns one (lambda opt: SequentialLR(opt, ...)), for an optimizer fit
+    makes from its name. Sensible defaults fill what torch requires of a named one: T_max = the run's length
+    for cosine annealing, max_lr = the optimizer's lr and total_steps = the run's steps for one-cycle and
+    warmup_cosine. ReduceLROnPlateau steps on `monitor` (val_loss when there is validation data, else loss).
     """
 
-    def __init__(self, name: str, *, interval: str | None = None, monitor: str | None = None, **kwargs: Any):
-        self.cls = scheduler_class(name)
+    def __init__(self, scheduler: Any, *, interval: str | None = None, monitor: str | None = None, **kwargs: Any):
+        self.given = scheduler if not isinstance(scheduler, str) else None
+        self.cls = scheduler_class(scheduler) if isinstance(scheduler, str) else None
+        if self.given is not None and kwargs:
+            raise ConfigError(f"scheduler: options {sorted(kwargs)} go to a scheduler given by name, not to an object")
         if interval not in (None, "epoch", "step"):
             raise ConfigError(f"scheduler.interval: {interval!r} is not allowed; use 'epoch' or 'step'")
-        self.interval = interval or ("step" if self.cls.__name__ == "OneCycleLR" else "epoch")
+        per_step = self.cls is not None and self.cls.__name__ in PER_STEP_SCHEDULERS
+        self.interval = interval or ("step" if per_step else "epoch")
         self.monitor = monitor
         self.kwargs = kwargs
         self.scheduler: Any = None
 
     def on_train_begin(self, logs: Logs) -> None:
         state = self.state
-        periods = state.epochs * (state.steps_per_epoch if self.interval == "step" else 1)
+        self.scheduler = self._given(state.optimizer) if self.cls is None else self._named(state)
+
+    def _given(self, optimizer: torch.optim.Optimizer) -> Any:
+        from torch.optim.lr_scheduler import LRScheduler as TorchScheduler
+        from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+        kinds = (TorchScheduler, ReduceLROnPlateau)
+        scheduler = (
+            self.given if isinstance(self.given, kinds) else self.given(optimizer) if callable(self.given) else None
+        )
+        if not isinstance(scheduler, kinds):
+            raise ConfigError(
+                f"scheduler: expected a name, a torch scheduler or a function of the optimizer that returns one, "
+                f"got {type(scheduler if scheduler is not None else self.given).__name__}"
+            )
+        if scheduler.optimizer is not optimizer:
+            raise ConfigError(
+                "scheduler: this scheduler sets another optimizer's lr than the one fit trains with; pass "
+                "optimizer= that optimizer, or a function of the optimizer (lambda opt: ...) instead"
+            )
+        return scheduler
+
+    def _named(self, state: TrainState) -> Any:
+        assert self.cls is not None
+        periods = state.total_steps if self.interval == "step" else state.epochs
         kwargs = dict(self.kwargs)
         name = self.cls.__name__
         if name == "CosineAnnealingLR":
@@ -259,15 +323,17 @@ class LRScheduler(Callback):
         elif name == "OneCycleLR":
             kwargs.setdefault("max_lr", [g["lr"] for g in state.optimizer.param_groups])
             kwargs.setdefault("total_steps", periods)
-        elif name == "PolynomialLR":
+        elif name in ("PolynomialLR",):
             kwargs.setdefault("total_iters", periods)
+        elif name == "warmup_cosine":
+            kwargs.setdefault("total_steps", periods)
         try:
-            self.scheduler = self.cls(state.optimizer, **kwargs)
+            return self.cls(state.optimizer, **kwargs)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"scheduler: {name} cannot be made with {kwargs}: {exc}") from None
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:
-        if self.interval == "step":
+        if self.interval == "step" and self.state.stepped:
             self.scheduler.step()
 
     def state_dict(self) -> dict[str, Any]:
@@ -281,7 +347,7 @@ class LRScheduler(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         if self.interval != "epoch":
             return
-        if self.cls.__name__ == "ReduceLROnPlateau":
+        if type(self.scheduler).__name__ == "ReduceLROnPlateau":
             self.scheduler.step(float(logs[monitored(self.monitor, logs, "scheduler.monitor")]))
         else:
             self.scheduler.step()
@@ -301,6 +367,46 @@ class GradientClipping(Callback):
             nn.utils.clip_grad_value_(params, self.max_value)
         if self.max_norm is not None:
             nn.utils.clip_grad_norm_(params, self.max_norm)
+
+
+class EMA(Callback):
+    """fit(ema=decay): an exponential moving average of the weights, updated after every optimizer step
+    (torch.optim.swa_utils.AveragedModel; buffers such as BatchNorm's running statistics averaged too).
+    Validation runs on the averaged weights, and they replace the model's when training ends (early
+    stopping's restore_best then restores the best epoch's averaged weights), so evaluation, predictions and
+    saved models use them. Checkpoints keep the average and the trained weights, so a resumed run continues
+    from the weights the optimizer left, not the average."""
+
+    def __init__(self, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ConfigError(f"ema: the decay must be between 0 and 1 (0.999 is usual), got {decay!r}")
+        self.decay = decay
+        self.averaged: Any = None
+        self._trained: dict[str, torch.Tensor] | None = None  # the optimizer's weights, once the average replaced them
+
+    def on_train_begin(self, logs: Logs) -> None:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        model = self.state.model
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+        self.state.ema = self.averaged.module
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        if self.state.stepped:
+            self.averaged.update_parameters(self.state.model)
+
+    def on_train_end(self, logs: Logs) -> None:
+        model = self.state.model
+        self._trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.averaged.module.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"averaged": self.averaged.state_dict(), "trained": self._trained}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.averaged.load_state_dict(state["averaged"])
+        if state["trained"] is not None:  # saved after training ended: the model holds the average
+            self.state.model.load_state_dict(state["trained"])
 
 
 class MixedPrecision(Callback):

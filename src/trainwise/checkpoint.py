@@ -330,7 +330,7 @@ class Checkpoint(Callback):
         self._saved_step = -1
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:
-        if self.every_steps and self.state.step % self.every_steps == 0:
+        if self.every_steps and self.state.stepped and self.state.step % self.every_steps == 0:
             self.save()
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:

@@ -379,7 +379,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if X is None:
         available = ", ".join(s for s in ("test", "val", "train") if splits[s][0] is not None)
         raise TrainwiseError(f"--split {split}: {config.data.name} has no {split} split; use --split {available}")
-    loss = config_loss(config)
+    loss = config_loss(config, dataset)  # the training run's loss: its balanced weights from the same labels
     values = evaluate(model, (X, y), loss=loss, metrics=config.train.metrics, transform=_transform(path))
     if args.json:
         print(json.dumps(_finite({"run": path.name, "split": split, "samples": len(X), **values})))

@@ -129,6 +129,10 @@ class TrainConfig(_Section):
     metrics: list[str] = Field(default_factory=list)
     clip_grad_norm: Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)] | None = None
     max_steps: PositiveInt | None = Field(None, description="end training after this many optimizer steps")
+    accumulate: PositiveInt = Field(1, description="batches whose gradients add up to one optimizer step")
+    ema: Annotated[float, Field(strict=True, gt=0.0, lt=1.0)] | None = Field(
+        None, description="the decay of the weights' exponential moving average (0.999), which validation runs"
+    )
     early_stopping: EarlyStoppingConfig | None = None
     doctor: Literal["warn", "stop", "repair", "quiet", "off"] = "warn"
     compile: Bool = Field(False, description="run the training step's forward through torch.compile")

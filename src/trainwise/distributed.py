@@ -133,7 +133,7 @@ class StopTogether(Callback):
         state = self.state
         if state.interrupted:  # held back until all agree (the loop stops as soon as it is set)
             self.pending, state.interrupted = state.interrupted, None
-        if state.step % self.every and batch + 1 < state.steps_per_epoch:
+        if (state.step % self.every or not state.stepped) and batch + 1 < state.steps_per_epoch:
             return
         flag = torch.tensor([1.0 if self.pending else 0.0])
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)

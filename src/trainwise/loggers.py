@@ -170,7 +170,7 @@ class TensorBoardLogger(Callback):
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:
         step = self.state.step
-        if self.every_n_steps is None or step % self.every_n_steps:
+        if self.every_n_steps is None or step % self.every_n_steps or not self.state.stepped:
             return
         # the loss is still on the device: reading it syncs, so only every N steps
         self._open().add_scalar("step/loss", float(logs["loss"]), step)
@@ -297,7 +297,7 @@ class MLflowLogger(Callback):
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:
         step = self.state.step
-        if self.every_n_steps is None or step % self.every_n_steps:
+        if self.every_n_steps is None or step % self.every_n_steps or not self.state.stepped:
             return
         # the loss is still on the device: reading it syncs, so only every N steps
         self._add(step, {"step/loss": float(logs["loss"])})

@@ -44,6 +44,7 @@ from trainwise import data as data_lib
 from trainwise import distributed, rng
 from trainwise._display import brief_repr, results_html, results_table
 from trainwise.callbacks import (
+    EMA,
     Callback,
     CallbackList,
     GradientClipping,
@@ -141,6 +142,8 @@ def fit(
     epochs: int = 1,
     max_steps: int | None = None,
     batch_size: int | None = None,
+    accumulate: int = 1,
+    ema: float | None = None,
     val_split: float = 0.0,
     val_data: Any = None,
     metrics: Sequence[str | Metric] = (),
@@ -152,7 +155,7 @@ def fit(
     normalize: data_lib.Normalize = None,
     stratify: bool = False,
     shuffle: bool = True,
-    scheduler: str | None = None,
+    scheduler: Any = None,
     clip_grad_norm: float | None = None,
     doctor: str = "warn",
     feature_names: Sequence[str] | None = None,
@@ -174,6 +177,11 @@ def fit(
         epochs, max_steps: training ends after `epochs` epochs, or sooner once `max_steps` optimizer steps
             are taken (that last epoch is partial: validated and logged like the others).
         batch_size: None trains on the full batch.
+        accumulate: add the gradients of this many batches before each optimizer step (the same steps
+            as batches `accumulate` times larger, in the memory of one); an epoch's leftover batches make
+            one last, smaller step.
+        ema: keep an exponential moving average of the weights with this decay (0.999), updated after each
+            optimizer step; validation runs on it and the model ends with it (callbacks.EMA).
         normalize: scale the inputs ('standard', 'minmax' or a factor), fitted on the training split only.
         run_dir: the runs folder: records go to run_dir/<timestamp>-<run_name>/; feature_names and
             class_names label them.
@@ -186,17 +194,21 @@ def fit(
             evaluation, run the model as it is).
         precision: "32", or "bf16" / "fp16" mixed precision (torch.autocast; fp16 with a gradient scaler;
             on CUDA, convolutional models take channels_last inputs).
+        scheduler: a scheduler's name ("cosine", "onecycle", "warmup_cosine", ...; its options through
+            callbacks=[LRScheduler(name, ...)]), a torch scheduler built on `optimizer`, or a function of the
+            optimizer that returns one; stepped per epoch (per optimizer step for onecycle and warmup_cosine).
         step: the training step, `step(state, batch) -> loss`; train_step by default (see its docstring).
 
     fit seeds torch's global random generator with `seed` (the same seed, the same run) and puts the global
     random states (torch, NumPy, Python) back as they were when it returns.
     """
-    _check_arguments(doctor, epochs, max_steps, batch_size, lr, optimizer, precision, compile)
+    _check_arguments(doctor, epochs, max_steps, batch_size, accumulate, lr, optimizer, precision, compile)
     with rng.kept():  # fit seeds torch's global generator (init, dropout); the caller's state comes back after
         run = _assemble(
             model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, max_steps=max_steps,
-            batch_size=batch_size, val_split=val_split, val_data=val_data, metrics=metrics, seed=seed, device=device,
-            callbacks=callbacks, run_dir=run_dir, progress=progress, normalize=normalize, stratify=stratify,
+            batch_size=batch_size, accumulate=accumulate, ema=ema, val_split=val_split, val_data=val_data,
+            metrics=metrics, seed=seed, device=device, callbacks=callbacks, run_dir=run_dir, progress=progress,
+            normalize=normalize, stratify=stratify,
             shuffle=shuffle, scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor,
             feature_names=feature_names, class_names=class_names, run_name=run_name, config=config, resume=resume,
             compile=compile, precision=precision, optimizer_kwargs=optimizer_kwargs,
@@ -222,7 +234,7 @@ def fit(
                         break
                     state.batch = 0
                     if run.val is not None:
-                        val_logs = evaluate(model, run.val, loss=state.loss_fn, metrics=state.metrics)
+                        val_logs = evaluate(state.evaluated_model(), run.val, loss=state.loss_fn, metrics=state.metrics)
                         logs.update({f"val_{k}": v for k, v in val_logs.items()})
                         cbs.on_validation_end(epoch, logs)
                     logs["lr"] = float(state.optimizer.param_groups[0]["lr"])
@@ -244,6 +256,7 @@ def _check_arguments(
     epochs: int,
     max_steps: int | None,
     batch_size: int | None,
+    accumulate: int,
     lr: Any,
     optimizer: Any,
     precision: str,
@@ -260,6 +273,8 @@ def _check_arguments(
         raise ConfigError(f"max_steps: must be at least 1 (or None: no limit but the epochs), got {max_steps}")
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
+    if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
+        raise ConfigError(f"accumulate: must be a whole number of batches, at least 1, got {accumulate!r}")
     if lr is None and not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError("lr: a learning rate is needed when the optimizer is given by name (or lr='auto')")
     if isinstance(lr, str) and lr != "auto":
@@ -311,6 +326,8 @@ def _assemble(
     epochs: int,
     max_steps: int | None,
     batch_size: int | None,
+    accumulate: int,
+    ema: float | None,
     val_split: float,
     val_data: Any,
     metrics: Sequence[str | Metric],
@@ -363,6 +380,8 @@ def _assemble(
     )
     model.to(target_device)
     loss_fn = make_loss(loss)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(target_device)  # its class weights, if any, where the outputs are
     if isinstance(prepared.train, data_lib.InMemoryBatches):
         check_targets(loss_fn, prepared.train.y)
     lr_search = None
@@ -389,6 +408,7 @@ def _assemble(
         epochs=epochs,
         steps_per_epoch=len(prepared.train),
         max_steps=max_steps,
+        accumulate=accumulate,
         device=target_device,
         batches=prepared.train,
         transform=prepared.transform,
@@ -406,6 +426,8 @@ def _assemble(
         extra.append(LRScheduler(scheduler))
     if clip_grad_norm:
         extra.append(GradientClipping(max_norm=clip_grad_norm))
+    if ema is not None:
+        extra.append(EMA(ema))  # before the callbacks: its average is in place when early stopping restores
     callbacks = list(callbacks)
     if context is not None:
         extra.append(distributed.StopTogether())
@@ -477,6 +499,7 @@ def _train_epoch(state: TrainState, cbs: CallbackList, step: StepFunction) -> Lo
             logs = {"size": size}
             for on_batch_begin in begin:
                 on_batch_begin(batch, logs)
+        state.batch_samples = size
         loss = step(state, (xb, yb))
         state.add_step_loss(loss, size)
         state.batch = batch + 1
@@ -484,7 +507,7 @@ def _train_epoch(state: TrainState, cbs: CallbackList, step: StepFunction) -> Lo
             logs = {"loss": loss, "size": size, "inputs": xb, "target": yb}
             for on_batch_end in end:
                 on_batch_end(batch, logs)
-        if state.interrupted or state.steps_done:
+        if state.stepped and (state.interrupted or state.steps_done):  # not mid-accumulation: a consistent point
             break
     if state.distributed is not None:  # the epoch over every process's samples
         return distributed.epoch_logs(state, state.summed_loss)
@@ -544,20 +567,37 @@ def forward_and_loss(state: TrainState, xb: torch.Tensor, yb: torch.Tensor) -> t
 def backward_and_step(state: TrainState, loss: torch.Tensor) -> None:
     """Zero the gradients, backward, the on_before_step callbacks, the optimizer step; counts the step.
     With fp16 the backward is scaled and the gradients unscaled before the callbacks see them, and the
-    scaler skips a step whose gradients are not finite.
+    scaler skips a step whose gradients are not finite. With fit(accumulate=k) the gradients are zeroed
+    before the first batch of each k and the step comes after the last (state.stepped says whether it did):
+    the batches' gradients add up to their mean loss's (to their total's, with a summed loss).
 
     Args:
         state: the loop's TrainState.
         loss: the batch's loss, not detached.
     """
     optimizer = state.optimizer
-    zero_grad(optimizer)
+    accumulating = state.accumulate > 1
+    batch = state.batch
+    if not accumulating or batch % state.accumulate == 0:
+        zero_grad(optimizer)
+    state.stepped = not accumulating or (batch + 1) % state.accumulate == 0 or batch + 1 == state.steps_per_epoch
+    if accumulating and not state.summed_loss:
+        # the group's gradient is its samples' mean: each batch adds its sum, divided once by the group's size
+        loss = loss * state.batch_samples
+        state._group_samples += state.batch_samples
     scaler = state.amp.scaler if state.amp is not None else None
     if scaler is None:
         loss.backward()
     else:
         scaler.scale(loss).backward()
+    if not state.stepped:
+        return
+    if scaler is not None:
         scaler.unscale_(optimizer)
+    if accumulating and not state.summed_loss:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        torch._foreach_div_(grads, float(state._group_samples))
+        state._group_samples = 0
     if state.before_step:
         logs = {"loss": loss}
         for on_before_step in state.before_step:

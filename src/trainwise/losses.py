@@ -25,6 +25,7 @@ LOSSES: dict[str, type[nn.Module]] = {
 }
 
 CLASSIFICATION_LOSSES = frozenset({"cross_entropy", "nll"})
+TENSOR_OPTIONS = ("weight", "pos_weight")  # loss options torch takes as tensors
 
 
 def make_loss(loss: str | LossFn, *, reduction: Reduction = "mean", **kwargs: object) -> LossFn:
@@ -38,6 +39,7 @@ def make_loss(loss: str | LossFn, *, reduction: Reduction = "mean", **kwargs: ob
         raise ConfigError(f"loss.name: unknown loss {loss!r}; choose one of {', '.join(sorted(LOSSES))}")
     if reduction not in ("mean", "sum"):
         raise ConfigError(f"loss.reduction: {reduction!r} is not allowed; use 'mean' or 'sum'")
+    kwargs = {name: _as_tensor_option(name, value) for name, value in kwargs.items()}
     try:
         return LOSSES[key](reduction=reduction, **kwargs)
     except Exception as exc:
@@ -47,7 +49,60 @@ def make_loss(loss: str | LossFn, *, reduction: Reduction = "mean", **kwargs: ob
         keys = keys or list(kwargs)
         where = ", ".join(f"loss.{name}" for name in keys) or "loss.name"
         given = ", ".join(f"{name}={kwargs[name]!r}" for name in keys) or "its defaults"
-        raise ConfigError(f"{where}: loss '{key}' rejected {given} ({first_line(exc)})") from None
+        hint = "; give a list of numbers (one per class) or 'balanced'" if set(keys) & set(TENSOR_OPTIONS) else ""
+        raise ConfigError(f"{where}: loss '{key}' rejected {given} ({first_line(exc)}){hint}") from None
+
+
+def _as_tensor_option(name: str, value: object) -> object:
+    # TOML has arrays, torch's losses want tensors: weight = [1.0, 3.0] is a per-class weight tensor
+    if name in TENSOR_OPTIONS and isinstance(value, list | tuple):
+        try:
+            return torch.tensor(value, dtype=torch.float32)
+        except (TypeError, ValueError):
+            return value  # torch's own message, naming the key, comes from building the loss
+    return value
+
+
+def balanced_weights(name: str, y: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
+    """Class weights that make every class count as much in the loss, whatever its frequency.
+
+    For cross_entropy and nll, the weight of class c is N / (C * count_c), scikit-learn's "balanced"
+    (a class absent from y gets 1); for bce_with_logits, the pos_weight of each output is its negatives
+    over its positives.
+
+    Args:
+        name: the loss's name.
+        y: the training targets: class labels (N,), one-hot or probability rows (N, C), or 0/1 targets.
+        n_classes: the number of classes, when some may be absent from y.
+    """
+    if name in CLASSIFICATION_LOSSES:
+        if y.ndim >= 2 and y.shape[-1] > 1:
+            counts = y.reshape(-1, y.shape[-1]).double().sum(0)
+        else:
+            counts = torch.bincount(y.reshape(-1).long(), minlength=n_classes or 0).double()
+        classes = max(n_classes or 0, counts.numel())
+        counts = torch.nn.functional.pad(counts, (0, classes - counts.numel()))
+        weights = torch.where(counts > 0, counts.sum() / (classes * counts.clamp(min=1)), torch.ones_like(counts))
+        return weights.float()
+    if name == "bce_with_logits":
+        targets = y.reshape(y.shape[0], -1).double()
+        positives = targets.sum(0)
+        return ((targets.shape[0] - positives) / positives.clamp(min=1)).float()
+    raise ConfigError(
+        f"loss.weight: 'balanced' weights classes; loss '{name}' has none (use cross_entropy, nll or bce_with_logits)"
+    )
+
+
+def resolve_balanced(
+    name: str, options: dict[str, object], y: torch.Tensor, n_classes: int | None
+) -> dict[str, object]:
+    """The loss options with weight = "balanced" (pos_weight for bce_with_logits) computed from the labels."""
+    key = name.lower().replace("-", "_")
+    resolved = dict(options)
+    for option in TENSOR_OPTIONS:
+        if resolved.get(option) == "balanced":
+            resolved[option] = balanced_weights(key, y, n_classes)
+    return resolved
 
 
 def _builds(key: str, reduction: str, options: dict[str, object]) -> bool:

@@ -22,7 +22,7 @@ from trainwise.config import Config, load_config
 from trainwise.errors import ConfigError, DataError, TrainwiseError, first_line
 from trainwise.loggers import MLflowLogger, TensorBoardLogger
 from trainwise.loop import FitResult, evaluate, fit
-from trainwise.losses import LossFn, make_loss
+from trainwise.losses import LossFn, make_loss, resolve_balanced
 
 if TYPE_CHECKING:
     from trainwise.lr_finder import LRFindResult
@@ -146,6 +146,7 @@ _FIT_ARGUMENTS = {
     "val_split": "data.val_split",
     "batch_size": "train.batch_size",
     "epochs": "train.epochs",
+    "accumulate": "train.accumulate",
     "device": "train.device",
     "doctor": "train.doctor",
     "compile": "train.compile",
@@ -195,7 +196,9 @@ def _scheduler_dry_run(config: Config, options: dict[str, Any]) -> Exception | N
     try:
         scheduler = LRScheduler(spec.name, interval=spec.interval, monitor=spec.monitor, **options)
         # what LRScheduler.on_train_begin reads of the training state
-        scheduler.state = SimpleNamespace(epochs=max(config.train.epochs, 4), steps_per_epoch=1, optimizer=optimizer)  # type: ignore[assignment]
+        scheduler.state = SimpleNamespace(
+            epochs=max(config.train.epochs, 4), total_steps=max(config.train.epochs, 4), optimizer=optimizer
+        )  # type: ignore[assignment]
         with warnings.catch_warnings():  # torch's notes on this throw-away schedule are not the user's
             warnings.simplefilter("ignore")
             scheduler.on_train_begin({})
@@ -271,8 +274,10 @@ class ToolInputs:
     notes: list[str]
 
 
-def config_loss(config: Config) -> LossFn:
-    return make_loss(config.loss.name, reduction=config.loss.reduction, **config.loss.options)
+def config_loss(config: Config, dataset: datasets.Dataset) -> LossFn:
+    """The config's loss; weight = "balanced" (or pos_weight) from the training labels' class frequencies."""
+    options = resolve_balanced(config.loss.name, config.loss.options, dataset.y, dataset.n_classes)
+    return make_loss(config.loss.name, reduction=config.loss.reduction, **options)
 
 
 def tool_inputs(config: Config) -> ToolInputs:
@@ -284,7 +289,13 @@ def tool_inputs(config: Config) -> ToolInputs:
     if transform is not None:
         X = transform(X)
     return ToolInputs(
-        config, prepared.model, X, dataset.y, config_loss(config), list(dataset.feature_names or []), prepared.notes
+        config,
+        prepared.model,
+        X,
+        dataset.y,
+        config_loss(config, dataset),
+        list(dataset.feature_names or []),
+        prepared.notes,
     )
 
 
@@ -361,6 +372,8 @@ def training_options(config: Config) -> dict[str, Any]:
         "shuffle": config.data.shuffle,
         "clip_grad_norm": train.clip_grad_norm,
         "max_steps": train.max_steps,
+        "accumulate": train.accumulate,
+        "ema": train.ema,
         "doctor": train.doctor,
         "compile": train.compile,
         "precision": train.precision,
@@ -390,7 +403,7 @@ def run_config(
     dataset, train = prepared.dataset, config.train
     if on_model is not None:
         on_model(prepared.model, dataset.X)
-    loss_fn = config_loss(config)
+    loss_fn = config_loss(config, dataset)
     saving = config.checkpoint
     checkpoints = []
     if run_root is not None and saving.enabled:

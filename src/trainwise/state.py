@@ -31,6 +31,9 @@ class TrainState:
     step: int = 0  # optimizer steps taken so far
     max_steps: int | None = None  # training ends after this many optimizer steps, mid-epoch if need be
     batch: int = 0  # batches done in the current epoch
+    accumulate: int = 1  # batches whose gradients add up to one optimizer step
+    stepped: bool = True  # the latest batch ended with an optimizer step (not so mid-accumulation)
+    batch_samples: int = 0  # the current batch's samples
     stop_training: bool = False
     interrupted: str | None = None  # SIGINT/SIGTERM arrived: the loop stops after the current step
     batches: Any = None  # the training batch source (data.InMemoryBatches or LoaderBatches)
@@ -38,6 +41,7 @@ class TrainState:
     network: Any = None  # what the step calls: the model, or its DistributedDataParallel (or compiled) wrapper
     eager_network: Any = None  # with compile: the network uncompiled, which the doctor's sampled steps run
     amp: Any = None  # mixed precision (MixedPrecision: autocast, fp16's gradient scaler), else None
+    ema: nn.Module | None = None  # with fit(ema=...), the weights' moving average, which validation runs
     doctor: Any = None  # the doctor's callback (trainwise.doctor.callback), when the doctor runs
     before_step: list[Any] = field(default_factory=list)  # the callbacks' on_before_step methods that do something
     distributed: Any = None  # this process's place in a distributed run (distributed.Distributed), else None
@@ -56,6 +60,18 @@ class TrainState:
     _epoch_total: Any = field(default=None, repr=False)
     _step_loss: Any = field(default=None, repr=False)
     _step_size: int = field(default=0, repr=False)
+    _group_samples: int = field(default=0, repr=False)  # samples in the gradients accumulated so far
+
+    def evaluated_model(self) -> nn.Module:
+        """What validation runs: the model, or with fit(ema=...) its averaged weights."""
+        return self.ema if self.ema is not None else self.model
+
+    @property
+    def total_steps(self) -> int:
+        """The optimizer steps the whole run takes: the epochs' (a step per `accumulate` batches, and one for
+        an epoch's leftover batches), or max_steps if fewer."""
+        steps = self.epochs * -(-self.steps_per_epoch // self.accumulate)
+        return steps if self.max_steps is None else min(steps, self.max_steps)
 
     @property
     def epoch_loss(self) -> Any:
