@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+import trainwise
 from trainwise.data import (
     AffineTransform,
     InMemoryBatches,
@@ -474,3 +476,33 @@ def test_streamed_batches_must_be_pairs() -> None:
     empty = TensorDataset(torch.zeros(0, 2), torch.zeros(0))
     with pytest.raises(DataError, match="yields no batches"):
         prepare_data(DataLoader(empty, batch_size=2), batch_size=None, device=CPU)
+
+
+class _SlowItems(torch.utils.data.Dataset):
+    """A Dataset that decodes each item (here: waits 2 ms for it), as image files do."""
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.X, self.y = torch.randn(96, 5, generator=generator), torch.randint(0, 3, (96,), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        time.sleep(0.002)
+        return self.X[index], self.y[index]
+
+
+def test_workers_load_a_datasets_items_and_train_the_same_run() -> None:
+    def train(workers: int) -> tuple[torch.Tensor, list[float]]:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(5, 3)
+        result = trainwise.fit(model, _SlowItems(), loss="cross_entropy", lr=0.1, epochs=2, batch_size=16,
+                               val_split=0.25, workers=2 if workers else 0, device="cpu", progress=False)  # fmt: skip
+        return model.weight.detach(), result.history["val_loss"]
+
+    alone, with_workers = train(0), train(2)
+    assert torch.equal(alone[0], with_workers[0]) and alone[1] == with_workers[1]  # the same shuffles, the same run
+    with pytest.raises(DataError, match=r"^workers: worker processes load a torch Dataset's items; in-memory"):
+        trainwise.fit(torch.nn.Linear(5, 3), (torch.randn(8, 5), torch.zeros(8, dtype=torch.long)),
+                      loss="cross_entropy", lr=0.1, workers=2, progress=False)  # fmt: skip

@@ -394,15 +394,24 @@ def prepare_data(
     seed: int = 0,
     device: torch.device,
     shard: tuple[int, int] | None = None,
+    workers: int = 0,
 ) -> PreparedData:
     """Split, scale (fitted on the training part only) and batch the data for training. shard=(rank,
-    processes): this process's share of each batch, in a distributed run."""
+    processes): this process's share of each batch, in a distributed run. workers: the DataLoader worker
+    processes that load a torch Dataset's items (in-memory tensors need none)."""
     if isinstance(data, str):
         data = datasets.load_dataset(data)
     if isinstance(data, datasets.Dataset) and val_data is None and not val_split and data.X_val is not None:
         val_data = (data.X_val, data.y_val)
+    if workers and not isinstance(data, TorchDataset):
+        raise DataError(
+            "workers: worker processes load a torch Dataset's items; in-memory tensors are batched without them, "
+            "and a DataLoader keeps its own num_workers"
+        )
     if isinstance(data, DataLoader | TorchDataset):
-        return _prepare_streamed(data, batch_size, val_split, val_data, normalize, shuffle, seed, device, shard)
+        return _prepare_streamed(
+            data, batch_size, val_split, val_data, normalize, shuffle, seed, device, shard, workers
+        )
     X, y = to_xy(data)
     X_val = y_val = None
     if val_split:
@@ -446,6 +455,7 @@ def _prepare_streamed(
     seed: int,
     device: torch.device,
     shard: tuple[int, int] | None = None,
+    workers: int = 0,
 ) -> PreparedData:
     if normalize not in (None, "none"):
         raise DataError(
@@ -453,7 +463,7 @@ def _prepare_streamed(
             "or normalize inside your Dataset"
         )
     generator = torch.Generator().manual_seed(seed)
-    pin = device.type == "cuda"
+    loading = _loader_options(device, workers)
     val: Batches | None = None
     if isinstance(data, DataLoader):
         if val_split:
@@ -470,23 +480,29 @@ def _prepare_streamed(
             if not 0 < n_val < n:
                 raise DataError(f"val_split: {val_split} of {n} samples leaves an empty train or validation set")
             dataset, held_out = random_split(dataset, [n - n_val, n_val], generator=generator)
-            val = LoaderBatches(DataLoader(held_out, batch_size=batch_size or n_val, pin_memory=pin), device)
+            val = LoaderBatches(DataLoader(held_out, batch_size=batch_size or n_val, **loading), device)
         size = batch_size or len(dataset)  # type: ignore[arg-type]
         if shard is not None:
             rank, processes = shard
             sampler: DistributedSampler[Any] = DistributedSampler(dataset, processes, rank, shuffle=shuffle, seed=seed)
-            train_loader = DataLoader(dataset, batch_size=size, sampler=sampler, pin_memory=pin)
+            train_loader = DataLoader(dataset, batch_size=size, sampler=sampler, **loading)
         else:
-            train_loader = DataLoader(dataset, batch_size=size, shuffle=shuffle, generator=generator, pin_memory=pin)
+            train_loader = DataLoader(dataset, batch_size=size, shuffle=shuffle, generator=generator, **loading)
     if val_data is not None:
         if isinstance(val_data, DataLoader | TorchDataset):
-            val = _loader_batches(val_data, batch_size, device)
+            val = _loader_batches(val_data, batch_size, device, workers)
         else:
             X_val, y_val = to_xy(val_data, "val_data")
             val = InMemoryBatches(X_val.to(device), y_val.to(device), batch_size, shuffle=False)
     train = LoaderBatches(train_loader, device)
-    # the first batch gives the sample shapes (a collate_fn may change them, so not dataset[0])
+    # the first batch gives the sample shapes (a collate_fn may change them, so not dataset[0]); the random
+    # states it draws from are put back, so that training draws the same with and without worker processes
+    # (their prefetching draws ahead)
+    states = torch.get_rng_state(), train_loader.generator.get_state() if train_loader.generator else None
     first = next(iter(train_loader), None)
+    torch.set_rng_state(states[0])
+    if states[1] is not None and train_loader.generator is not None:
+        train_loader.generator.set_state(states[1])
     if first is None:
         raise DataError("data: the Dataset/DataLoader yields no batches")
     if not isinstance(first, Sequence) or len(first) != 2:
@@ -495,9 +511,19 @@ def _prepare_streamed(
     return PreparedData(train, val, None, tuple(first_x.shape[1:]), tuple(first_y.shape[1:]))
 
 
-def _loader_batches(data: DataLoader | TorchDataset, batch_size: int | None, device: torch.device) -> LoaderBatches:
-    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size or 1024)
-    return LoaderBatches(loader, device)
+def _loader_batches(
+    data: DataLoader | TorchDataset, batch_size: int | None, device: torch.device, workers: int = 0
+) -> LoaderBatches:
+    if isinstance(data, DataLoader):
+        return LoaderBatches(data, device)
+    return LoaderBatches(DataLoader(data, batch_size=batch_size or 1024, **_loader_options(device, workers)), device)
+
+
+def _loader_options(device: torch.device, workers: int) -> dict[str, Any]:
+    # worker processes load items while the step runs; not persistent, so that each epoch's iterator draws its
+    # seed from the loader's generator as without workers: the same shuffles, and resuming mid-epoch stays exact.
+    # Pinned pages copy faster to CUDA.
+    return {"num_workers": workers, "pin_memory": device.type == "cuda"}
 
 
 def batches_for(data: Any, batch_size: int | None, device: torch.device, transform: Any = None) -> Batches:

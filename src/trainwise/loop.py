@@ -144,6 +144,7 @@ def fit(
     batch_size: int | None = None,
     accumulate: int = 1,
     ema: float | None = None,
+    workers: int = 0,
     val_split: float = 0.0,
     val_data: Any = None,
     metrics: Sequence[str | Metric] = (),
@@ -182,6 +183,8 @@ def fit(
             one last, smaller step.
         ema: keep an exponential moving average of the weights with this decay (0.999), updated after each
             optimizer step; validation runs on it and the model ends with it (callbacks.EMA).
+        workers: DataLoader worker processes that load a torch Dataset's items (decoding, augmenting) while
+            the step runs; kept across epochs, with pinned memory on CUDA.
         normalize: scale the inputs ('standard', 'minmax' or a factor), fitted on the training split only.
         run_dir: the runs folder: records go to run_dir/<timestamp>-<run_name>/; feature_names and
             class_names label them.
@@ -206,12 +209,12 @@ def fit(
     with rng.kept():  # fit seeds torch's global generator (init, dropout); the caller's state comes back after
         run = _assemble(
             model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, max_steps=max_steps,
-            batch_size=batch_size, accumulate=accumulate, ema=ema, val_split=val_split, val_data=val_data,
-            metrics=metrics, seed=seed, device=device, callbacks=callbacks, run_dir=run_dir, progress=progress,
-            normalize=normalize, stratify=stratify,
-            shuffle=shuffle, scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor,
-            feature_names=feature_names, class_names=class_names, run_name=run_name, config=config, resume=resume,
-            compile=compile, precision=precision, optimizer_kwargs=optimizer_kwargs,
+            batch_size=batch_size, accumulate=accumulate, ema=ema, workers=workers, val_split=val_split,
+            val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks, run_dir=run_dir,
+            progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle, scheduler=scheduler,
+            clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names, class_names=class_names,
+            run_name=run_name, config=config, resume=resume, compile=compile, precision=precision,
+            optimizer_kwargs=optimizer_kwargs,
         )  # fmt: skip
         state, cbs, resumed = run.state, run.callbacks, run.resumed
         logs: Logs = {}
@@ -328,6 +331,7 @@ def _assemble(
     batch_size: int | None,
     accumulate: int,
     ema: float | None,
+    workers: int,
     val_split: float,
     val_data: Any,
     metrics: Sequence[str | Metric],
@@ -377,6 +381,7 @@ def _assemble(
         seed=seed,
         device=target_device,
         shard=context.shard if context is not None else None,
+        workers=workers,
     )
     model.to(target_device)
     loss_fn = make_loss(loss)
