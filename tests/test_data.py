@@ -467,12 +467,14 @@ def test_normalize_with_a_dataset_is_an_error(normalize: str | float) -> None:
         prepare_data(dataset, batch_size=2, normalize=normalize, device=CPU)
 
 
-def test_streamed_batches_must_be_pairs() -> None:
+def test_streamed_batches_of_inputs_alone_have_no_target() -> None:
     loader = DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2)  # inputs only
-    with pytest.raises(DataError, match="must be a pair"):
-        prepare_data(loader, batch_size=None, device=CPU)
-    with pytest.raises(DataError, match="must be a pair"):
-        list(LoaderBatches(loader, CPU))
+    assert not prepare_data(loader, batch_size=None, device=CPU).has_targets
+    assert [target for _, target in LoaderBatches(loader, CPU)] == [None, None]
+    with pytest.raises(DataError, match=r"^data: the batches hold inputs but no target for the loss to compare with"):
+        trainwise.fit(torch.nn.Linear(2, 1), loader, loss="mse", lr=0.1, progress=False)
+    with pytest.raises(DataError, match=r"^data: a batch of the Dataset/DataLoader is a set; give \(inputs, target\)"):
+        list(LoaderBatches(DataLoader([{1, 2}], batch_size=None), CPU))
     empty = TensorDataset(torch.zeros(0, 2), torch.zeros(0))
     with pytest.raises(DataError, match="yields no batches"):
         prepare_data(DataLoader(empty, batch_size=2), batch_size=None, device=CPU)

@@ -523,3 +523,124 @@ def test_accumulation_counts_optimizer_steps_and_stops_at_a_group_end() -> None:
                      (0, 3, False), (1, 4, True), (2, 4, False), (3, 5, True)]  # fmt: skip
     with pytest.raises(ConfigError, match=r"^accumulate: must be a whole number of batches, at least 1, got 0$"):
         fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, accumulate=0)
+
+
+# ----------------------------------------------------------------------------- batches that are not (x, y)
+
+_G = torch.Generator().manual_seed(5)
+_X = torch.randn(64, 4, generator=_G)
+_Y = (_X @ torch.randn(4, 3, generator=_G)).argmax(1)
+
+
+class _Items(torch.utils.data.Dataset):
+    """The same samples as TensorDataset(_X, _Y), as dicts or as (x[:2], x[2:], y) triples."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __len__(self) -> int:
+        return len(_X)
+
+    def __getitem__(self, i: int) -> Any:
+        if self.kind == "dict":
+            return {"features": _X[i], "labels": _Y[i]}
+        return _X[i, :2], _X[i, 2:], _Y[i]
+
+
+class _ByName(nn.Linear):
+    def __init__(self) -> None:
+        super().__init__(4, 3)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(features)
+
+
+class _TwoInputs(nn.Linear):
+    def __init__(self) -> None:
+        super().__init__(4, 3)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(torch.cat([a, b], 1))
+
+
+class _NanoGPTStyle(nn.Linear):
+    """logits, loss = model(x, targets), as nanoGPT's GPT.forward."""
+
+    def __init__(self) -> None:
+        super().__init__(4, 3)
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> Any:  # type: ignore[override]
+        logits = super().forward(x)
+        return logits, None if targets is None else nn.functional.cross_entropy(logits, targets)
+
+
+class _HuggingFaceStyle(nn.Linear):
+    """model(**batch) -> {"loss", "logits"}, as a transformers model given labels."""
+
+    def __init__(self) -> None:
+        super().__init__(4, 3)
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> Any:  # type: ignore[override]
+        logits = super().forward(features)
+        return {"loss": nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+def _trained(model: nn.Module, data: Any, loss: Any) -> tuple[torch.Tensor, dict[str, list[float]]]:
+    torch.manual_seed(0)
+    model.reset_parameters()  # type: ignore[operator]
+    result = fit(model, data, loss=loss, lr=0.5, epochs=3, batch_size=16, val_split=0.25, metrics=["accuracy"],
+                 progress=False)  # fmt: skip
+    assert result.findings == []
+    return model.weight.detach().clone(), result.history
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "loss"),
+    [
+        (_ByName(), _Items("dict"), "cross_entropy"),  # model(**inputs), the labels left out
+        (_TwoInputs(), _Items("triples"), "cross_entropy"),  # model(*inputs)
+        (_NanoGPTStyle(), TensorDataset(_X, _Y), None),  # logits, loss = model(x, y)
+        (_HuggingFaceStyle(), _Items("dict"), None),  # model(**batch)["loss"], metrics on ["logits"]
+        (_ByName(), "hugging face", "cross_entropy"),  # a datasets.Dataset, read in its torch format
+    ],
+    ids=["dict", "tuple", "nanogpt", "huggingface-model", "huggingface-dataset"],
+)
+def test_any_batch_structure_trains_as_the_pair_batches_do(model: nn.Module, data: Any, loss: Any) -> None:
+    if data == "hugging face":
+        import datasets
+
+        data = datasets.Dataset.from_dict({"features": _X.tolist(), "labels": _Y.tolist()})
+    expected_weights, expected = _trained(nn.Linear(4, 3), TensorDataset(_X, _Y), "cross_entropy")
+    weights, history = _trained(model, data, loss)
+    assert torch.allclose(weights, expected_weights, atol=1e-6)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert history[key] == pytest.approx(expected[key], rel=1e-5), key
+    measured = evaluate(model, data, loss=loss, metrics=["accuracy"])
+    assert measured == pytest.approx(evaluate(_as_linear(model), (_X, _Y), loss="cross_entropy", metrics=["accuracy"]),
+                                     rel=1e-5)  # fmt: skip
+
+
+def _as_linear(model: nn.Module) -> nn.Linear:
+    linear = nn.Linear(4, 3)
+    linear.load_state_dict(model.state_dict())
+    return linear
+
+
+def test_a_model_that_computes_no_loss_is_told_what_to_return() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^loss: with loss=None the model computes its loss and gets the target too, "
+        r"but calling it so failed \(TypeError: Linear.forward\(\) takes 2 positional arguments",
+    ):
+        fit(nn.Linear(4, 3), (_X, _Y), loss=None, lr=0.1, progress=False)  # fmt: skip
+
+    class LogitsOnly(nn.Linear):
+        def forward(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            return super().forward(x)
+
+    with pytest.raises(ConfigError) as caught:
+        fit(LogitsOnly(4, 3), (_X, _Y), loss=None, lr=0.1, progress=False)
+    assert str(caught.value) == (
+        "loss: with loss=None the model must compute the loss, but it returned a tensor of shape (64, 3); return "
+        "(output, loss), an object with .loss or a dict with 'loss', or give fit a loss ('mse', ...)"
+    )

@@ -22,15 +22,15 @@ from matplotlib.image import imread
 import trainwise
 from tests.conftest import FASHION_MNIST
 from trainwise.errors import TrainwiseError
-from trainwise.run_report import read_metrics, render_report, write_report
+from trainwise.run_report import class_scores, read_metrics, render_report, write_report
 
 EVIL = "<script>alert(1)</script>"
 T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
 T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
-# every section id in page order; the four in the middle only when the run has them
-ORDER = ["config", "summary", "curves", "lr-find", "fit", "confusion", "misclassified", "findings", "environment"]
-ORDER.append("timings")
-OPTIONAL = ["lr-find", "fit", "confusion", "misclassified"]
+# every section id in page order; the five in the middle only when the run has them
+ORDER = ["config", "summary", "curves", "lr-find", "fit", "confusion", "per-class", "misclassified", "findings"]
+ORDER += ["environment", "timings"]
+OPTIONAL = ["lr-find", "fit", "confusion", "per-class", "misclassified"]
 ALWAYS = [key for key in ORDER if key not in OPTIONAL]
 # Fashion-MNIST MLP on 600 images with a 20% validation split: 2 epochs, about a second
 IMAGE_LIMIT, IMAGE_VAL_SPLIT = 600, 0.2
@@ -47,6 +47,14 @@ def _section(page: str, key: str) -> str:
 
 def _images(text: str) -> list[bytes]:
     return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)]
+
+
+def _per_class_rows(page: str) -> dict[str, list[str]]:
+    """The per-class table of a report page as {class name (unescaped): [precision, recall, F1, support]}."""
+    table = re.search(r'<div id="per-class-table">(.*?)</div>', _section(page, "per-class"), flags=re.DOTALL)
+    assert table is not None
+    rows = re.findall(r"<tr><th>([^<]*)</th>(<td.*?)</tr>", table.group(1))
+    return {html.unescape(name): re.findall(r'<td class="num">([^<]*)</td>', cells) for name, cells in rows}
 
 
 def _table_numbers(text: str) -> list[list[int]]:
@@ -103,7 +111,8 @@ def test_regression_report_sections_and_plots(regression_run: Path) -> None:
     page = write_report(regression_run).read_text()
     for key in [*ALWAYS, "lr-find", "fit"]:
         assert f'<section id="{key}">' in page, key
-    assert '<section id="confusion">' not in page and '<section id="misclassified">' not in page
+    for key in ("confusion", "per-class", "misclassified"):
+        assert f'<section id="{key}">' not in page, key
     for key in ("curves", "lr-find", "fit"):  # one PNG per plot, embedded
         (png,) = _images(_section(page, key))
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -144,7 +153,7 @@ def test_timings_from_metrics_csv(regression_run: Path) -> None:
 
 def test_image_report_confusion_and_misclassified(image_run: Path) -> None:
     page = write_report(image_run).read_text()
-    for key in [*ALWAYS, "confusion", "misclassified"]:
+    for key in [*ALWAYS, "confusion", "per-class", "misclassified"]:
         assert f'<section id="{key}">' in page, key
     assert '<section id="fit">' not in page and '<section id="lr-find">' not in page
     confusion = _section(page, "confusion")
@@ -159,6 +168,10 @@ def test_image_report_confusion_and_misclassified(image_run: Path) -> None:
     assert accuracy == pytest.approx(summary["final"]["test_accuracy"], abs=1e-9)
     assert f"test split: {test_size} samples, accuracy {accuracy:.4g}" in confusion
     assert len(_images(confusion)) == 1 and len(_images(_section(page, "misclassified"))) == 1
+    # the per-class table counts the same samples; recall weighted by support is the accuracy
+    rows = _per_class_rows(page)
+    assert sum(int(values[3]) for name, values in rows.items() if not name.endswith(" avg")) == test_size
+    assert rows["weighted avg"][1] == f"{accuracy:.4f}" and rows["weighted avg"][3] == str(test_size)
     test = _section(page, "timings")  # the recipe's test split, measured after training
     assert f"{summary['final']['test_accuracy']:.6g}" in test and "test_accuracy" in test
 
@@ -234,6 +247,92 @@ def test_class_names_are_escaped_and_never_mathtext(tmp_path: Path) -> None:
     assert "training split: 11 samples, accuracy 0.8182" in confusion
 
 
+def _expected_row(scores: tuple[np.ndarray, ...], index: int) -> list[str]:
+    """A per-class table row as the report prints it, from scikit-learn's arrays (precision, recall, F1, support)."""
+    precision, recall, f1, support = scores
+    return [f"{precision[index]:.4f}", f"{recall[index]:.4f}", f"{f1[index]:.4f}", str(support[index])]
+
+
+def test_per_class_metrics_of_a_classifier_equal_scikit_learn(tmp_path: Path) -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    generator = torch.Generator().manual_seed(0)
+    X, y = torch.randn(240, 4, generator=generator), torch.arange(240) % 4
+    X[torch.arange(240), y] += 1.2  # overlapping classes: every class has some mistakes
+    names = ["cat", "dog", EVIL, "a & b"]
+    torch.manual_seed(0)
+    result = trainwise.fit(torch.nn.Linear(4, 4), (X[:180], y[:180]), loss="cross_entropy", lr=0.1, epochs=3,
+                           batch_size=32, val_data=(X[180:], y[180:]), class_names=names, run_dir=tmp_path,
+                           metrics=["accuracy"], progress=False, doctor="off", device=CPU)  # fmt: skip
+    assert result.run is not None
+    with torch.no_grad():  # the recorded predictions: the final model on the validation split
+        predicted = result.model(X[180:]).argmax(1).numpy()
+    truth = y[180:].numpy()
+    expected = precision_recall_fscore_support(truth, predicted, zero_division=0)
+    recorded = json.loads((result.run / "predictions.json").read_text())
+    assert recorded["split"] == "validation"
+    scores = class_scores(recorded["matrix"], recorded["class_names"])
+    classes = scores["classes"]
+    assert [c["label"] for c in classes] == [0, 1, 2, 3] and [c["name"] for c in classes] == names
+    for key, values in zip(("precision", "recall", "f1", "support"), expected, strict=True):
+        assert [c[key] for c in classes] == values.tolist(), key  # exactly: ratios of the same integer counts
+    assert len(set(expected[2].tolist())) == 4 and min(expected[2]) > 0 and max(expected[2]) < 1
+    for average in ("macro", "weighted"):
+        reference = precision_recall_fscore_support(truth, predicted, average=average, zero_division=0)
+        got = [scores[average][key] for key in ("precision", "recall", "f1")]
+        assert got == pytest.approx(reference[:3], rel=1e-12), average
+        assert scores[average]["support"] == 60
+
+    page = render_report(result.run)
+    rows = _per_class_rows(page)
+    assert list(rows) == [*names, "macro avg", "weighted avg"]
+    for index, name in enumerate(names):
+        assert rows[name] == _expected_row(expected, index), name
+    macro = precision_recall_fscore_support(truth, predicted, average="macro", zero_division=0)
+    assert rows["macro avg"] == [f"{value:.4f}" for value in macro[:3]] + ["60"]
+    assert f"<th>{html.escape(EVIL)}</th>" in _section(page, "per-class") and "<script" not in page
+    assert "On the validation split" in _section(page, "per-class")
+
+
+def test_per_class_metrics_where_a_class_is_never_predicted_or_absent(tmp_path: Path) -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    # class 1 is never predicted, class 2 has no samples but is predicted, class 3 neither occurs nor is predicted
+    matrix = [
+        [5, 0, 1, 0, 2],
+        [2, 0, 1, 0, 1],
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+        [1, 0, 2, 0, 6],
+    ]
+    truth = [i for i, row in enumerate(matrix) for j, count in enumerate(row) for _ in range(count)]
+    predicted = [j for row in matrix for j, count in enumerate(row) for _ in range(count)]
+    expected = precision_recall_fscore_support(truth, predicted, zero_division=0)  # labels 0, 1, 2, 4
+    scores = class_scores(matrix)
+    assert [c["label"] for c in scores["classes"]] == [0, 1, 2, 4] and scores["left_out"] == ["3"]
+    for key, values in zip(("precision", "recall", "f1", "support"), expected, strict=True):
+        assert [c[key] for c in scores["classes"]] == values.tolist(), key
+    macro = precision_recall_fscore_support(truth, predicted, average="macro", zero_division=0)
+    assert [scores["macro"][key] for key in ("precision", "recall", "f1")] == pytest.approx(macro[:3], rel=1e-12)
+
+    (tmp_path / "summary.json").write_text(json.dumps({"name": "by hand", "status": "completed", "final": {}}))
+    (tmp_path / "predictions.json").write_text(json.dumps({"split": "test", "matrix": matrix, "class_names": None}))
+    page = render_report(tmp_path)
+    section, rows = _section(page, "per-class"), _per_class_rows(page)
+    assert list(rows) == ["0", "1", "2", "4", "macro avg", "weighted avg"]
+    assert rows["1"] == ["0.0000", "0.0000", "0.0000", "4"] and rows["2"] == ["0.0000", "0.0000", "0.0000", "0"]
+    assert rows["4"] == _expected_row(expected, 3)
+    assert "Never predicted (precision 0): 1." in section and "No samples here (recall 0): 2." in section
+    assert "Left out, neither a label nor a prediction here: 3." in section
+
+
+def test_no_per_class_table_without_samples(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").write_text(json.dumps({"name": "empty", "status": "completed", "final": {}}))
+    (tmp_path / "predictions.json").write_text(json.dumps({"split": "test", "matrix": [[0, 0], [0, 0]]}))
+    page = render_report(tmp_path)
+    assert '<section id="confusion">' in page and '<section id="per-class">' not in page
+
+
 def test_write_report_output_and_errors(regression_run: Path, tmp_path: Path) -> None:
     target = write_report(regression_run, output=tmp_path / "elsewhere" / "r.html")
     assert target.read_text() == render_report(regression_run)  # a pure function of the folder
@@ -293,7 +392,7 @@ def _chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedPro
     ("fixture", "sections", "plots"),
     [
         ("regression_run", [*ALWAYS, "lr-find", "fit"], 3),  # curves, LR finder, data and fit
-        ("image_run", [*ALWAYS, "confusion", "misclassified"], 3),  # curves, confusion matrix, image grid
+        ("image_run", [*ALWAYS, "confusion", "per-class", "misclassified"], 3),  # curves, confusion, image grid
     ],
 )
 def test_report_in_headless_chromium(

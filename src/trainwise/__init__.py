@@ -3,6 +3,8 @@
 result = trainwise.fit(model, (X, y), loss="mse", optimizer="sgd", lr=1e-2, epochs=5000)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from trainwise.callbacks import Callback, EarlyStopping, GradientClipping, History, LRScheduler, ProgressBar
 from trainwise.checkpoint import Checkpoint, load, save
 from trainwise.comparison import Comparison, compare
@@ -25,6 +27,9 @@ from trainwise.models import build_model, summary
 from trainwise.recipes import run_recipe
 from trainwise.run_report import report
 
+if TYPE_CHECKING:
+    from trainwise.estimator import Estimator
+
 __all__ = [
     "AutowatchSession",
     "Callback",
@@ -35,6 +40,7 @@ __all__ = [
     "Dataset",
     "Doctor",
     "EarlyStopping",
+    "Estimator",
     "Finding",
     "FitResult",
     "GradcheckResult",
@@ -68,3 +74,12 @@ __all__ = [
     "watch",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # trainwise.Estimator loads scikit-learn (an optional extra; about a second to import): only when asked for
+    if name == "Estimator":
+        from trainwise.estimator import Estimator
+
+        return Estimator
+    raise AttributeError(f"module 'trainwise' has no attribute {name!r}")

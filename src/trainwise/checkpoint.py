@@ -83,7 +83,20 @@ def save(
     own layers (Sequential, Linear, Conv2d, LSTM, ...), and a class of yours that can be imported
     (not one defined in __main__ or a notebook) and takes no arguments, or takes `init_args` (JSON
     values: its constructor's keyword arguments). Anything else saves too, and load(path, model=...) fills
-    a model you construct. config: any JSON-able record to keep with it."""
+    a model you construct. config: any JSON-able record to keep with it.
+
+    Args:
+        model: the model to save.
+        path: the folder to write model.safetensors and model.json into; made if missing, files replaced atomically.
+        config: a JSON-able record kept in model.json (e.g. the training config); None: none.
+        init_args: the keyword arguments that rebuild a class of yours, as JSON values; None: it takes none.
+
+    Returns:
+        The folder written, as a Path.
+
+    Raises:
+        ConfigError: init_args that are not JSON values, or with which the model's class does not rebuild it.
+    """
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise TrainwiseError(f"{folder}: exists and is not a folder; trainwise.save writes a folder of two files")
@@ -116,7 +129,18 @@ def write_model(folder: Path, model: nn.Module, description: Mapping[str, Any]) 
 
 def load(path: str | Path, *, model: nn.Module | None = None, trust_pickle: bool = False) -> nn.Module:
     """Load a model saved by trainwise.save (or a run folder); a .safetensors file or a .pt/.pth state_dict
-    into `model`. A pickled whole model is refused unless trust_pickle=True."""
+    into `model`. A pickled whole model is refused unless trust_pickle=True.
+
+    Args:
+        path: a trainwise.save folder or a run folder, a .safetensors file, or a .pt/.pth/.bin torch file.
+        model: a model to load the weights into; None rebuilds it from the folder's model.json (a file of
+            weights only needs one).
+        trust_pickle: allow a .pt file that holds a whole pickled model; unpickling runs any code the file names,
+            so only for files you trust (default False).
+
+    Returns:
+        The model with the saved weights: `model` itself when one is given (unless the file is a pickled model).
+    """
     source = Path(path)
     if not source.exists():
         raise TrainwiseError(f"{source}: no such file or folder")
@@ -295,6 +319,19 @@ class Checkpoint(Callback):
     SIGINT or SIGTERM stops it. Keeps the
     last `keep_last` and, with keep_best, the one with the best `monitor` value (val_loss when there is
     validation data, else loss). folder None: the run's folder/checkpoints (fit needs run_dir then).
+
+    Args:
+        folder: where the step-<N> checkpoint folders go; None: the run folder's checkpoints/ (needs fit's run_dir).
+        every_epochs, every_steps: save every this many epochs / optimizer steps (at least 1); None: not by count.
+        every_seconds: save at the first epoch end this many seconds after the last save; None: 60 when neither
+            count is given, else not by time.
+        keep_last: how many of the latest checkpoints to keep (default 2, at least 1).
+        keep_best: also keep the checkpoint with the best `monitor` value (default True).
+        monitor: the logged value that ranks checkpoints; None: val_loss with validation data, else loss.
+        mode: "min", "max" or "auto" (default: maximize accuracies and R^2, minimize the rest).
+
+    Raises:
+        ConfigError: a count or interval below 1 (every_seconds not positive), or an unknown mode.
     """
 
     after_records = True  # last: it saves what every other callback did at the same hook

@@ -139,6 +139,14 @@ class Comparison:
 
     Runs whose training loss ended non-finite (diverged), and runs the doctor stopped, rank last whatever
     the metric says.
+
+    compare and compare_runs make it (through rank()); its fields are attributes of the same names.
+
+    Args:
+        rows: one CompareRow per run, best first (row.rank counts from 1).
+        keys: the varied config keys, one table column each.
+        rank_by: the final metric the rows are ranked by (default "loss"; e.g. "val_accuracy", "test_loss").
+        title: the table's and the plot's title (the recipe's name); "" for none.
     """
 
     rows: list[CompareRow]
@@ -374,6 +382,25 @@ def compare(
     validated before the first training, so a typo in the last value fails at once. With run_root each
     run is recorded like `trainwise fit`. progress True prints a line per run on stderr (or pass a
     function that takes the line). plot: write the loss-curve overlay there as a PNG.
+
+    Args:
+        recipe_or_config: a built-in recipe name, a TOML file's path, or a Config.
+        vary: config keys ("section.key") -> the values to try; strings are read as TOML values (like --set),
+            numbers, bools, lists and dicts are converted. Every combination is trained.
+        overrides: "section.key=value" settings (like --set) applied to every run.
+        run_root: the runs folder to record each run in; None: the runs are not recorded.
+        progress: True prints a line per run on stderr, a function gets each line instead; False: silent.
+        plot: a path to write the loss-curve overlay to as a PNG; None: no plot.
+        rank_by: the final metric to rank by: "loss" (default), a metric the configs log, or its val_ or test_
+            form ("val_accuracy"); accuracy-like metrics rank highest first.
+        max_runs: the most combinations allowed (default 64).
+
+    Returns:
+        The Comparison of the runs, best first.
+
+    Raises:
+        ConfigError: an empty or malformed `vary`, a bad override, a combination whose config is invalid, a
+            rank_by the runs do not log, or more than max_runs combinations (all before the first training).
     """
     grid = _grid_of(vary)
     count = math.prod(len(values) for values in grid.values())

@@ -510,7 +510,20 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 
 
 def load_config(source: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """A validated Config from a built-in recipe name or a TOML file, with --set overrides applied."""
+    """A validated Config from a built-in recipe name or a TOML file, with --set overrides applied.
+
+    Args:
+        source: a built-in recipe's name (`trainwise recipes` lists them) or the path of a .toml file.
+        overrides: "section.key=value" settings, as --set takes them (values are TOML; bare words are strings),
+            applied in order before validation.
+
+    Returns:
+        The validated Config; its name is the recipe's name or the file's stem unless the file sets one.
+
+    Raises:
+        ConfigError: no such recipe or file, a file that is not valid TOML, a malformed override, or settings
+            that do not validate.
+    """
     name = str(source)
     recipes = recipe_names()
     if name in recipes:

@@ -3,12 +3,17 @@
 In-memory data (tensors or arrays) lives on the training device and each epoch slices one
 permuted copy, so a step costs one slice instead of a per-sample collation. Data that does not
 fit in memory comes as a torch Dataset or DataLoader and is moved to the device batch by batch.
+
+Every source yields (inputs, target) pairs. A Dataset's items may be (x, y) pairs, (x1, x2, ..., y)
+tuples (inputs: the tuple of all but the last), dicts (inputs: the dict; target: its "labels", "label",
+"targets", "target" or "y" entry, if any) or (x,) alone (no target: the model computes its loss).
+A Hugging Face datasets.Dataset is read in its torch format: dict items.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,7 +26,70 @@ from trainwise import datasets
 from trainwise.errors import DataError
 
 Normalize = Literal["none", "standard", "minmax"] | float | None
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[Any, Any]  # (inputs, target): a tensor, a tuple or a dict of tensors; the target a tensor or None
+TARGET_KEYS = ("labels", "label", "targets", "target", "y")  # a dict batch's target, in this order
+
+
+def split_batch(batch: Any) -> Batch:
+    """A loader's batch as (inputs, target); see the module docstring."""
+    if isinstance(batch, Mapping):
+        key = next((key for key in TARGET_KEYS if key in batch), None)
+        return dict(batch), batch[key] if key is not None else None
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    if isinstance(batch, Sequence) and len(batch) >= 1 and not isinstance(batch, str):
+        if len(batch) == 1:
+            return batch[0], None
+        inputs = batch[0] if len(batch) == 2 else tuple(batch[:-1])
+        return tuple(inputs) if isinstance(inputs, list) else inputs, batch[-1]
+    raise DataError(
+        f"data: a batch of the Dataset/DataLoader is a {type(batch).__name__}; give (inputs, target) pairs, "
+        "(x1, ..., target) tuples or dicts of tensors"
+    )
+
+
+class _Items(TorchDataset[Any]):
+    """A map-style source that is not a torch Dataset (a Hugging Face datasets.Dataset), as one."""
+
+    def __init__(self, items: Any) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.items[index]
+
+
+def hugging_face_items(data: Any) -> Any:
+    """A Hugging Face datasets.Dataset as a torch Dataset whose items are dicts of tensors (its torch
+    format: the columns as tensors, "labels" the target); anything else as it is. Duck-typed: trainwise
+    does not import `datasets`."""
+    if type(data).__module__.startswith("datasets.") and hasattr(data, "with_format"):
+        return _Items(data.with_format("torch"))
+    return data
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    """Tensors, and the tensors in tuples, lists and dicts, on `device` (non-blocking from pinned memory)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, Mapping):
+        return {key: to_device(item, device) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return type(value)(to_device(item, device) for item in value)
+    return value
+
+
+def samples_in(inputs: Any) -> int:
+    """A batch's samples: the first dimension of its (first) input tensor."""
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0])
+    items = inputs.values() if isinstance(inputs, Mapping) else inputs
+    for item in items:
+        if isinstance(item, torch.Tensor) and item.ndim:
+            return int(item.shape[0])
+    raise DataError("data: a batch holds no tensor with a batch dimension; each input must be a tensor")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -318,10 +386,7 @@ class LoaderBatches:
         else:
             batches = iter(self.loader)
         for batch in batches:
-            if not isinstance(batch, Sequence) or len(batch) != 2:
-                raise DataError("data: each batch of the Dataset/DataLoader must be a pair (inputs, targets)")
-            xb, yb = batch
-            yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            yield to_device(split_batch(batch), self.device)
 
     def _epoch_start(self) -> dict[str, Any]:
         # a sampler without its own generator draws its seed from torch's global one
@@ -361,6 +426,7 @@ class PreparedData:
     transform: AffineTransform | None
     sample_shape: tuple[int, ...]
     target_shape: tuple[int, ...]
+    has_targets: bool = True  # False: a Dataset of inputs alone, for a model that computes its loss
 
 
 def to_xy(data: Any, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
@@ -401,6 +467,7 @@ def prepare_data(
     processes that load a torch Dataset's items (in-memory tensors need none)."""
     if isinstance(data, str):
         data = datasets.load_dataset(data)
+    data, val_data = hugging_face_items(data), hugging_face_items(val_data)
     if isinstance(data, datasets.Dataset) and val_data is None and not val_split and data.X_val is not None:
         val_data = (data.X_val, data.y_val)
     if workers and not isinstance(data, TorchDataset):
@@ -505,10 +572,11 @@ def _prepare_streamed(
         train_loader.generator.set_state(states[1])
     if first is None:
         raise DataError("data: the Dataset/DataLoader yields no batches")
-    if not isinstance(first, Sequence) or len(first) != 2:
-        raise DataError("data: each batch of the Dataset/DataLoader must be a pair (inputs, targets)")
-    first_x, first_y = first
-    return PreparedData(train, val, None, tuple(first_x.shape[1:]), tuple(first_y.shape[1:]))
+    first_x, first_y = split_batch(first)
+    samples_in(first_x)  # a batch without a batch dimension: said before training
+    shape = tuple(first_x.shape[1:]) if isinstance(first_x, torch.Tensor) else ()
+    target_shape = tuple(first_y.shape[1:]) if isinstance(first_y, torch.Tensor) else ()
+    return PreparedData(train, val, None, shape, target_shape, has_targets=first_y is not None)
 
 
 def _loader_batches(
@@ -533,6 +601,7 @@ def batches_for(data: Any, batch_size: int | None, device: torch.device, transfo
         return data
     if isinstance(data, str):
         data = datasets.load_dataset(data)
+    data = hugging_face_items(data)
     if isinstance(data, DataLoader | TorchDataset):
         return _loader_batches(data, batch_size, device)
     X, y = to_xy(data)

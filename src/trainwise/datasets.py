@@ -66,6 +66,18 @@ class Dataset:
     X is float32 of shape (N, ...); images are (N, 1, 28, 28) in [0, 1]. For classification y is int64
     of shape (N,) holding 0..n_classes-1; for regression y is float32 of shape (N, k), always 2-D.
     X_val/y_val and X_test/y_test hold the splits the source itself defines, else None.
+
+    load_dataset makes it; its fields are attributes of the same names.
+
+    Args:
+        name: the dataset's name (a built-in's name, or the file's name).
+        X, y: the training inputs and targets, as above.
+        task: "regression" or "classification".
+        n_classes: the number of classes for classification; None for regression.
+        X_val, y_val, X_test, y_test: the validation and test splits the source defines; None where it has none.
+        feature_names, target_names, class_names: names of the input columns, the regression targets and the
+            classes, for reports; empty when unknown.
+        description: a line saying what the data is and where it came from.
     """
 
     name: str
@@ -1024,7 +1036,24 @@ def dataset_options(name: str) -> dict[str, inspect.Parameter]:
 
 
 def load_dataset(name: str, **options: Any) -> Dataset:
-    """Load a built-in dataset (see `BUILTIN`; case-insensitive, `_` or `-`) or a .csv/.csv.gz/.npz file."""
+    """Load a built-in dataset (see `BUILTIN`; case-insensitive, `_` or `-`) or a .csv/.csv.gz/.npz file.
+
+    Args:
+        name: "temperature", "sine", "random-regression", "fashion-mnist", "mnist", or the path of a .csv,
+            .csv.gz or .npz file.
+        **options: the source's keyword options (dataset_options(name) lists them): sine takes n_samples, low,
+            high; random-regression n_samples, n_features, n_outputs, seed; fashion-mnist and mnist path (a
+            folder, or mnist.pkl.gz) and limit (at most that many samples per split); a CSV target (column name
+            or index; default the last), task ("auto", "regression", "classification") and header ("auto",
+            True, False); an NPZ task.
+
+    Returns:
+        The in-memory Dataset, checked: matching lengths, finite values, labels in 0..n_classes-1.
+
+    Raises:
+        DataError: an unknown name or option, a bad option value, a missing or unreadable file, or data that
+            fails the checks.
+    """
     canonical, loader, file = _resolve(name)
     allowed = _keyword_options(loader)
     unknown = [k for k in options if k not in allowed]

@@ -118,7 +118,20 @@ class ParameterCheck:
 
 @dataclass
 class GradcheckResult:
-    """What gradcheck returns: one ParameterCheck per parameter, `.ok`, `.mismatches` and printable tables."""
+    """What gradcheck returns: one ParameterCheck per parameter, `.ok`, `.mismatches` and printable tables.
+
+    gradcheck makes it; its fields are attributes of the same names.
+
+    Args:
+        rows: one ParameterCheck per trainable parameter, in model.named_parameters() order.
+        loss: the loss at the checked point.
+        dtype: the precision the check ran in ("float64" or "float32").
+        eps, tolerance: the relative finite-difference step and the largest relative error that agreed.
+        samples: the number of samples the loss was computed on.
+        pairs: the pairs of gradients compared: "autograd_vs_fd", plus "manual_vs_autograd" and "manual_vs_fd"
+            with a manual gradient.
+        notes: remarks on the check as a whole (frozen parameters, a loss that is not reproducible); empty by default.
+    """
 
     rows: list[ParameterCheck]
     loss: float  # the loss at the checked point
@@ -671,6 +684,26 @@ def gradcheck(
     (default 1e-6 in float64, 1e-3 in float32) and tolerance the largest relative error that still agrees
     (default 1e-5 in float64, 1e-2 in float32). The copy keeps the model's train/eval mode; the RNGs are
     reset to `seed` before every forward so that dropout is the same function at every evaluation.
+
+    Args:
+        model: the nn.Module to check; a deep copy of it is checked, the model itself is left unchanged.
+        data: (X, y) tensors or arrays, a trainwise or torch Dataset of (input, target) pairs, or a DataLoader.
+        loss: a loss name ("mse", "cross_entropy", ...) or a function of (output, target) returning one number.
+        manual_grad: a function of (model copy, X, y), in `dtype`, returning {parameter name: gradient} for every
+            trainable parameter (tensors or arrays of its shape); None (default) checks autograd only.
+        eps: the finite-difference step relative to max(1, |parameter|), between 0 and 1; None: the dtype's default.
+        dtype: the precision of the check: torch.float64 (default) or torch.float32.
+        samples: how many samples of the data to use, from the start (default 256).
+        max_entries: the most entries checked per parameter tensor (default 32); smaller tensors are checked whole.
+        tolerance: the largest relative error that still counts as agreement; None: the dtype's default.
+        seed: the seed of the RNGs at every forward and of the choice of entries to check.
+
+    Returns:
+        A GradcheckResult: `.ok`, `.mismatches` (the parameters whose gradients disagree) and a printable table.
+
+    Raises:
+        ConfigError: a dtype other than float64/float32, or eps, tolerance, samples or max_entries out of range.
+        DataError: data that cannot be read as (X, y) samples, or that has none.
     """
     if dtype not in DEFAULT_EPS:
         raise ConfigError(f"dtype: gradcheck runs in torch.float64 or torch.float32, not {dtype}")

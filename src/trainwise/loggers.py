@@ -124,6 +124,15 @@ class TensorBoardLogger(Callback):
 
     log_dir None: `<run folder>/tensorboard` when fit records the run (run_dir), else
     `./runs-tensorboard/<timestamp>`. View with `tensorboard --logdir <folder>`.
+
+    Args:
+        log_dir: the folder for the event files; None: as above.
+        every_n_epochs: log every this many epochs, and the last one (at least 1); None: as above.
+        every_n_steps: also log the training loss every this many optimizer steps; None (default): not per step.
+        params: extra hyperparameters to log (nested dicts are flattened to "section.key"), e.g. the config.
+
+    Raises:
+        ConfigError: the tensorboard package is not installed, or an every_n_* that is not a whole number >= 1.
     """
 
     after_records = True  # at the end, the run folder is complete for it
@@ -218,6 +227,17 @@ class MLflowLogger(Callback):
     into (`<runs folder>/mlflow/`, `./runs/mlflow/` without one), never MLflow's default in the current folder.
     A store this logger picks holds for this fit: the process's own tracking URI is put back at train end,
     so one config's store does not leak into the next fit. A store MLflow refuses is a one-line ConfigError.
+
+    Args:
+        experiment: the MLflow experiment's name; None: as above.
+        run_name: the name of the run this logger starts; None: MLflow picks one.
+        tracking_uri: the tracking store's URI (e.g. "sqlite:///mlflow.db"); None: as above.
+        every_n_epochs: log every this many epochs, and the last one (at least 1); None: as above.
+        every_n_steps: also log the training loss every this many optimizer steps; None (default): not per step.
+        params: extra hyperparameters to log (nested dicts are flattened to "section.key"), e.g. the config.
+
+    Raises:
+        ConfigError: the mlflow package is not installed, or an every_n_* that is not a whole number >= 1.
     """
 
     after_records = True

@@ -55,9 +55,9 @@ from trainwise.callbacks import (
     ProgressBar,
     best_epoch,
 )
-from trainwise.errors import ConfigError
+from trainwise.errors import ConfigError, DataError
 from trainwise.fast_path import step_optimizer, zero_grad
-from trainwise.losses import LossFn, check_targets, loss_reduction, make_loss
+from trainwise.losses import LossFn, check_targets, loss_reduction, make_loss, model_loss
 from trainwise.metrics import Metric, accumulator_dtype, compute_all, make_metrics
 from trainwise.models import inference, model_device
 from trainwise.optim import make_optimizer
@@ -136,7 +136,7 @@ def fit(
     model: nn.Module,
     data: Any,
     *,
-    loss: str | LossFn,
+    loss: str | LossFn | None,
     optimizer: str | torch.optim.Optimizer = "sgd",
     lr: float | str | None = None,
     epochs: int = 1,
@@ -172,8 +172,11 @@ def fit(
     """Train `model` on `data` and return a FitResult.
 
     Args:
-        data: (X, y) tensors or arrays, a torch Dataset or DataLoader, or a built-in dataset name.
+        data: (X, y) tensors or arrays, a torch Dataset or DataLoader, or a built-in dataset name. A Dataset's
+            items may also be (x1, x2, ..., y) tuples or dicts of tensors (trainwise.data).
         loss, optimizer: names or objects; extra keyword arguments go to the optimizer (momentum=0.9, ...).
+            loss=None: the model computes its loss from the inputs and the target, as nanoGPT's and Hugging
+            Face's models do (losses.model_loss).
         lr: the learning rate, or "auto" to run the LR finder first.
         epochs, max_steps: training ends after `epochs` epochs, or sooner once `max_steps` optimizer steps
             are taken (that last epoch is partial: validated and logged like the others).
@@ -323,7 +326,7 @@ def _assemble(
     model: nn.Module,
     data: Any,
     *,
-    loss: str | LossFn,
+    loss: str | LossFn | None,
     optimizer: str | torch.optim.Optimizer,
     lr: float | str | None,
     epochs: int,
@@ -384,10 +387,15 @@ def _assemble(
         workers=workers,
     )
     model.to(target_device)
-    loss_fn = make_loss(loss)
+    loss_fn = make_loss(loss) if loss is not None else None
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(target_device)  # its class weights, if any, where the outputs are
-    if isinstance(prepared.train, data_lib.InMemoryBatches):
+    if loss_fn is not None and not prepared.has_targets:
+        raise DataError(
+            "data: the batches hold inputs but no target for the loss to compare with; give (inputs, target) "
+            "items, or loss=None for a model that computes its own loss"
+        )
+    if isinstance(prepared.train, data_lib.InMemoryBatches) and loss_fn is not None:
         check_targets(loss_fn, prepared.train.y)
     lr_search = None
     if lr == "auto" and resumed is not None:
@@ -498,7 +506,7 @@ def _train_epoch(state: TrainState, cbs: CallbackList, step: StepFunction) -> Lo
     # the callbacks that implement the per-batch hooks, called directly (most have none: no logs to build)
     begin, end = cbs.active("on_batch_begin"), cbs.active("on_batch_end")
     for xb, yb in state.batches.iterate(skip=state.batch):
-        batch, size = state.batch, xb.shape[0]
+        batch, size = state.batch, data_lib.samples_in(xb)
         logs: Logs
         if begin:
             logs = {"size": size}
@@ -521,11 +529,10 @@ def _train_epoch(state: TrainState, cbs: CallbackList, step: StepFunction) -> Lo
     return {"loss": state.epoch_mean_loss(), **compute_all(state.metrics)}
 
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-StepFunction = Callable[[TrainState, Batch], torch.Tensor]
+StepFunction = Callable[[TrainState, data_lib.Batch], torch.Tensor]
 
 
-def train_step(state: TrainState, batch: Batch) -> torch.Tensor:
+def train_step(state: TrainState, batch: data_lib.Batch) -> torch.Tensor:
     """fit's training step on one batch: forward and loss, zero the gradients, backward, the on_before_step
     callbacks (gradient clipping), the optimizer step, the metrics. Returns the loss, detached and still on
     the device (reading it would wait for the device: fit sums the epoch's losses there).
@@ -538,23 +545,26 @@ def train_step(state: TrainState, batch: Batch) -> torch.Tensor:
 
     Args:
         state: the loop's TrainState (shared with the callbacks).
-        batch: the (inputs, targets) pair, on the training device.
+        batch: the (inputs, target) pair, on the training device (trainwise.data: inputs may be a tuple or
+            a dict of tensors, and the target None).
     """
     xb, yb = batch
     output, loss = forward_and_loss(state, xb, yb)
     backward_and_step(state, loss)
-    for metric in state.metrics:
-        metric.update(output, yb)
+    if yb is not None:
+        for metric in state.metrics:
+            metric.update(output, yb)
     return loss.detach()
 
 
-def forward_and_loss(state: TrainState, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_and_loss(state: TrainState, xb: Any, yb: Any) -> tuple[Any, torch.Tensor]:
     """The network's output on a batch and its loss: under autocast with mixed precision; with compile, the
     doctor's sampled steps run the model uncompiled (its hooks come and go, which a graph would recompile for).
+    Without a loss function (fit(loss=None)) the model computes its own loss (see losses.model_loss).
 
     Args:
         state: the loop's TrainState.
-        xb, yb: the batch's inputs and targets.
+        xb, yb: the batch's inputs and target.
     """
     network = state.network
     if state.eager_network is not None and state.doctor is not None:
@@ -562,11 +572,9 @@ def forward_and_loss(state: TrainState, xb: torch.Tensor, yb: torch.Tensor) -> t
         network = state.eager_network if doctor is not None and doctor.sampled else network
     amp = state.amp
     if amp is None:
-        output = network(xb)
-        return output, state.loss_fn(output, yb)
+        return model_loss(network, xb, yb, state.loss_fn)
     with amp.autocast():
-        output = network(amp.inputs(xb))
-        return output, state.loss_fn(output, yb)
+        return model_loss(network, amp.inputs(xb) if isinstance(xb, torch.Tensor) else xb, yb, state.loss_fn)
 
 
 def backward_and_step(state: TrainState, loss: torch.Tensor) -> None:
@@ -659,18 +667,19 @@ def evaluate(
     model: nn.Module,
     data: Any,
     *,
-    loss: str | LossFn,
+    loss: str | LossFn | None,
     metrics: Sequence[str | Metric] = (),
     batch_size: int | None = None,
     transform: data_lib.AffineTransform | None = None,
 ) -> dict[str, float]:
     """Loss and metrics of `model` over all of `data`, in eval mode without gradients.
 
-    The loss is the sample-weighted mean over batches (or the total, for reduction='sum').
+    The loss is the sample-weighted mean over batches (or the total, for reduction='sum'); loss=None takes
+    the loss the model computes (see losses.model_loss).
     """
     device = model_device(model)
     batches = data_lib.batches_for(data, batch_size, device, transform)
-    loss_fn = make_loss(loss)
+    loss_fn = make_loss(loss) if loss is not None else None
     metric_objs = make_metrics(metrics)
     for metric in metric_objs:
         metric.reset()
@@ -679,12 +688,13 @@ def evaluate(
     seen = 0
     with inference(model):
         for xb, yb in batches:
-            output = model(xb)
-            batch_loss = loss_fn(output, yb)
-            total += batch_loss if summed else batch_loss * xb.shape[0]
-            seen += xb.shape[0]
-            for metric in metric_objs:
-                metric.update(output, yb)
+            output, batch_loss = model_loss(model, xb, yb, loss_fn)
+            size = data_lib.samples_in(xb)
+            total += batch_loss if summed else batch_loss * size
+            seen += size
+            if yb is not None and output is not None:
+                for metric in metric_objs:
+                    metric.update(output, yb)
     value = total.item() if summed else total.item() / max(seen, 1)
     return {"loss": value, **compute_all(metric_objs)}
 

@@ -1,13 +1,14 @@
-"""Loss functions by name, and how an epoch's loss is aggregated from its batches."""
+"""Loss functions by name, how an epoch's loss is aggregated from its batches, and a batch's loss (model_loss)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from trainwise.data import TARGET_KEYS
 from trainwise.errors import ConfigError, DataError, first_line
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -113,7 +114,7 @@ def _builds(key: str, reduction: str, options: dict[str, object]) -> bool:
     return True
 
 
-def loss_reduction(loss_fn: LossFn) -> str:
+def loss_reduction(loss_fn: LossFn | None) -> str:
     """'sum' when the loss adds over samples (the epoch loss is then the sum over batches), else 'mean'.
 
     Reads a loss module's `reduction`, or the bound keyword of functools.partial(F.mse_loss, reduction="sum").
@@ -142,3 +143,60 @@ def check_targets(loss_fn: LossFn, y: torch.Tensor) -> None:
             f"y: loss '{name}' needs integer class labels, but the targets are {str(y.dtype).removeprefix('torch.')} "
             "numbers, one per sample; pass y.long() if they are labels 0..C-1, or use a regression loss such as 'mse'"
         )
+
+
+def model_loss(network: Any, xb: Any, yb: Any, loss_fn: LossFn | None) -> tuple[Any, torch.Tensor]:
+    """(output, loss) of the network on a batch: network(x), network(*inputs) for a tuple, network(**inputs)
+    for a dict (its target entry left out), and loss_fn(output, target). With loss_fn None the model
+    computes its loss: it gets the target too (network(x, y), network(*inputs, y), the whole dict) and
+    returns (output, loss) as nanoGPT does, an object with .loss (and .logits) as Hugging Face models do,
+    a dict with "loss", or the loss alone; the output is then what metrics compare with the target.
+
+    Args:
+        network: the model (or its wrapper).
+        xb, yb: the batch's inputs and target (None: there is none).
+        loss_fn: the loss function, or None.
+    """
+    if loss_fn is not None:
+        if isinstance(xb, dict):
+            return (output := network(**{k: v for k, v in xb.items() if k not in TARGET_KEYS})), loss_fn(output, yb)
+        output = network(*xb) if isinstance(xb, tuple) else network(xb)
+        return output, loss_fn(output, yb)
+    try:
+        if isinstance(xb, dict):
+            output = network(**xb)
+        else:
+            args = xb if isinstance(xb, tuple) else (xb,)
+            output = network(*args, yb) if yb is not None else network(*args)
+    except TypeError as exc:  # most often a model that takes no target: it computes no loss
+        raise ConfigError(
+            f"loss: with loss=None the model computes its loss and gets the target too, but calling it so failed "
+            f"({first_line(exc)}); give fit a loss ('mse', ...) or let the model take the target"
+        ) from exc
+    return _own_loss(output)
+
+
+def _own_loss(output: Any) -> tuple[Any, torch.Tensor]:
+    """(predictions, loss) from what a model that computes its own loss returned."""
+    if isinstance(output, Mapping) and isinstance(output.get("loss"), torch.Tensor):
+        return output.get("logits"), output["loss"]
+    if isinstance(getattr(output, "loss", None), torch.Tensor):
+        return getattr(output, "logits", None), output.loss
+    pair = isinstance(output, tuple | list) and len(output) == 2
+    if pair and isinstance(output[1], torch.Tensor) and output[1].ndim == 0:
+        return output[0], output[1]
+    if isinstance(output, torch.Tensor) and output.ndim == 0:
+        return None, output
+    raise ConfigError(
+        f"loss: with loss=None the model must compute the loss, but it returned {brief_type(output)}; return "
+        "(output, loss), an object with .loss or a dict with 'loss', or give fit a loss ('mse', ...)"
+    )
+
+
+def brief_type(value: Any) -> str:
+    """'a tensor of shape (8, 3)', 'a tuple of 3', 'a dict' for an error message."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"

@@ -36,7 +36,7 @@ from trainwise import data as data_lib
 from trainwise import rng
 from trainwise._display import brief_repr, html_table
 from trainwise.errors import ConfigError, TrainingError
-from trainwise.losses import LossFn, make_loss
+from trainwise.losses import LossFn, make_loss, model_loss
 from trainwise.optim import make_optimizer
 
 SAFETY = 10.0  # the suggestion sits a decade below the loss minimum of the sweep
@@ -51,7 +51,21 @@ MAX_CANDIDATES = 16  # at most 16 trial runs
 
 @dataclass
 class LRFindResult:
-    """The sweep's learning rates, raw and smoothed losses, and the suggested learning rate."""
+    """The sweep's learning rates, raw and smoothed losses, and the suggested learning rate.
+
+    lr_find makes it; its fields are attributes of the same names.
+
+    Args:
+        lrs, losses: the sweep's learning rates and the minibatch loss at each (up to where the sweep stopped).
+        smoothed: the losses as a running median over a quarter of a decade of lr (NaN where none was finite).
+        suggestion: the suggested learning rate.
+        min_lr: the learning rate where the smoothed loss was lowest.
+        confidence: "high", "medium" or "low".
+        explanation: how the suggestion was found and why the confidence is what it is, in words.
+        diverged_at: the learning rate at which the sweep stopped on divergence; None if it did not diverge.
+        settings: the sweep's settings (start_lr, end_lr, steps, trial_steps, optimizer); empty by default.
+        trials: candidate lr -> the loss its trial run ended at (inf: ended above its start); empty by default.
+    """
 
     lrs: list[float]
     losses: list[float]
@@ -125,7 +139,7 @@ def lr_find(
     model: nn.Module,
     data: Any,
     *,
-    loss: str | LossFn,
+    loss: str | LossFn | None,
     optimizer: str | torch.optim.Optimizer = "sgd",
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
@@ -145,6 +159,29 @@ def lr_find(
     or an optimizer object, whose state is restored afterwards like the model's. Then trial runs of
     trial_steps steps (at most budget_steps, the length of the training to come) pick among lrs below
     the sweep's minimum; trial_steps=0 skips them and suggests a decade below the minimum.
+
+    Args:
+        model: the model to sweep; it is moved to `device`, and its weights and train/eval mode are restored after.
+        data: (X, y) tensors or arrays, a trainwise or torch Dataset, a DataLoader, or a built-in dataset name.
+        loss: a loss name ("mse", "cross_entropy", ...) or a loss function; None: the model computes its own loss
+            from the inputs and the target, as with fit(loss=None).
+        optimizer: an optimizer name ("sgd", "adam", ...) built with `optimizer_kwargs`, or a torch optimizer
+            over the model's parameters; default "sgd".
+        start_lr, end_lr: the sweep's first and last learning rate (0 < start_lr < end_lr; default 1e-7 to 10).
+        steps: the sweep's length in optimizer steps, one minibatch each, lrs spaced geometrically (at least 10).
+        trial_steps: optimizer steps of each trial run (default 1000); 0 skips the trials.
+        budget_steps: the number of steps of the training the lr is for; trials are never longer. None: no cap.
+        batch_size: the minibatch size; None sweeps on the full batch.
+        normalize: scale the inputs: "standard", "minmax", a factor, or None / "none" to leave them as they are.
+        seed: seeds the batch order and torch's generator before the sweep and each trial run.
+        device: "auto" (CUDA, then MPS, then the CPU), a device name such as "cuda:1", or a torch.device.
+        **optimizer_kwargs: settings of a named optimizer (momentum=0.9, weight_decay=1e-4, ...).
+
+    Returns:
+        An LRFindResult: `suggestion` is the learning rate to use, `confidence` and `explanation` say why.
+
+    Raises:
+        ConfigError: start_lr, end_lr, steps or trial_steps out of range, or an unknown loss or optimizer.
     """
     target = data_lib.resolve_device(device)
     model.to(target)
@@ -152,7 +189,7 @@ def lr_find(
     return sweep(
         model,
         prepared.train,
-        loss=make_loss(loss),
+        loss=make_loss(loss) if loss is not None else None,
         optimizer=optimizer,
         start_lr=start_lr,
         end_lr=end_lr,
@@ -168,7 +205,7 @@ def sweep(
     model: nn.Module,
     batches: data_lib.Batches,
     *,
-    loss: LossFn,
+    loss: LossFn | None,
     optimizer: str | torch.optim.Optimizer,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
@@ -282,7 +319,7 @@ def _train(
     model: nn.Module,
     opt: torch.optim.Optimizer,
     batches: data_lib.Batches,
-    loss: LossFn,
+    loss: LossFn | None,
     lrs: list[float],
     *,
     stop_on_divergence: bool = True,
@@ -297,7 +334,7 @@ def _train(
         for group in opt.param_groups:
             group["lr"] = lr
         xb, yb = next(batch_iter)
-        batch_loss = loss(model(xb), yb)
+        batch_loss = model_loss(model, xb, yb, loss)[1]
         opt.zero_grad(set_to_none=True)
         batch_loss.backward()
         opt.step()

@@ -442,7 +442,23 @@ def build_model(
     init: Mapping[str, float | Sequence[Any]] | None = None,
     **options: Any,
 ) -> nn.Module:
-    """A built-in model (sizes from the data) or a user class by import path (called with `options`)."""
+    """A built-in model (sizes from the data) or a user class by import path (called with `options`).
+
+    Args:
+        name: a built-in model ("linear", "polynomial", "logistic", "mlp", "dynamic_net", "cnn"; case-insensitive,
+            "-" or "_"), or "package.module:ClassName" of an nn.Module subclass (or a function annotated to return one).
+        in_features, out_features: the input and output sizes the built-ins are made for; not passed to a class
+            given by import path.
+        init: parameter name -> a constant (broadcast) or the exact values to fill it with; None: the default init.
+        **options: the built-in's options (e.g. hidden=[64, 64] for an mlp), or the class's keyword arguments.
+
+    Returns:
+        The model, which remembers how it was built so that trainwise.save can rebuild it.
+
+    Raises:
+        ConfigError: an unknown model or option, an import path that fails or is not a model, options the
+            constructor rejects, or an init value that does not fit its parameter.
+    """
     from trainwise.config import check_factory_options
     from trainwise.errors import TrainwiseError, first_line
 

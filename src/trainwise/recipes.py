@@ -457,5 +457,18 @@ def run_config(
 
 
 def run_recipe(source: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> RecipeResult:
-    """Run a built-in recipe or TOML file: `trainwise.run_recipe("w1-normalized")`."""
+    """Run a built-in recipe or TOML file: `trainwise.run_recipe("w1-normalized")`.
+
+    Args:
+        source: a built-in recipe's name (`trainwise recipes` lists them) or the path of a .toml config file.
+        overrides: "section.key=value" settings, as --set takes them, applied to the config.
+        **kwargs: passed to run_config: run_root (the runs folder to record the run in; None: not recorded),
+            progress, callbacks, on_note, on_model, resume.
+
+    Returns:
+        A RecipeResult: the config, fit's FitResult, the test metrics (None without test data) and the data notes.
+
+    Raises:
+        ConfigError: no such recipe or file, or a config or override that does not validate.
+    """
     return run_config(load_config(source, overrides), **kwargs)

@@ -25,7 +25,7 @@ from trainwise.errors import TrainwiseError
 if TYPE_CHECKING:  # matplotlib is imported when a report is written, not with `import trainwise`
     from matplotlib.figure import Figure
 
-__all__ = ["read_metrics", "render_report", "report", "resolve_run", "write_report"]
+__all__ = ["class_scores", "read_metrics", "render_report", "report", "resolve_run", "write_report"]
 
 REPORT_NAME = "report.html"
 # Any of these marks a folder as a run record (a run still training may have only config.toml).
@@ -201,6 +201,86 @@ def _confusion_section(predictions: Mapping[str, Any] | None) -> str | None:
     return caption + figure + f'<div id="confusion-table">{table}</div>'
 
 
+def class_scores(matrix: Sequence[Sequence[int]], class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Per-class precision, recall, F1 and support from a confusion matrix (`matrix[i][j]`: samples of true
+    class i predicted as j, as predictions.json records it), with their macro and support-weighted averages.
+
+    The numbers are scikit-learn's `precision_recall_fscore_support(y_true, y_pred, zero_division=0)` on the
+    samples the matrix counts: the classes are those that occur in the labels or the predictions (the others,
+    such as the extra outputs of a model wider than its labels, are listed under "left_out" and are not in the
+    averages), precision is 0 for a class never predicted, recall 0 for a class with no samples.
+
+    Args:
+        matrix: the square confusion matrix, rows the true class.
+        class_names: a name per class; missing names are the class numbers.
+
+    Returns:
+        {"classes": [{"label", "name", "precision", "recall", "f1", "support", "predicted"}, ...], "macro": {...},
+        "weighted": {...}, "left_out": [names]}; each average has precision, recall, f1 and support (the total).
+    """
+    counts = [[int(count) for count in row] for row in matrix]
+    n = len(counts)
+    names = [str(name) for name in class_names or []]
+    names = [*names[:n], *map(str, range(len(names), n))]
+    support = [sum(row) for row in counts]
+    predicted = [sum(row[j] for row in counts) for j in range(n)]
+    classes: list[dict[str, Any]] = []
+    for i in range(n):
+        if not support[i] and not predicted[i]:
+            continue
+        tp = counts[i][i]
+        # as scikit-learn: each a ratio of integer counts, 0 where its denominator is 0
+        classes.append({
+            "label": i,
+            "name": names[i],
+            "precision": tp / predicted[i] if predicted[i] else 0.0,
+            "recall": tp / support[i] if support[i] else 0.0,
+            "f1": 2 * tp / (support[i] + predicted[i]),  # 2tp / (2tp + fp + fn), never 0/0 for a present class
+            "support": support[i],
+            "predicted": predicted[i],
+        })  # fmt: skip
+    total = sum(support)
+    keys = ("precision", "recall", "f1")
+    macro = {key: math.fsum(c[key] for c in classes) / len(classes) if classes else math.nan for key in keys}
+    weighted = {key: math.fsum(c[key] * c["support"] for c in classes) / total if total else math.nan for key in keys}
+    left_out = [names[i] for i in range(n) if not support[i] and not predicted[i]]
+    return {
+        "classes": classes,
+        "macro": {**macro, "support": total},
+        "weighted": {**weighted, "support": total},
+        "left_out": left_out,
+    }
+
+
+def _per_class_section(predictions: Mapping[str, Any] | None) -> str | None:
+    if predictions is None or not predictions.get("matrix"):
+        return None
+    scores = class_scores(predictions["matrix"], _class_names(predictions))
+    if not scores["classes"]:
+        return None
+
+    def row(name: str, values: Mapping[str, Any]) -> list[str]:
+        return [name, *(f"{values[key]:.4f}" for key in ("precision", "recall", "f1")), str(values["support"])]
+
+    rows = [row(_e(c["name"]), c) for c in scores["classes"]]
+    rows += [row("macro avg", scores["macro"]), row("weighted avg", scores["weighted"])]
+    table = _table(rows, header=("class", "precision", "recall", "F1", "support"))
+    caption = (
+        f"<p>On the {_e(predictions.get('split', ''))} split, from the confusion matrix. The macro average weighs "
+        "every class the same, the weighted one each class by its support (its number of samples).</p>"
+    )
+    # the 0/0 cases, set to 0 as scikit-learn's zero_division=0 sets them: say which they are
+    never = [_e(c["name"]) for c in scores["classes"] if not c["predicted"]]
+    absent = [_e(c["name"]) for c in scores["classes"] if not c["support"]]
+    notes = [
+        *([f"Never predicted (precision 0): {', '.join(never)}."] if never else []),
+        *([f"No samples here (recall 0): {', '.join(absent)}."] if absent else []),
+        *([f"Left out, neither a label nor a prediction here: {', '.join(map(_e, scores['left_out']))}."]
+          if scores["left_out"] else []),
+    ]  # fmt: skip
+    return caption + f'<div id="per-class-table">{table}</div>' + "".join(f"<p>{note}</p>" for note in notes)
+
+
 def _misclassified_section(run_dir: Path, predictions: Mapping[str, Any] | None) -> str | None:
     file = run_dir / "misclassified.safetensors"
     if not file.is_file():
@@ -288,6 +368,7 @@ def render_report(run_dir: Path) -> str:
         ("lr-find", "LR finder", lambda: _lr_find_section(run_dir)),
         ("fit", "Data and fit", lambda: _fit_section(run_dir)),
         ("confusion", "Confusion matrix", lambda: _confusion_section(predictions)),
+        ("per-class", "Per-class metrics", lambda: _per_class_section(predictions)),
         ("misclassified", "Misclassified examples", lambda: _misclassified_section(run_dir, predictions)),
         ("findings", "Doctor's findings", lambda: _findings_section(_json(run_dir / "findings.json"))),
         ("environment", "Environment", lambda: _environment_section(_json(run_dir / "environment.json"))),

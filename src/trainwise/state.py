@@ -22,7 +22,7 @@ class TrainState:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    loss_fn: LossFn
+    loss_fn: LossFn | None  # None: the model computes its loss (losses.model_loss)
     metrics: list[Metric]
     epochs: int
     steps_per_epoch: int

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
+import torch
+
 from trainwise.callbacks import Callback, Logs
 from trainwise.doctor.core import Doctor, first_line
 from trainwise.doctor.findings import CODES, Finding
@@ -108,7 +110,8 @@ class DoctorCallback(Callback):
         doctor = self.doctor
         if doctor is None:
             return
-        doctor.after_step(logs["inputs"])
+        inputs = logs["inputs"]
+        doctor.after_step(inputs if isinstance(inputs, torch.Tensor) else None)  # tuples, dicts: the hooks saw them
         # a full batch's loss is the epoch's: it arrives with on_epoch_end, already read
         doctor.record(None if doctor.losses_from_epochs else logs["loss"], target=logs["target"])
 

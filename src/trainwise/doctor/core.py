@@ -343,7 +343,26 @@ def _default_printer() -> Callable[[str], None]:
 
 
 class Doctor:
-    """Watches training and collects findings. Use `trainwise.watch(model, optimizer)` to make one."""
+    """Watches training and collects findings. Use `trainwise.watch(model, optimizer)` to make one.
+
+    Args:
+        model: the model being trained; hooks on it see its inputs, outputs and layers.
+        optimizer: the model's optimizer; its step hooks see the gradients and updates.
+        loss_fn: the loss function or module (a module is hooked to check its inputs too); None: not known.
+        mode: "warn" (default) prints each finding once, "stop" raises TrainingError at the first error,
+            "quiet" only collects.
+        sample_every: after the warm-up, sample a pair of steps every this many steps at first (default 25),
+            spreading out to one pair per 20% of the run; sampled steps get the expensive checks.
+        warmup: the first steps, all sampled (default 10).
+        steps_per_epoch: optimizer steps per epoch, so that a hand-written loop's epoch ends are known; None:
+            epochs end only when end_epoch() is called.
+        feature_names: names of the input features, for findings about single features; None: "feature <i>".
+        printer: the function that shows a finding's line; None: stderr (stdout in a Jupyter kernel).
+        driven: fit's own loop drives the doctor, calling after_step() and end_epoch() itself (default False).
+
+    Raises:
+        ConfigError: a mode other than "warn", "stop" or "quiet".
+    """
 
     def __init__(
         self,

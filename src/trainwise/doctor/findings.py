@@ -92,7 +92,20 @@ FINDING_HEADER = "<tr>" + "".join(f"<th>{name}</th>" for name in COLUMNS) + "</t
 
 @dataclass
 class Finding:
-    """One diagnosis: what happened (message), the numbers behind it (evidence) and the fix (suggestion)."""
+    """One diagnosis: what happened (message), the numbers behind it (evidence) and the fix (suggestion).
+
+    The doctor makes them; their fields are attributes of the same names.
+
+    Args:
+        code: what was found, e.g. "nonfinite-loss" or "lr-too-low" (findings.CODES lists them).
+        severity: "error" (training is broken), "warning" or "info".
+        message: what happened, in a sentence or two.
+        evidence: the numbers behind it, by name; empty by default.
+        suggestion: the fix; "" when there is none to give.
+        step, epoch: the optimizer steps taken and the epoch (counted from 0) when it was found; None if unknown.
+        subject: what it is about, e.g. a layer, parameter or feature name; None for the model as a whole.
+        cause: the code of another finding that explains this one; None if none does.
+    """
 
     code: str
     severity: Severity

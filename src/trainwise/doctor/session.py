@@ -70,7 +70,16 @@ class _Validation:
 
 class AutowatchSession:
     """What `trainwise.autowatch()` returns: a context manager that watches every training loop inside it.
-    `findings` and `report()` cover every optimizer seen."""
+    `findings` and `report()` cover every optimizer seen.
+
+    Args:
+        mode: "warn" (default) prints each finding as it happens, "stop" raises TrainingError at the first
+            error, "quiet" only collects.
+        printer: the function that shows a finding's line; None: stderr (stdout in a Jupyter kernel).
+
+    Raises:
+        ConfigError: a mode other than "warn", "stop" or "quiet".
+    """
 
     def __init__(self, *, mode: Mode = "warn", printer: Callable[[str], None] | None = None) -> None:
         if mode not in ("warn", "stop", "quiet"):
@@ -310,7 +319,19 @@ class AutowatchSession:
 def autowatch(*, mode: Mode = "warn", printer: Callable[[str], None] | None = None) -> AutowatchSession:
     """Watch every training loop run inside `with trainwise.autowatch() as session:` with no change to its
     code: each optimizer's model gets its own doctor. Mode "warn" prints findings as they happen, "stop"
-    raises TrainingError at the first error, "quiet" only collects. `session.findings`, `session.report()`."""
+    raises TrainingError at the first error, "quiet" only collects. `session.findings`, `session.report()`.
+
+    Args:
+        mode: "warn" (default), "stop" or "quiet", as above.
+        printer: the function that shows a finding's line; None: stderr (stdout in a Jupyter kernel).
+
+    Returns:
+        The AutowatchSession, not yet started: `with` starts it and removes its hooks at the end (or call
+        session.start() and session.stop()).
+
+    Raises:
+        ConfigError: a mode other than "warn", "stop" or "quiet".
+    """
     return AutowatchSession(mode=mode, printer=printer)
 
 
