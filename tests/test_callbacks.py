@@ -323,3 +323,16 @@ def test_ema_weights_equal_a_hand_computed_average() -> None:
     )
     with pytest.raises(ConfigError, match=r"^ema: the decay must be between 0 and 1 \(0.999 is usual\), got 1.5$"):
         fit(nn.Linear(3, 1), (X, y), loss="mse", lr=0.05, ema=1.5, progress=False)
+
+
+def test_auto_mode_follows_the_metrics_own_direction() -> None:
+    from trainwise.callbacks import monitor_mode
+    from trainwise.metrics import make_metrics
+
+    score = SimpleNamespace(name="multiclass_f1_score", higher_is_better=True)
+    error = SimpleNamespace(name="mean_absolute_percentage_error", higher_is_better=False)
+    assert monitor_mode("val_multiclass_f1_score", "auto", [score, error]) == "max"
+    assert monitor_mode("mean_absolute_percentage_error", "auto", [score, error]) == "min"
+    assert monitor_mode("val_multiclass_f1_score", "min", [score]) == "min"  # an explicit mode wins
+    assert monitor_mode("val_accuracy") == "max" and monitor_mode("val_loss") == "min"  # by name, without metrics
+    assert monitor_mode("val_mae", "auto", make_metrics(["mae"])) == "min"

@@ -129,10 +129,14 @@ def monitored(monitor: str | None, logs: Logs, key: str) -> str:
     return name
 
 
-def monitor_mode(monitor: str, mode: str = "auto") -> str:
-    """'min' or 'max'; 'auto' maximizes accuracies and R^2 and minimizes the rest."""
+def monitor_mode(monitor: str, mode: str = "auto", metrics: Sequence[Any] = ()) -> str:
+    """'min' or 'max'; 'auto' follows the metric's own higher_is_better (among `metrics`, the run's), else
+    maximizes accuracies and R^2 and minimizes the rest."""
     if mode != "auto":
         return mode
+    for metric in metrics:
+        if monitor.removeprefix("val_") == metric.name:
+            return "max" if metric.higher_is_better else "min"
     return "max" if "acc" in monitor or monitor.endswith("r2") else "min"
 
 
@@ -141,6 +145,13 @@ class EarlyStopping(Callback):
 
     monitor=None watches val_loss when there is validation data, else loss. With `restore_best`,
     the model ends with the weights of its best epoch.
+
+    Args:
+        monitor: the logged value to watch (val_loss, val_accuracy, loss, ...); None as above.
+        patience: epochs without improvement before stopping (at least 1).
+        min_delta: the least change that counts as an improvement.
+        mode: "min", "max", or "auto" (the metric's own direction; accuracies and R^2 up, the rest down).
+        restore_best: end with the best epoch's weights when stopping early.
     """
 
     def __init__(
@@ -167,7 +178,7 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         monitor = monitored(self.monitor, logs, "early_stopping.monitor")
         value = float(logs[monitor])
-        value = value if monitor_mode(monitor, self.mode) == "min" else -value
+        value = value if monitor_mode(monitor, self.mode, self.state.metrics) == "min" else -value
         if not math.isfinite(value):
             value = math.inf
         if self.best_epoch < 0 or _better("min", value, self.best, self.min_delta):
@@ -354,7 +365,12 @@ class LRScheduler(Callback):
 
 
 class GradientClipping(Callback):
-    """Clips gradients after backward, before the optimizer step (by total norm and/or by value)."""
+    """Clips gradients after backward, before the optimizer step (by total norm and/or by value).
+
+    Args:
+        max_norm: the largest total 2-norm of all gradients (torch.nn.utils.clip_grad_norm_).
+        max_value: the largest absolute value of any gradient entry (clip_grad_value_).
+    """
 
     def __init__(self, max_norm: float | None = None, max_value: float | None = None) -> None:
         if max_norm is None and max_value is None:
@@ -510,9 +526,13 @@ class ProgressBar(Callback):
     Jupyter an HTML display updated in place (no ipywidgets needed); plain periodic lines when output goes
     to a file or pipe.
 
-    mode: "auto", "rich", "notebook" or "plain". The running loss of the current epoch is read from the
-    device at most `refresh_hz` times a second, so the display adds no per-step synchronisation; the
-    notebook display is redrawn at that rate too.
+    The running loss of the current epoch is read from the device at most `refresh_hz` times a second, so
+    the display adds no per-step synchronisation; the notebook display is redrawn at that rate too.
+
+    Args:
+        mode: "auto" (by where the output goes), "rich", "notebook" or "plain".
+        refresh_hz: display updates per second at most.
+        file: where the display goes; None: standard error.
     """
 
     def __init__(self, *, mode: str = "auto", refresh_hz: float = 4.0, file: Any = None) -> None:

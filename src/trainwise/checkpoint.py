@@ -375,7 +375,8 @@ class Checkpoint(Callback):
         due = due or bool(self.every_seconds and time.monotonic() - self._last_time >= self.every_seconds)
         if due:
             monitor = monitored(self.monitor, logs, "checkpoint.monitor")
-            self.save({"name": monitor, "value": float(logs[monitor]), "mode": monitor_mode(monitor, self.mode)})
+            mode = monitor_mode(monitor, self.mode, self.state.metrics)
+            self.save({"name": monitor, "value": float(logs[monitor]), "mode": mode})
 
     def on_train_end(self, logs: Logs) -> None:
         state = self.state

@@ -68,7 +68,19 @@ PRECISIONS = ("32", "bf16", "fp16")
 
 @dataclass
 class FitResult:
-    """What fit returns: the trained model, per-epoch history, the best epoch and where records went."""
+    """What fit returns: the trained model, per-epoch history, the best epoch and where records went.
+
+    Args:
+        model: the trained model (with fit(ema=...), its averaged weights).
+        history: each logged key's value per epoch (loss, val_loss, metrics, lr, epoch_seconds).
+        best: the epoch with the lowest finite val_loss (else loss), 1-based, with its logged values.
+        run: the run's record folder (fit with run_dir), else None.
+        findings, doctor_actions: the doctor's findings and its repairs.
+        transform: the inputs' fitted scaling (normalize=...), which predict applies.
+        status: "completed", "stopped" (early stopping, max_steps), "interrupted" or "failed".
+        seconds, device: the training time and where it ran.
+        lr_find: the LR finder's result, with lr="auto".
+    """
 
     model: nn.Module
     history: dict[str, list[float]]
@@ -147,7 +159,7 @@ def fit(
     workers: int = 0,
     val_split: float = 0.0,
     val_data: Any = None,
-    metrics: Sequence[str | Metric] = (),
+    metrics: Sequence[str | Metric | Any] = (),  # Any: torchmetrics.Metric objects too
     seed: int = 0,
     device: str | torch.device = "auto",
     callbacks: Iterable[Callback] = (),
@@ -188,6 +200,15 @@ def fit(
             optimizer step; validation runs on it and the model ends with it (callbacks.EMA).
         workers: DataLoader worker processes that load a torch Dataset's items (decoding, augmenting) while
             the step runs; kept across epochs, with pinned memory on CUDA.
+        val_split, val_data: a fraction of the data held out for validation (stratify=True: per class), or
+            validation data of its own; validated after every epoch.
+        metrics: names ("accuracy", "mae", "r2", ...), trainwise Metrics or torchmetrics.Metric objects,
+            computed exactly over each epoch.
+        seed, shuffle: the seed of the run's initialisation, split and batch order; shuffle the batches each epoch.
+        device: "auto" (CUDA, else MPS, else the CPU), or a device.
+        callbacks: Callback objects (EarlyStopping, Checkpoint, loggers, your own), hooks as listed above.
+        progress: True, False or a ProgressBar mode ("rich", "notebook", "plain").
+        clip_grad_norm: clip the gradients' total norm to this before each step.
         normalize: scale the inputs ('standard', 'minmax' or a factor), fitted on the training split only.
         run_dir: the runs folder: records go to run_dir/<timestamp>-<run_name>/; feature_names and
             class_names label them.
@@ -337,7 +358,7 @@ def _assemble(
     workers: int,
     val_split: float,
     val_data: Any,
-    metrics: Sequence[str | Metric],
+    metrics: Sequence[str | Metric | Any],
     seed: int,
     device: str | torch.device,
     callbacks: Iterable[Callback],
@@ -668,7 +689,7 @@ def evaluate(
     data: Any,
     *,
     loss: str | LossFn | None,
-    metrics: Sequence[str | Metric] = (),
+    metrics: Sequence[str | Metric | Any] = (),  # Any: torchmetrics.Metric objects too
     batch_size: int | None = None,
     transform: data_lib.AffineTransform | None = None,
 ) -> dict[str, float]:
@@ -676,6 +697,17 @@ def evaluate(
 
     The loss is the sample-weighted mean over batches (or the total, for reduction='sum'); loss=None takes
     the loss the model computes (see losses.model_loss).
+
+    Args:
+        model: the model, evaluated on the device its parameters are on.
+        data: (X, y) tensors or arrays, a torch Dataset or DataLoader, or a built-in dataset name.
+        loss: a loss name or callable, or None (the model computes it).
+        metrics: metric names ("accuracy", "mae", ...), trainwise Metrics or torchmetrics.Metric objects.
+        batch_size: rows per batch; None: 4096 rows (1024 items of a Dataset).
+        transform: the inputs' fitted scaling (FitResult.transform), applied to in-memory X.
+
+    Returns:
+        {"loss": ..., <metric>: ...}
     """
     device = model_device(model)
     batches = data_lib.batches_for(data, batch_size, device, transform)
@@ -702,7 +734,14 @@ def evaluate(
 def predict(
     model: nn.Module, X: Any, *, transform: data_lib.AffineTransform | None = None, batch_size: int = 4096
 ) -> torch.Tensor:
-    """Model outputs for inputs X (tensor or array), in eval mode, returned on the CPU."""
+    """Model outputs for inputs X (tensor or array), in eval mode, returned on the CPU.
+
+    Args:
+        model: the model, run on the device its parameters are on.
+        X: the inputs, one row per sample (a 1-D X is one feature per sample).
+        transform: the inputs' fitted scaling (FitResult.transform), applied first.
+        batch_size: rows per forward pass.
+    """
     device = model_device(model)
     inputs = data_lib.as_tensor(X, "X")
     if inputs.ndim == 1:

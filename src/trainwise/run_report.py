@@ -414,5 +414,10 @@ def resolve_run(run: str | Path, runs_dir: str | Path | None = None) -> Path:
 
 def report(run: str | Path, *, runs_dir: str | Path | None = None) -> Path:
     """Write the HTML report of a run (its folder, id, unique prefix or 'latest') and return its path:
-    `trainwise.report(result.run)` after `fit(..., run_dir=...)`."""
+    `trainwise.report(result.run)` after `fit(..., run_dir=...)`.
+
+    Args:
+        run: the run's folder, or its id, a unique prefix of it, or "latest", looked up in `runs_dir`.
+        runs_dir: the runs folder to look in; None: ./runs (or $TRAINWISE_HOME/runs).
+    """
     return write_report(resolve_run(run, runs_dir))

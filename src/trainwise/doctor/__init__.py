@@ -39,8 +39,17 @@ def watch(
     """Start watching a hand-written training loop. Call `doctor.record(loss, target=y)` once per step
     (and `doctor.record(val_loss=...)` after validating); read `doctor.findings` or `doctor.report()`.
 
-    mode "warn" prints each finding once, "stop" raises trainwise.TrainingError at the first error,
-    "quiet" only collects. Options: sample_every, warmup, steps_per_epoch, feature_names, printer.
+    Args:
+        model: the model the loop trains (its forward, backward and parameters are watched through hooks).
+        optimizer: the loop's optimizer (its zero_grad and step are watched).
+        loss_fn: the loss function, when it is a module or a known functional loss: the label and loss checks.
+        mode: "warn" prints each finding once, "stop" raises trainwise.TrainingError at the first error,
+            "quiet" only collects.
+        **options: sample_every (steps between sampled checks), warmup (steps all checked first),
+            steps_per_epoch, feature_names (for messages about inputs), printer (where findings go).
+
+    Returns:
+        The Doctor, also a context manager (`with trainwise.watch(...) as doctor:` removes its hooks at the end).
     """
     return Doctor(model, optimizer, loss_fn=loss_fn, mode=mode, **options)
 
@@ -57,7 +66,19 @@ def check(
 ) -> list[Finding]:
     """Pre-flight checks without training: the data as a whole, then one forward and backward pass on a
     batch (labels against outputs, the loss's inputs, gradients reaching every parameter, the start).
-    The model's weights are left exactly as they were."""
+    The model's weights are left exactly as they were.
+
+    Args:
+        model: the model to check.
+        data: (X, y) tensors or arrays (as fit takes them).
+        loss: a loss name or callable.
+        optimizer, lr: the optimizer (by name) and learning rate the training would use.
+        batch_size: the rows of the one batch the forward and backward pass runs on.
+        feature_names: names of the input columns, for the messages.
+
+    Returns:
+        The findings, most severe first (empty when nothing is wrong).
+    """
     from trainwise.data import to_xy
     from trainwise.losses import make_loss
     from trainwise.models import model_device
