@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -331,6 +331,10 @@ class InMemoryBatches:
                 batch_rows = rows[start:stop]
                 yield X.index_select(0, batch_rows), y.index_select(0, batch_rows)
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All the samples (this process's data set, unshuffled)."""
+        return self.X, self.y
+
     def _share(self, start: int, stop: int) -> tuple[int, int]:
         """This process's part of rows start..stop (sizes differ by at most one, as torch.tensor_split)."""
         if self.processes == 1:
@@ -388,6 +392,10 @@ class LoaderBatches:
         for batch in batches:
             yield to_device(split_batch(batch), self.device)
 
+    def tensors(self) -> None:
+        """None: the samples are loaded batch by batch."""
+        return None
+
     def _epoch_start(self) -> dict[str, Any]:
         # a sampler without its own generator draws its seed from torch's global one
         generator = self.loader.generator
@@ -414,7 +422,22 @@ class LoaderBatches:
             self.loader.generator.set_state(state["generator"])
 
 
-Batches = InMemoryBatches | LoaderBatches
+class BatchSource(Protocol):
+    """What the loop, the LR finder, evaluation and checkpoints use of a batch source (InMemoryBatches,
+    LoaderBatches, or one of your own)."""
+
+    def __len__(self) -> int: ...  # batches an epoch
+
+    def iterate(self, skip: int = 0) -> Iterator[Batch]: ...  # an epoch's (inputs, target), the first `skip` left out
+
+    def state_dict(self, *, mid_epoch: bool) -> dict[str, Any]: ...  # where the batch order stands
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor] | None: ...  # all the data, when it is in memory
+
+
+Batches = BatchSource
 
 
 @dataclass
@@ -597,7 +620,7 @@ def _loader_options(device: torch.device, workers: int) -> dict[str, Any]:
 def batches_for(data: Any, batch_size: int | None, device: torch.device, transform: Any = None) -> Batches:
     """Unshuffled batches of any data fit takes (a batch source as it is), for evaluation: the inputs of
     in-memory data scaled by `transform`, `batch_size` None as large batches (4096 rows, 1024 items)."""
-    if isinstance(data, InMemoryBatches | LoaderBatches):
+    if hasattr(data, "iterate") and hasattr(data, "tensors"):  # a batch source already
         return data
     if isinstance(data, str):
         data = datasets.load_dataset(data)

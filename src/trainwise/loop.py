@@ -416,8 +416,9 @@ def _assemble(
             "data: the batches hold inputs but no target for the loss to compare with; give (inputs, target) "
             "items, or loss=None for a model that computes its own loss"
         )
-    if isinstance(prepared.train, data_lib.InMemoryBatches) and loss_fn is not None:
-        check_targets(loss_fn, prepared.train.y)
+    in_memory = prepared.train.tensors()
+    if in_memory is not None and loss_fn is not None:
+        check_targets(loss_fn, in_memory[1])
     lr_search = None
     if lr == "auto" and resumed is not None:
         lr = 0.0  # the checkpoint's optimizer state holds the lr the finder chose
@@ -473,10 +474,9 @@ def _assemble(
         bar.print(f"lr='auto': {lr_search}")
     if doctor != "off":
         train, val = prepared.train, prepared.val
-        whole = None  # the whole data set, when it is in memory: the doctor checks it before the first step
-        if isinstance(train, data_lib.InMemoryBatches):
-            val = val if isinstance(val, data_lib.InMemoryBatches) else None
-            whole = (train.X, train.y, val.X if val else None, val.y if val else None)
+        # the whole data set, when it is in memory: the doctor checks it before the first step
+        in_memory, held_out = train.tensors(), val.tensors() if val is not None else None
+        whole = (*in_memory, *(held_out or (None, None))) if in_memory is not None else None
         printer = bar.print if bar is not None else None
         state.doctor = doctor_callback(doctor, data=whole, feature_names=feature_names, printer=printer)
         extra.append(state.doctor)
@@ -719,7 +719,7 @@ def evaluate(
     total = torch.zeros((), device=device, dtype=accumulator_dtype(device))
     seen = 0
     with inference(model):
-        for xb, yb in batches:
+        for xb, yb in batches.iterate():
             output, batch_loss = model_loss(model, xb, yb, loss_fn)
             size = data_lib.samples_in(xb)
             total += batch_loss if summed else batch_loss * size

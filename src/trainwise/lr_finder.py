@@ -355,7 +355,7 @@ def _restoring(model: nn.Module, opt: torch.optim.Optimizer, batches: data_lib.B
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(opt.state_dict())
     saved_rng = rng.capture(model)
-    order = batches.generator.get_state() if isinstance(batches, data_lib.InMemoryBatches) else None
+    order = batches.state_dict(mid_epoch=False)
     was_training = model.training
     try:
         yield
@@ -363,16 +363,15 @@ def _restoring(model: nn.Module, opt: torch.optim.Optimizer, batches: data_lib.B
         model.load_state_dict(saved_model)
         opt.load_state_dict(saved_optimizer)
         model.train(was_training)
-        if order is not None:
-            batches.generator.set_state(order)  # type: ignore[union-attr]
+        batches.load_state_dict(order)
         rng.restore(saved_rng, model)
 
 
-def _cycle(batches: data_lib.Batches) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _cycle(batches: data_lib.Batches) -> Iterator[data_lib.Batch]:
     """Batches without end: a new epoch (a new permutation) whenever one runs out."""
     while True:
         empty = True
-        for batch in batches:
+        for batch in batches.iterate():
             empty = False
             yield batch
         if empty:
