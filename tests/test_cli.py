@@ -368,7 +368,8 @@ def test_predict_image_rows_with_per_channel_scaling(tmp_path: Path, capsys: pyt
         (
             ["fit", "w1-normalized", "--set", "train.epochz=3"],
             "error: train.epochz: unknown key (did you mean epochs?); [train] takes epochs, batch_size, seed, "
-            "device, metrics, clip_grad_norm, max_steps, accumulate, ema, early_stopping, doctor, compile, precision",
+            "device, metrics, clip_grad_norm, max_steps, accumulate, val_every, ema, early_stopping, doctor, compile, "
+            "precision",
         ),
         (
             ["fit", "w1-normalized", "--set", "train.epochs=zero"],

@@ -644,3 +644,37 @@ def test_a_model_that_computes_no_loss_is_told_what_to_return() -> None:
         "loss: with loss=None the model must compute the loss, but it returned a tensor of shape (64, 3); return "
         "(output, loss), an object with .loss or a dict with 'loss', or give fit a loss ('mse', ...)"
     )
+
+
+# ----------------------------------------------------------------------------- validation every N epochs
+
+
+def test_validation_every_n_epochs_and_the_last() -> None:
+    from trainwise.callbacks import EarlyStopping
+    from trainwise.plots import plot_history
+
+    X, y = classification_data(90)
+    validated: list[tuple[int, float]] = []
+
+    class Validations(Callback):
+        def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+            validated.append((epoch, float(logs["val_loss"])))
+
+    model = nn.Linear(4, 3)
+    result = fit(model, (X, y), loss="cross_entropy", lr=0.1, epochs=7, val_split=0.2, val_every=3,
+                 metrics=["accuracy"], callbacks=[Validations()], progress=False)  # fmt: skip
+    assert [epoch for epoch, _ in validated] == [2, 5, 6]
+    for key in ("val_loss", "val_accuracy"):
+        values = result.history[key]
+        assert [math.isnan(v) for v in values] == [True, True, False, True, True, False, False]
+    assert result.history["val_loss"][6] == validated[-1][1] and result.best["epoch"] in (3, 6, 7)
+    figure = plot_history(result.history)
+    (line,) = [line for line in figure.axes[0].lines if line.get_label() == "val_loss"]  # joined, not "non-finite"
+    assert list(line.get_xdata()) == [3, 6, 7]
+    # early stopping counts validated epochs only: patience 1 over validations every 2 epochs
+    steady = EarlyStopping(patience=1, min_delta=10.0)  # no change is an improvement
+    result = fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=9, val_split=0.2, val_every=2,
+                 callbacks=[steady], progress=False)  # fmt: skip
+    assert result.status == "stopped" and result.epochs == 4  # validated at 2 (the best) and 4 (no better): stop
+    with pytest.raises(ConfigError, match=r"^val_every: must be a whole number of epochs, at least 1, got 0$"):
+        fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, val_every=0)

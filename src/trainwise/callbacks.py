@@ -121,12 +121,20 @@ def best_epoch(history: dict[str, list[float]]) -> dict[str, float]:
     return {"epoch": index + 1, **logged}
 
 
-def monitored(monitor: str | None, logs: Logs, key: str) -> str:
-    """The logged value to watch: `monitor`, or val_loss when there is validation data, else loss."""
+def monitored(monitor: str | None, logs: Logs, key: str, state: TrainState | None = None) -> str | None:
+    """The logged value to watch: `monitor`, or val_loss when there is validation data, else loss; None
+    when it is a validation value and this epoch was not validated (fit(val_every=N))."""
     name = monitor or ("val_loss" if "val_loss" in logs else "loss")
     if name not in logs:
         raise ConfigError(f"{key}: {name!r} is not logged; logged: {', '.join(logs)}")
+    if state is not None and name.startswith("val_") and not state.validated:
+        return None
     return name
+
+
+def measured(logs: Logs, state: TrainState) -> Logs:
+    """The epoch's logs without the validation values of an epoch that was not validated (they are NaN)."""
+    return logs if state.validated else {key: value for key, value in logs.items() if not key.startswith("val_")}
 
 
 def monitor_mode(monitor: str, mode: str = "auto", metrics: Sequence[Any] = ()) -> str:
@@ -176,7 +184,9 @@ class EarlyStopping(Callback):
         self._best_weights: dict[str, torch.Tensor] | None = None
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
-        monitor = monitored(self.monitor, logs, "early_stopping.monitor")
+        monitor = monitored(self.monitor, logs, "early_stopping.monitor", self.state)
+        if monitor is None:
+            return
         value = float(logs[monitor])
         value = value if monitor_mode(monitor, self.mode, self.state.metrics) == "min" else -value
         if not math.isfinite(value):
@@ -359,7 +369,9 @@ class LRScheduler(Callback):
         if self.interval != "epoch":
             return
         if type(self.scheduler).__name__ == "ReduceLROnPlateau":
-            self.scheduler.step(float(logs[monitored(self.monitor, logs, "scheduler.monitor")]))
+            monitor = monitored(self.monitor, logs, "scheduler.monitor", self.state)
+            if monitor is not None:  # a plateau is measured in validated epochs
+                self.scheduler.step(float(logs[monitor]))
         else:
             self.scheduler.step()
 
@@ -646,7 +658,7 @@ class ProgressBar(Callback):
                 self._progress.update(self._epoch_task, seconds_per_item=per_step * self.state.steps_per_epoch)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
-        info = format_logs(logs)
+        info = format_logs(measured(logs, self.state))
         done = epoch + 1
         self._epochs_done, self._epoch_info, self._epoch_open = done, info, False
         if self._progress is not None:

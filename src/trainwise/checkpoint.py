@@ -374,7 +374,10 @@ class Checkpoint(Callback):
         due = bool(self.every_epochs and (epoch + 1) % self.every_epochs == 0)
         due = due or bool(self.every_seconds and time.monotonic() - self._last_time >= self.every_seconds)
         if due:
-            monitor = monitored(self.monitor, logs, "checkpoint.monitor")
+            monitor = monitored(self.monitor, logs, "checkpoint.monitor", self.state)
+            if monitor is None:  # not validated this epoch: no value to rank the checkpoint by
+                self.save()
+                return
             mode = monitor_mode(monitor, self.mode, self.state.metrics)
             self.save({"name": monitor, "value": float(logs[monitor]), "mode": mode})
 

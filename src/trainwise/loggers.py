@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trainwise.callbacks import Callback, Logs
+from trainwise.callbacks import Callback, Logs, measured
 from trainwise.errors import ConfigError, first_line
 from trainwise.state import TrainState
 
@@ -185,7 +185,7 @@ class TensorBoardLogger(Callback):
         self._open().add_scalar("step/loss", float(logs["loss"]), step)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
-        self._write(self._epochs.due(epoch, logs))
+        self._write(self._epochs.due(epoch, measured(logs, self.state)))
 
     def _write(self, epochs: list[tuple[int, dict[str, float]]]) -> None:
         for epoch, values in epochs:
@@ -323,7 +323,7 @@ class MLflowLogger(Callback):
         self._add(step, {"step/loss": float(logs["loss"])})
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
-        for logged, values in self._epochs.due(epoch, logs):
+        for logged, values in self._epochs.due(epoch, measured(logs, self.state)):
             self._add(logged, values)
 
     def _add(self, step: int, values: Mapping[str, float]) -> None:

@@ -15,8 +15,8 @@ Callback hooks fire in this order (see trainwise.callbacks):
               optimizer.step
             on_batch_end        logs: loss (a device tensor: no host sync), size, inputs, target
             (after SIGINT/SIGTERM the epoch ends here: status "interrupted")
-        evaluate() on the validation data, if any
-        on_validation_end       logs gain val_loss and val_<metric> (only with validation data)
+        evaluate() on the validation data, if any, every val_every epochs and the last
+        on_validation_end       logs gain val_loss and val_<metric> (only when validated; else they are NaN)
         on_epoch_end            logs: loss, <metric>, val_*, lr, epoch_seconds
     on_train_end                always, also after an error; logs: status
 
@@ -28,6 +28,7 @@ this process's share of the batch, and the epoch's sums are added over the proce
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -157,6 +158,7 @@ def fit(
     accumulate: int = 1,
     ema: float | None = None,
     workers: int = 0,
+    val_every: int = 1,
     val_split: float = 0.0,
     val_data: Any = None,
     metrics: Sequence[str | Metric | Any] = (),  # Any: torchmetrics.Metric objects too
@@ -199,9 +201,11 @@ def fit(
         ema: keep an exponential moving average of the weights with this decay (0.999), updated after each
             optimizer step; validation runs on it and the model ends with it (callbacks.EMA).
         workers: DataLoader worker processes that load a torch Dataset's items (decoding, augmenting) while
-            the step runs; kept across epochs, with pinned memory on CUDA.
+            the step runs (started each epoch, so the run is the one without them), pinned memory on CUDA.
         val_split, val_data: a fraction of the data held out for validation (stratify=True: per class), or
-            validation data of its own; validated after every epoch.
+            validation data of its own.
+        val_every: validate every this many epochs, and after the last; the epochs between log their val_*
+            values as NaN, and early stopping, plateau schedules and checkpoints' rankings skip them.
         metrics: names ("accuracy", "mae", "r2", ...), trainwise Metrics or torchmetrics.Metric objects,
             computed exactly over each epoch.
         seed, shuffle: the seed of the run's initialisation, split and batch order; shuffle the batches each epoch.
@@ -229,11 +233,12 @@ def fit(
     fit seeds torch's global random generator with `seed` (the same seed, the same run) and puts the global
     random states (torch, NumPy, Python) back as they were when it returns.
     """
-    _check_arguments(doctor, epochs, max_steps, batch_size, accumulate, lr, optimizer, precision, compile)
+    _check_arguments(doctor, epochs, max_steps, batch_size, accumulate, val_every, lr, optimizer, precision, compile)
     with rng.kept():  # fit seeds torch's global generator (init, dropout); the caller's state comes back after
         run = _assemble(
             model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, max_steps=max_steps,
-            batch_size=batch_size, accumulate=accumulate, ema=ema, workers=workers, val_split=val_split,
+            batch_size=batch_size, accumulate=accumulate, ema=ema, workers=workers, val_every=val_every,
+            val_split=val_split,
             val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks, run_dir=run_dir,
             progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle, scheduler=scheduler,
             clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names, class_names=class_names,
@@ -260,10 +265,13 @@ def fit(
                     if state.interrupted:
                         break
                     state.batch = 0
-                    if run.val is not None:
+                    state.validated = run.val is not None and _validation_due(state, epoch)
+                    if state.validated:
                         val_logs = evaluate(state.evaluated_model(), run.val, loss=state.loss_fn, metrics=state.metrics)
                         logs.update({f"val_{k}": v for k, v in val_logs.items()})
                         cbs.on_validation_end(epoch, logs)
+                    elif run.val is not None:  # NaN: the history's columns stay aligned, and plots join the gaps
+                        logs.update({f"val_{k}": math.nan for k in ("loss", *(m.name for m in state.metrics))})
                     logs["lr"] = float(state.optimizer.param_groups[0]["lr"])
                     logs["epoch_seconds"] = time.perf_counter() - epoch_start
                     cbs.on_epoch_end(epoch, logs)
@@ -278,12 +286,18 @@ def fit(
         return run.result()
 
 
+def _validation_due(state: TrainState, epoch: int) -> bool:
+    """Every val_every epochs, the last epoch, and the one max_steps ends."""
+    return (epoch + 1) % state.val_every == 0 or epoch + 1 == state.epochs or state.steps_done
+
+
 def _check_arguments(
     doctor: str,
     epochs: int,
     max_steps: int | None,
     batch_size: int | None,
     accumulate: int,
+    val_every: int,
     lr: Any,
     optimizer: Any,
     precision: str,
@@ -302,6 +316,8 @@ def _check_arguments(
         raise ConfigError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
     if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
         raise ConfigError(f"accumulate: must be a whole number of batches, at least 1, got {accumulate!r}")
+    if not isinstance(val_every, int) or isinstance(val_every, bool) or val_every < 1:
+        raise ConfigError(f"val_every: must be a whole number of epochs, at least 1, got {val_every!r}")
     if lr is None and not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError("lr: a learning rate is needed when the optimizer is given by name (or lr='auto')")
     if isinstance(lr, str) and lr != "auto":
@@ -356,6 +372,7 @@ def _assemble(
     accumulate: int,
     ema: float | None,
     workers: int,
+    val_every: int,
     val_split: float,
     val_data: Any,
     metrics: Sequence[str | Metric | Any],
@@ -444,6 +461,7 @@ def _assemble(
         steps_per_epoch=len(prepared.train),
         max_steps=max_steps,
         accumulate=accumulate,
+        val_every=val_every,
         device=target_device,
         batches=prepared.train,
         transform=prepared.transform,

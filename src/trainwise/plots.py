@@ -176,6 +176,14 @@ def _group_panels(series: Mapping[str, NDArray[np.float64]]) -> list[tuple[str, 
     return ordered + list(panels.items())
 
 
+def _validated_now_and_then(name: str, values: NDArray[np.float64]) -> bool:
+    """A validation series with NaN only between finite values (fit(val_every=N) validates every N epochs
+    and the last), not a run whose validation turned non-finite."""
+    if not name.startswith("val_") or not np.isfinite(values[-1]) or np.isinf(values).any():
+        return False
+    return bool(np.isnan(values).any())
+
+
 def _draw_series(ax: Axes, series: Mapping[str, NDArray[np.float64]], *, log_rule: bool) -> None:
     """Draw labelled per-epoch lines with breaks at non-finite values; optionally pick a log y scale.
 
@@ -189,6 +197,8 @@ def _draw_series(ax: Axes, series: Mapping[str, NDArray[np.float64]], *, log_rul
         ydata = np.where(finite, values, np.nan)
         epochs = np.arange(1, len(values) + 1)
         label = name
+        if _validated_now_and_then(name, values):  # fit(val_every=N): NaN between validations, joined over
+            epochs, ydata, values, finite = epochs[finite], values[finite], values[finite], finite[finite]
         if not finite.all():
             first_bad = int(np.argmin(finite)) + 1
             label = f"{name} (non-finite from epoch {first_bad})"

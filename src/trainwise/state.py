@@ -33,6 +33,8 @@ class TrainState:
     batch: int = 0  # batches done in the current epoch
     accumulate: int = 1  # batches whose gradients add up to one optimizer step
     stepped: bool = True  # the latest batch ended with an optimizer step (not so mid-accumulation)
+    val_every: int = 1  # validate every this many epochs (and the last)
+    validated: bool = False  # this epoch's validation ran (its val_* logs are NaN otherwise)
     batch_samples: int = 0  # the current batch's samples
     stop_training: bool = False
     interrupted: str | None = None  # SIGINT/SIGTERM arrived: the loop stops after the current step
