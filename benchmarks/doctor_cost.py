@@ -34,7 +34,7 @@ SCRIPTS = {
     "W5 script (w5_fashion_mlp.py --outputs 10, 1 epoch)": ("w5_fashion_mlp.py", ["--epochs", "1", "--outputs", "10"]),
 }
 
-WORKLOADS = {
+WORKLOADS: dict[str, tuple[str, list[str], float]] = {
     "W1 (w1-normalized, 5000 epochs)": ("w1-normalized", [], 0.15),
     "W5 (w5-corrected, 10 epochs, batch 64)": ("w5-corrected", [], 0.05),
 }

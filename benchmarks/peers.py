@@ -52,7 +52,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from trainwise import recipes
+from trainwise import datasets, recipes
 from trainwise.config import Config, load_config
 from trainwise.loop import fit
 
@@ -81,11 +81,13 @@ class Workload:
     Xn: torch.Tensor = field(init=False)  # scaled as the recipe says, for the other loops
     y: torch.Tensor = field(init=False)
     model: nn.Module = field(init=False)  # the initial weights every variant starts from
+    dataset: datasets.Dataset = field(init=False)
 
     def load(self) -> Workload:
         self.config = load_config(self.recipe, self.overrides)
         prepared = recipes.build(self.config)  # seeded: the recipe's data and initial model
         self.X, self.y, self.model = prepared.dataset.X, prepared.dataset.y, prepared.model
+        self.dataset = prepared.dataset
         normalize = self.config.data.normalize
         if isinstance(normalize, float):
             self.Xn = self.X * normalize
@@ -112,7 +114,7 @@ class Workload:
         return self.config.train.seed
 
     def loss_fn(self) -> nn.Module:
-        return recipes.config_loss(self.config)  # type: ignore[return-value]
+        return recipes.config_loss(self.config, self.dataset)  # type: ignore[return-value]
 
     def fresh_model(self) -> nn.Module:
         return copy.deepcopy(self.model)
@@ -609,7 +611,8 @@ def main() -> None:
     parser.add_argument("--rss-child", nargs=2, metavar=("WORKLOAD", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
-        rss_child(*args.rss_child, quick=args.quick)
+        key, variant = args.rss_child
+        rss_child(key, variant, quick=args.quick)
         return
     quiet_peers()
     note_signals()
