@@ -159,8 +159,9 @@ def model_loss(network: Any, xb: Any, yb: Any, loss_fn: LossFn | None) -> tuple[
     """
     if loss_fn is not None:
         if isinstance(xb, dict):
-            return (output := network(**{k: v for k, v in xb.items() if k not in TARGET_KEYS})), loss_fn(output, yb)
-        output = network(*xb) if isinstance(xb, tuple) else network(xb)
+            output = network(**{key: value for key, value in xb.items() if key not in TARGET_KEYS})
+        else:
+            output = network(*xb) if isinstance(xb, tuple) else network(xb)
         return output, loss_fn(output, yb)
     try:
         if isinstance(xb, dict):
