@@ -42,7 +42,10 @@ def _matched(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 class Metric:
-    """Base class: `update` once per batch (device tensors only), `compute` once per epoch."""
+    """Base class: `update` once per batch (device tensors only), `compute` once per epoch.
+
+    An update copies nothing from the host: counts go in with torch.full (a fill kernel taking the number as
+    its argument), not new_tensor (a host-to-device copy, which waits on the device every step)."""
 
     name = "metric"
     higher_is_better = True
@@ -87,7 +90,7 @@ class Accuracy(Metric):
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         correct = (_class_predictions(pred.detach()) == _class_targets(target)).sum()
-        self._add(torch.stack([correct, correct.new_tensor(target.shape[0])]))
+        self._add(torch.stack([correct, torch.full_like(correct, target.shape[0])]))
 
     def compute(self) -> float:
         if self._sums is None:
@@ -109,13 +112,13 @@ class TopKAccuracy(Accuracy):
             if self.k == 1:
                 super().update(pred, target)
                 return
-            total = torch.tensor(float(target.shape[0]), device=pred.device)
+            total = torch.full((), float(target.shape[0]), device=pred.device)
             self._add(torch.stack([total, total]))
             return
         k = min(self.k, pred.shape[-1])
         top = pred.detach().topk(k, dim=-1).indices
         correct = (top == _class_targets(target).unsqueeze(-1)).any(dim=-1).sum()
-        self._add(torch.stack([correct, correct.new_tensor(target.shape[0])]))
+        self._add(torch.stack([correct, torch.full_like(correct, target.shape[0])]))
 
 
 class MeanAbsoluteError(Metric):
@@ -125,7 +128,7 @@ class MeanAbsoluteError(Metric):
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         pred, target = _matched(pred, target)
         err = (pred - target).abs().sum()
-        self._add(torch.stack([err, err.new_tensor(target.numel())]))
+        self._add(torch.stack([err, torch.full_like(err, target.numel())]))
 
     def compute(self) -> float:
         if self._sums is None:
@@ -140,7 +143,7 @@ class MeanSquaredError(MeanAbsoluteError):
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         pred, target = _matched(pred, target)
         err = (pred - target).square().sum()
-        self._add(torch.stack([err, err.new_tensor(target.numel())]))
+        self._add(torch.stack([err, torch.full_like(err, target.numel())]))
 
 
 class RootMeanSquaredError(MeanSquaredError):
