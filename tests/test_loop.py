@@ -511,9 +511,16 @@ def test_accumulated_batches_take_the_steps_of_the_big_batch(optimizer: str, los
 def test_accumulation_counts_optimizer_steps_and_stops_at_a_group_end() -> None:
     steps: list[tuple[int, int, bool]] = []
 
+    losses: list[tuple[float, float]] = []
+
     class Steps(Callback):
+        def on_before_step(self, batch: int, logs: dict[str, Any]) -> None:
+            losses.append((float(logs["loss"].detach()), math.nan))
+
         def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
             steps.append((batch, self.state.step, self.state.stepped))
+            if self.state.stepped:
+                losses[-1] = (losses[-1][0], float(logs["loss"]))
 
     X, y = classification_data(90)
     fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, epochs=5, batch_size=20, accumulate=2,
@@ -521,6 +528,8 @@ def test_accumulation_counts_optimizer_steps_and_stops_at_a_group_end() -> None:
     # 5 batches an epoch: steps after batches 1, 3 and 4 (the leftover); the 5th step ends the second epoch
     assert steps == [(0, 0, False), (1, 1, True), (2, 1, False), (3, 2, True), (4, 3, True),
                      (0, 3, False), (1, 4, True), (2, 4, False), (3, 5, True)]  # fmt: skip
+    # on_before_step sees the batch's own loss, not the one scaled to add the group's gradients up
+    assert len(losses) == 5 and all(before == after for before, after in losses)
     with pytest.raises(ConfigError, match=r"^accumulate: must be a whole number of batches, at least 1, got 0$"):
         fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, accumulate=0)
 

@@ -319,13 +319,13 @@ class LRScheduler(Callback):
         from torch.optim.lr_scheduler import ReduceLROnPlateau
 
         kinds = (TorchScheduler, ReduceLROnPlateau)
-        scheduler = (
-            self.given if isinstance(self.given, kinds) else self.given(optimizer) if callable(self.given) else None
-        )
+        scheduler = self.given
+        if not isinstance(scheduler, kinds) and callable(scheduler):  # a function of the optimizer
+            scheduler = scheduler(optimizer)
         if not isinstance(scheduler, kinds):
             raise ConfigError(
                 f"scheduler: expected a name, a torch scheduler or a function of the optimizer that returns one, "
-                f"got {type(scheduler if scheduler is not None else self.given).__name__}"
+                f"got {type(scheduler).__name__}"
             )
         if scheduler.optimizer is not optimizer:
             raise ConfigError(
@@ -344,7 +344,7 @@ class LRScheduler(Callback):
         elif name == "OneCycleLR":
             kwargs.setdefault("max_lr", [g["lr"] for g in state.optimizer.param_groups])
             kwargs.setdefault("total_steps", periods)
-        elif name in ("PolynomialLR",):
+        elif name == "PolynomialLR":
             kwargs.setdefault("total_iters", periods)
         elif name == "warmup_cosine":
             kwargs.setdefault("total_steps", periods)

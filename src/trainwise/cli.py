@@ -447,7 +447,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from trainwise.data import poly_features
     from trainwise.loop import predict
-    from trainwise.losses import CLASSIFICATION_LOSSES
+    from trainwise.losses import CLASSIFICATION_LOSSES, loss_name
 
     path, config, model = _load_run(args)
     inputs = _read_inputs(Path(args.input))
@@ -467,7 +467,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if transform is not None:
         X = _scaled(X, transform)
     outputs = predict(model, X)
-    if config.loss.name.lower().replace("-", "_") in CLASSIFICATION_LOSSES:
+    if loss_name(config.loss.name) in CLASSIFICATION_LOSSES:
         column = outputs.argmax(dim=1).numpy()[:, None]
         header = "class"
     else:

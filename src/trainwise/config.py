@@ -218,7 +218,7 @@ class Config(_Section):
         from trainwise import datasets, models, optim
         from trainwise.callbacks import scheduler_class
         from trainwise.errors import DataError
-        from trainwise.losses import LOSSES
+        from trainwise.losses import LOSSES, loss_name
 
         for key in ("name", "fallback"):
             dataset = getattr(self.data, key)
@@ -248,7 +248,7 @@ class Config(_Section):
                 "or an import path 'package.module:ClassName'"
             )
 
-        loss_key = self.loss.name.lower().replace("-", "_")
+        loss_key = loss_name(self.loss.name)
         if loss_key not in LOSSES:
             raise ConfigError(f"loss.name: unknown loss {self.loss.name!r}; choose one of {', '.join(LOSSES)}")
         loss_class = LOSSES[loss_key]

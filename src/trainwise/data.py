@@ -437,15 +437,12 @@ class BatchSource(Protocol):
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor] | None: ...  # all the data, when it is in memory
 
 
-Batches = BatchSource
-
-
 @dataclass
 class PreparedData:
     """What fit needs: the batch sources, the fitted scaling, and the shapes for building models."""
 
-    train: Batches
-    val: Batches | None
+    train: BatchSource
+    val: BatchSource | None
     transform: AffineTransform | None
     sample_shape: tuple[int, ...]
     target_shape: tuple[int, ...]
@@ -522,7 +519,7 @@ def prepare_data(
         X_val = transform(X_val) if X_val is not None else None
     generator = torch.Generator().manual_seed(seed)
     train = InMemoryBatches(X.to(device), y.to(device), batch_size, shuffle=shuffle, generator=generator, shard=shard)
-    val: Batches | None = None
+    val: BatchSource | None = None
     if X_val is not None and y_val is not None:
         val = InMemoryBatches(X_val.to(device), y_val.to(device), batch_size, shuffle=False)
     elif val_data is not None:  # a Dataset or DataLoader next to in-memory training data
@@ -554,7 +551,7 @@ def _prepare_streamed(
         )
     generator = torch.Generator().manual_seed(seed)
     loading = _loader_options(device, workers)
-    val: Batches | None = None
+    val: BatchSource | None = None
     if isinstance(data, DataLoader):
         if val_split:
             raise DataError("val_split: a DataLoader cannot be split; pass the Dataset, or val_data")
@@ -617,7 +614,7 @@ def _loader_options(device: torch.device, workers: int) -> dict[str, Any]:
     return {"num_workers": workers, "pin_memory": device.type == "cuda"}
 
 
-def batches_for(data: Any, batch_size: int | None, device: torch.device, transform: Any = None) -> Batches:
+def batches_for(data: Any, batch_size: int | None, device: torch.device, transform: Any = None) -> BatchSource:
     """Unshuffled batches of any data fit takes (a batch source as it is), for evaluation: the inputs of
     in-memory data scaled by `transform`, `batch_size` None as large batches (4096 rows, 1024 items)."""
     if hasattr(data, "iterate") and hasattr(data, "tensors"):  # a batch source already

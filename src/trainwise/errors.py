@@ -4,6 +4,8 @@ Every `TrainwiseError` carries one line that names the problem and the fix; the 
 and exits with code 2, without a traceback.
 """
 
+import torch
+
 
 class TrainwiseError(Exception):
     """A user mistake (bad config, bad data, bad argument): shown as one line, CLI exit code 2."""
@@ -19,6 +21,15 @@ class DataError(TrainwiseError):
 
 class TrainingError(TrainwiseError):
     """Training cannot go on (raised by the doctor in mode="stop")."""
+
+
+def describe(value: object) -> str:
+    """What a value is, for a one-line error: 'a tensor of shape (8, 3)', 'a tuple of 3', 'a dict'."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
 
 
 def first_line(exc: BaseException) -> str:

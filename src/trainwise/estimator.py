@@ -30,6 +30,7 @@ from trainwise import rng
 from trainwise.errors import ConfigError
 from trainwise.loop import FitResult, fit, predict
 from trainwise.losses import CLASSIFICATION_LOSSES, LossFn, loss_name
+from trainwise.models import inference
 
 if TYPE_CHECKING:
     from typing import Self
@@ -57,13 +58,6 @@ RESERVED_FIT_KWARGS = frozenset(
     {"model", "data", "loss", "optimizer", "lr", "epochs", "batch_size", "seed", "device", "doctor"}
 )
 MODEL_KWARGS = "model_kwargs__"
-
-
-def _loss_key(loss: Any) -> str:
-    """The registry name of a loss given by name or as a built-in module ('' for a function of your own)."""
-    if isinstance(loss, str):
-        return loss.lower().replace("-", "_")
-    return loss_name(loss)
 
 
 class _ClassifierOnly:
@@ -181,7 +175,7 @@ class Estimator(BaseEstimator):
     def _task(self) -> str:
         if self.task != "auto":
             return self.task
-        key = _loss_key(self.loss)
+        key = loss_name(self.loss)
         return "classification" if key in CLASSIFICATION_LOSSES | BINARY_LOSSES else "regression"
 
     def _is_classifier(self) -> bool:
@@ -219,7 +213,7 @@ class Estimator(BaseEstimator):
         """
         self._check_params()
         classifier = self._is_classifier()
-        key = _loss_key(self.loss)
+        key = loss_name(self.loss)
         X, y = self._validate(X, y, reset=True)
         inputs = torch.tensor(X)  # a copy: read-only arrays (memmaps) are fine
         if classifier:
@@ -279,7 +273,7 @@ class Estimator(BaseEstimator):
             )
         if self.task not in TASKS:
             raise ConfigError(f"task: {self.task!r} is not a task; use one of {', '.join(TASKS)}")
-        key = _loss_key(self.loss)
+        key = loss_name(self.loss)
         fixed = "classification" if key in CLASSIFICATION_LOSSES | BINARY_LOSSES else None
         fixed = "regression" if key in REGRESSION_LOSSES else fixed
         if fixed and self.task not in ("auto", fixed):
@@ -329,7 +323,7 @@ class Estimator(BaseEstimator):
         """y shaped as the model's output: MSE of an (n, 1) output against an (n,) target would broadcast to
         (n, n) and train on the wrong loss without an error. A model whose outputs cannot match is a ConfigError."""
         per_sample = tuple(sample_output.shape[1:])
-        if self._is_classifier() and _loss_key(self.loss) not in BINARY_LOSSES:
+        if self._is_classifier() and loss_name(self.loss) not in BINARY_LOSSES:
             if per_sample != (n_outputs,):
                 raise ConfigError(
                     f"model_fn: the model gives outputs of shape {per_sample} per sample, but y has {n_outputs} "
@@ -360,7 +354,7 @@ class Estimator(BaseEstimator):
             X: inputs of the shape fit had.
         """
         outputs = self._outputs(X)
-        key = _loss_key(self.loss)
+        key = loss_name(self.loss)
         if key in BINARY_LOSSES:
             flat = outputs.reshape(-1)
             positive = 1.0 / (1.0 + np.exp(-flat)) if key == "bce_with_logits" else np.clip(flat, 0.0, 1.0)
@@ -397,13 +391,8 @@ class Estimator(BaseEstimator):
 
 def _sample_output(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     """The model's output for one sample, in eval mode without gradients; the model's mode is put back."""
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            output = model(X)
-    finally:
-        model.train(training)
+    with inference(model):
+        output = model(X)
     if not isinstance(output, torch.Tensor):
         raise ConfigError(f"model_fn: the model returns {type(output).__name__}; the Estimator needs a tensor")
     return output

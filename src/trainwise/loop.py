@@ -238,12 +238,11 @@ def fit(
         run = _assemble(
             model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, max_steps=max_steps,
             batch_size=batch_size, accumulate=accumulate, ema=ema, workers=workers, val_every=val_every,
-            val_split=val_split,
-            val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks, run_dir=run_dir,
-            progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle, scheduler=scheduler,
-            clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names, class_names=class_names,
-            run_name=run_name, config=config, resume=resume, compile=compile, precision=precision,
-            optimizer_kwargs=optimizer_kwargs,
+            val_split=val_split, val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks,
+            run_dir=run_dir, progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle,
+            scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names,
+            class_names=class_names, run_name=run_name, config=config, resume=resume, compile=compile,
+            precision=precision, optimizer_kwargs=optimizer_kwargs,
         )  # fmt: skip
         state, cbs, resumed = run.state, run.callbacks, run.resumed
         logs: Logs = {}
@@ -314,10 +313,9 @@ def _check_arguments(
         raise ConfigError(f"max_steps: must be at least 1 (or None: no limit but the epochs), got {max_steps}")
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
-    if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
-        raise ConfigError(f"accumulate: must be a whole number of batches, at least 1, got {accumulate!r}")
-    if not isinstance(val_every, int) or isinstance(val_every, bool) or val_every < 1:
-        raise ConfigError(f"val_every: must be a whole number of epochs, at least 1, got {val_every!r}")
+    for name, value, unit in (("accumulate", accumulate, "batches"), ("val_every", val_every, "epochs")):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name}: must be a whole number of {unit}, at least 1, got {value!r}")
     if lr is None and not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError("lr: a learning rate is needed when the optimizer is given by name (or lr='auto')")
     if isinstance(lr, str) and lr != "auto":
@@ -334,7 +332,7 @@ class _Run:
 
     state: TrainState
     callbacks: CallbackList
-    val: data_lib.Batches | None
+    val: data_lib.BatchSource | None
     transform: data_lib.AffineTransform | None
     recorder: Any  # recorder.RunRecorder, with run_dir
     lr_search: Any  # the LR finder's result, with lr="auto"
@@ -633,23 +631,24 @@ def backward_and_step(state: TrainState, loss: torch.Tensor) -> None:
     if not accumulating or batch % state.accumulate == 0:
         zero_grad(optimizer)
     state.stepped = not accumulating or (batch + 1) % state.accumulate == 0 or batch + 1 == state.steps_per_epoch
+    backward = loss
     if accumulating and not state.summed_loss:
         # the group's gradient is its samples' mean: each batch adds its sum, divided once by the group's size
-        loss = loss * state.batch_samples
-        state._group_samples += state.batch_samples
+        backward = loss * state.batch_samples
+        state.accumulated_samples += state.batch_samples
     scaler = state.amp.scaler if state.amp is not None else None
     if scaler is None:
-        loss.backward()
+        backward.backward()
     else:
-        scaler.scale(loss).backward()
+        scaler.scale(backward).backward()
     if not state.stepped:
         return
     if scaler is not None:
         scaler.unscale_(optimizer)
     if accumulating and not state.summed_loss:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        torch._foreach_div_(grads, float(state._group_samples))
-        state._group_samples = 0
+        torch._foreach_div_(grads, float(state.accumulated_samples))
+        state.accumulated_samples = 0
     if state.before_step:
         logs = {"loss": loss}
         for on_before_step in state.before_step:

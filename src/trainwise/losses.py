@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from trainwise.data import TARGET_KEYS
-from trainwise.errors import ConfigError, DataError, first_line
+from trainwise.errors import ConfigError, DataError, describe, first_line
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Reduction = Literal["mean", "sum"]
@@ -35,7 +35,7 @@ def make_loss(loss: str | LossFn, *, reduction: Reduction = "mean", **kwargs: ob
         if not callable(loss):
             raise ConfigError(f"loss: expected a name or a callable, got {type(loss).__name__}")
         return loss
-    key = loss.lower().replace("-", "_")
+    key = loss_name(loss)
     if key not in LOSSES:
         raise ConfigError(f"loss.name: unknown loss {loss!r}; choose one of {', '.join(sorted(LOSSES))}")
     if reduction not in ("mean", "sum"):
@@ -98,7 +98,7 @@ def resolve_balanced(
     name: str, options: dict[str, object], y: torch.Tensor, n_classes: int | None
 ) -> dict[str, object]:
     """The loss options with weight = "balanced" (pos_weight for bce_with_logits) computed from the labels."""
-    key = name.lower().replace("-", "_")
+    key = loss_name(name)
     resolved = dict(options)
     for option in TENSOR_OPTIONS:
         if resolved.get(option) == "balanced":
@@ -126,8 +126,11 @@ def loss_reduction(loss_fn: LossFn | None) -> str:
     return "sum" if reduction == "sum" else "mean"
 
 
-def loss_name(loss_fn: LossFn) -> str:
-    """The registry name of a built-in loss module ('' for user callables)."""
+def loss_name(loss_fn: str | LossFn) -> str:
+    """The registry name of a loss given by name (any case, "-" or "_") or as a built-in module ('' for user
+    callables)."""
+    if isinstance(loss_fn, str):
+        return loss_fn.lower().replace("-", "_")
     for name, cls in LOSSES.items():
         if type(loss_fn) is cls:
             return name
@@ -189,15 +192,6 @@ def _own_loss(output: Any) -> tuple[Any, torch.Tensor]:
     if isinstance(output, torch.Tensor) and output.ndim == 0:
         return None, output
     raise ConfigError(
-        f"loss: with loss=None the model must compute the loss, but it returned {brief_type(output)}; return "
+        f"loss: with loss=None the model must compute the loss, but it returned {describe(output)}; return "
         "(output, loss), an object with .loss or a dict with 'loss', or give fit a loss ('mse', ...)"
     )
-
-
-def brief_type(value: Any) -> str:
-    """'a tensor of shape (8, 3)', 'a tuple of 3', 'a dict' for an error message."""
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
-    if isinstance(value, tuple | list):
-        return f"a {type(value).__name__} of {len(value)}"
-    return f"a {type(value).__name__}"

@@ -203,7 +203,7 @@ def lr_find(
 
 def sweep(
     model: nn.Module,
-    batches: data_lib.Batches,
+    batches: data_lib.BatchSource,
     *,
     loss: LossFn | None,
     optimizer: str | torch.optim.Optimizer,
@@ -318,7 +318,7 @@ def _ended(tied: list[float], finite: dict[float, float]) -> str:
 def _train(
     model: nn.Module,
     opt: torch.optim.Optimizer,
-    batches: data_lib.Batches,
+    batches: data_lib.BatchSource,
     loss: LossFn | None,
     lrs: list[float],
     *,
@@ -349,7 +349,7 @@ def _train(
 
 
 @contextmanager
-def _restoring(model: nn.Module, opt: torch.optim.Optimizer, batches: data_lib.Batches) -> Iterator[None]:
+def _restoring(model: nn.Module, opt: torch.optim.Optimizer, batches: data_lib.BatchSource) -> Iterator[None]:
     """Put back everything a trial changes: weights, optimizer state and lrs, train/eval mode, the
     random states and the batch order (fit's epochs afterwards see the order they would have seen)."""
     saved_model = copy.deepcopy(model.state_dict())
@@ -367,7 +367,7 @@ def _restoring(model: nn.Module, opt: torch.optim.Optimizer, batches: data_lib.B
         rng.restore(saved_rng, model)
 
 
-def _cycle(batches: data_lib.Batches) -> Iterator[data_lib.Batch]:
+def _cycle(batches: data_lib.BatchSource) -> Iterator[data_lib.Batch]:
     """Batches without end: a new epoch (a new permutation) whenever one runs out."""
     while True:
         empty = True

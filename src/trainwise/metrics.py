@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import torch
 
-from trainwise.errors import ConfigError
+from trainwise.errors import ConfigError, describe
 
 
 def accumulator_dtype(device: torch.device) -> torch.dtype:
@@ -365,15 +365,10 @@ class TorchMetric(Metric):
             return float(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        what = (
-            f"a tensor of shape {tuple(value.shape)}"
-            if isinstance(value, torch.Tensor)
-            else f"a {type(value).__name__}"
-        )
         raise ConfigError(
-            f"metrics: {self.name} ({type(metric).__name__}) computes {what}, and trainwise records one number per "
-            "metric; use a scalar form of it (e.g. average='macro' rather than average=None, or an area such as "
-            "MulticlassAUROC rather than a curve)"
+            f"metrics: {self.name} ({type(metric).__name__}) computes {describe(value)}, and trainwise records one "
+            "number per metric; use a scalar form of it (e.g. average='macro' rather than average=None, or an "
+            "area such as MulticlassAUROC rather than a curve)"
         )
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:

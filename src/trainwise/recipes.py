@@ -225,9 +225,9 @@ def _check_loss_fits(config: Config, output: torch.Tensor, dataset: datasets.Dat
     """The model's outputs, the targets and the loss must fit together; where they do not, torch raises from
     inside the first step (or, for outputs broadcast against one target column, warns and trains a wrong
     model). One line naming the key instead. Mismatches torch accepts silently are left to the doctor."""
-    from trainwise.losses import CLASSIFICATION_LOSSES
+    from trainwise.losses import CLASSIFICATION_LOSSES, loss_name
 
-    loss = config.loss.name.lower().replace("-", "_")
+    loss = loss_name(config.loss.name)
     y = dataset.y
     width, per_sample = tuple(output.shape[1:]), tuple(y.shape[1:])
     sizing = "model.outputs" if config.model.outputs is not None else "model.name"

@@ -36,6 +36,7 @@ class TrainState:
     val_every: int = 1  # validate every this many epochs (and the last)
     validated: bool = False  # this epoch's validation ran (its val_* logs are NaN otherwise)
     batch_samples: int = 0  # the current batch's samples
+    accumulated_samples: int = 0  # with accumulate > 1 and a mean loss: the samples in the gradients so far
     stop_training: bool = False
     interrupted: str | None = None  # SIGINT/SIGTERM arrived: the loop stops after the current step
     batches: Any = None  # the training batch source (data.InMemoryBatches or LoaderBatches)
@@ -62,7 +63,6 @@ class TrainState:
     _epoch_total: Any = field(default=None, repr=False)
     _step_loss: Any = field(default=None, repr=False)
     _step_size: int = field(default=0, repr=False)
-    _group_samples: int = field(default=0, repr=False)  # samples in the gradients accumulated so far
 
     def evaluated_model(self) -> nn.Module:
         """What validation runs: the model, or with fit(ema=...) its averaged weights."""
