@@ -689,3 +689,10 @@ def test_import_path_model_with_extra_keywords_takes_any_key(user_models: str) -
     model = trainwise.build_model(f"{user_models}:Loose", 1, 1, width=3, anything="goes")
     assert model.extra == {"anything": "goes"}
     assert tuple(model.layer.weight.shape) == (3, 1)
+
+
+def test_models_name_the_model_sections_own_keys_as_the_config_defines_them() -> None:
+    # models.py cannot import config (config imports models to check the built-ins' options)
+    from trainwise.models import MODEL_SECTION_KEYS
+
+    assert tuple(C.ModelConfig.model_fields) == MODEL_SECTION_KEYS

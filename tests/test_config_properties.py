@@ -29,8 +29,9 @@ from hypothesis import strategies as st
 
 from trainwise import datasets
 from trainwise.cli import main
-from trainwise.config import load_config, recipe_text, toml_key
+from trainwise.config import load_config, recipe_text
 from trainwise.errors import ConfigError
+from trainwise.options import toml_key
 
 # quick recipes: 11 to 2000 samples, models of at most ~100k parameters
 BASES = ("w1-normalized", "w1-quadratic", "w3-sequential-sgd", "w3-custom-module", "w4-sgd-sum")

@@ -9,13 +9,10 @@ key and lists what is allowed. Every problem becomes one ConfigError line: "sect
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import inspect
-import re
 import tomllib
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -32,6 +28,7 @@ from pydantic import (
 )
 
 from trainwise.errors import ConfigError, TrainwiseError
+from trainwise.options import check_options, did_you_mean, pydantic_message, toml_key
 
 # TOML values are already typed, so fields are strict: `epochs = 2.5`, `epochs = true` or
 # `shuffle = 1` are mistakes, not values to coerce. (Strict floats still take TOML integers.)
@@ -229,13 +226,13 @@ class Config(_Section):
             except DataError as exc:  # an unknown name or an unsupported file type
                 raise ConfigError(f"data.{key}: {exc}") from None
             if key == "name":
-                _check_options("data", DataConfig, self.data.options, options, f"dataset {dataset!r}")
+                check_options("data", DataConfig.model_fields, self.data.options, options, f"dataset {dataset!r}")
 
         key = self.model.name.lower().replace("-", "_")
         if key in models.BUILDERS:
-            _check_options(
+            check_options(
                 "model",
-                ModelConfig,
+                ModelConfig.model_fields,
                 self.model.options,
                 models.model_options(key),
                 f"model {key!r}",
@@ -258,12 +255,12 @@ class Config(_Section):
             for k, p in inspect.signature(loss_class).parameters.items()
             if k not in ("reduction", "size_average", "reduce")
         }
-        _check_options("loss", LossConfig, self.loss.options, loss_params, f"loss {loss_key!r}", loss_class)
+        check_options("loss", LossConfig.model_fields, self.loss.options, loss_params, f"loss {loss_key!r}", loss_class)
 
         optimizer = optim.optimizer_class(self.optim.name)
-        _check_options(
+        check_options(
             "optim",
-            OptimConfig,
+            OptimConfig.model_fields,
             self.optim.options,
             optim.optimizer_options(self.optim.name),
             f"optimizer {optimizer.__name__}",
@@ -274,9 +271,9 @@ class Config(_Section):
             params = {
                 k: p for k, p in inspect.signature(scheduler).parameters.items() if k not in ("optimizer", "verbose")
             }
-            _check_options(
+            check_options(
                 "scheduler",
-                SchedulerConfig,
+                SchedulerConfig.model_fields,
                 self.scheduler.options,
                 params,
                 f"scheduler {scheduler.__name__}",
@@ -287,118 +284,6 @@ class Config(_Section):
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (for config.toml in the run record)."""
         return self.model_dump(mode="json", exclude_none=True)
-
-
-def toml_key(key: str) -> str:
-    """A key as TOML writes it: bare when it can be (A-Z a-z 0-9 _ -), else quoted, so that an empty key or
-    one holding a dot or a space is still visible and unambiguous in a dotted path."""
-    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
-        return key
-    # escaped as in a TOML string; also what print would show as a line break (\x85, \u2028) or not at all
-    return '"' + "".join(c if c.isprintable() and c not in '"\\' else _escape(c) for c in key) + '"'
-
-
-def _escape(char: str) -> str:
-    if char in '"\\':
-        return "\\" + char
-    return f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}"
-
-
-def _did_you_mean(key: str, names: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, names, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _hints(allowed: Mapping[str, inspect.Parameter], typed: Callable[..., Any] | None) -> dict[str, Any]:
-    """Type hints of the target's options: from the signature, with string annotations resolved via `typed`."""
-    params = dict(allowed)
-    if typed is not None:
-        # unresolvable hints (forward references to missing names): check the names only
-        with contextlib.suppress(Exception):
-            params.update(inspect.signature(typed, eval_str=True).parameters)
-    return {
-        k: p.annotation
-        for k, p in params.items()
-        if p.annotation is not inspect.Parameter.empty and not isinstance(p.annotation, str)
-    }
-
-
-def _check_options(
-    section: str,
-    fields: type[BaseModel],
-    given: Mapping[str, Any],
-    allowed: Mapping[str, inspect.Parameter],
-    target: str,
-    typed: Callable[..., Any] | None = None,
-) -> None:
-    """Unknown keys and, where the target has usable type hints, wrong types become ConfigErrors."""
-    hints = _hints(allowed, typed)
-    own = list(fields.model_fields)
-    options = [k for k in allowed if not k.startswith("_") and k not in own]
-    for key, value in given.items():
-        if key not in allowed:
-            takes = f"{target} takes {', '.join(options)}" if options else f"{target} takes no options"
-            raise ConfigError(
-                f"{section}.{toml_key(key)}: unknown key{_did_you_mean(key, [*options, *own])}; "
-                f"{takes}, and [{section}] takes {', '.join(own)}"
-            )
-        hint = hints.get(key)
-        if hint is None:
-            continue
-        try:
-            adapter: TypeAdapter[Any] = TypeAdapter(hint)
-        except Exception:  # types pydantic cannot check (torch.Tensor, ...): left to the target
-            continue
-        try:
-            adapter.validate_python(value, strict=True)
-        except ValidationError as exc:
-            # TOML has arrays but no tuples: accept a list where a tuple is expected
-            if isinstance(value, list) and _valid(adapter, tuple(value)):
-                continue
-            raise ConfigError(f"{section}.{key}: {_message(exc.errors()[0])} (got {value!r})") from None
-
-
-def check_factory_options(section: str, given: Mapping[str, Any], factory: Callable[..., Any], target: str) -> None:
-    """Options for a user's callable (an import-path model), checked against its own signature before it is
-    called: unknown keys (unless it takes **kwargs), values of the wrong type (where its hints say), and
-    required arguments left out, each a ConfigError naming the key."""
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # no signature to read (some builtins): the call itself decides
-        return
-    by_keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    allowed = {k: p for k, p in params.items() if p.kind in by_keyword}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed.update({k: inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY) for k in given if k not in allowed})
-    fields = {"model": ModelConfig}.get(section, _OpenSection)
-    _check_options(section, fields, given, allowed, target, factory)
-    missing = [k for k, p in allowed.items() if p.default is inspect.Parameter.empty and k not in given]
-    if missing:
-        raise ConfigError(
-            f"{', '.join(f'{section}.{k}' for k in missing)}: {target.removeprefix(f'{section} ')} rejected its "
-            f"options {sorted(given)}: it requires {', '.join(missing)}; add them under [{section}]"
-        )
-
-
-def _valid(adapter: TypeAdapter[Any], value: Any) -> bool:
-    try:
-        adapter.validate_python(value, strict=True)
-    except ValidationError:
-        return False
-    return True
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    """pydantic's wording in user terms: 'Input should be greater than 0' reads 'must be greater than 0'."""
-    kind, msg = error["type"], str(error["msg"])
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "must be a table"
-    if kind == "sequence_str" or (kind == "is_instance_of" and "Sequence" in msg):
-        return "must be a list"
-    msg = msg.removeprefix("Value error, ")
-    if msg.startswith("Input should be "):
-        msg = "must be " + msg.removeprefix("Input should be ")
-    return msg
 
 
 def _sub_model(annotation: Any) -> type[BaseModel] | None:
@@ -446,7 +331,7 @@ def _error_line(exc: ValidationError) -> str:
         last = str(error["loc"][-1])
         section = where.removesuffix(toml_key(last)).removesuffix(".")
         place = f"[{section}]" if section else "the top level"
-        return f"{where}: unknown key{_did_you_mean(last, names)}; {place} takes {', '.join(names)}"
+        return f"{where}: unknown key{did_you_mean(last, names)}; {place} takes {', '.join(names)}"
     if error["type"] == "missing":
         section, _, last = where.rpartition(".")
         if holder is not None and _sub_model(holder.model_fields[last].annotation) is not None:
@@ -456,9 +341,9 @@ def _error_line(exc: ValidationError) -> str:
     same = [e for e in errors if _dotted(e["loc"])[0] == where]
     if len(same) > 1:  # a value that matches no member of a union type
         generic = ".".join(where.split(".")[:2])
-        message = _UNION_MESSAGES.get(generic) or " or ".join(_message(e) for e in same)
+        message = _UNION_MESSAGES.get(generic) or " or ".join(pydantic_message(e) for e in same)
     else:
-        message = _message(error)
+        message = pydantic_message(error)
     return f"{where or 'config'}: {message} (got {error.get('input')!r})"
 
 
@@ -534,7 +419,7 @@ def load_config(source: str | Path, overrides: Sequence[str] = ()) -> Config:
         if path.is_dir():
             raise ConfigError(f"{name}: is a directory; pass a recipe name or a .toml file")
         if not path.is_file():
-            hint = _did_you_mean(path.name.removesuffix(".toml"), recipes)
+            hint = did_you_mean(path.name.removesuffix(".toml"), recipes)
             raise ConfigError(
                 f"{name}: no such recipe or file{hint}; `trainwise recipes` lists the recipes, or pass a .toml path"
             )

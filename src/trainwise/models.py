@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from trainwise.errors import ConfigError
+from trainwise.options import check_factory_options, toml_key
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -271,6 +272,8 @@ def model_options(name: str) -> Mapping[str, inspect.Parameter]:
 
 
 SPEC_ATTRIBUTE = "trainwise_spec"
+# [model]'s own keys (config.ModelConfig's fields), which an unknown option's error lists next to the class's
+MODEL_SECTION_KEYS = ("name", "outputs", "init")
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -459,7 +462,6 @@ def build_model(
         ConfigError: an unknown model or option, an import path that fails or is not a model, options the
             constructor rejects, or an init value that does not fit its parameter.
     """
-    from trainwise.config import check_factory_options
     from trainwise.errors import TrainwiseError, first_line
 
     key = name.lower().replace("-", "_")
@@ -476,7 +478,7 @@ def build_model(
         factory = import_object(name)
         _check_model_factory(name, factory)
         # keys and types against the class's own signature, before anything is called
-        check_factory_options("model", options, factory, f"model {name}")
+        check_factory_options("model", MODEL_SECTION_KEYS, options, factory, f"model {name}")
         arguments = ()
     try:
         model = factory(*arguments, **options)
@@ -512,8 +514,6 @@ def set_parameters(model: nn.Module, values: Mapping[str, float | Sequence[Any]]
     with torch.no_grad():
         for name, value in values.items():
             if name not in params:
-                from trainwise.config import toml_key
-
                 raise ConfigError(f"model.init.{toml_key(name)}: no such parameter; the model has {', '.join(params)}")
             target = params[name]
             try:
