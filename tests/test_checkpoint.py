@@ -435,7 +435,7 @@ def test_accumulation_and_ema_resume_bit_for_bit(tmp_path: Path) -> None:
         model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
         return trainwise.fit(model, (X, y), loss="cross_entropy", optimizer="adam", lr=1e-2, epochs=3, device="cpu",
                              batch_size=10, accumulate=2, ema=0.9, val_split=0.2, progress=False, doctor="off",
-                             run_dir=root, callbacks=[Checkpoint(every_steps=3), *callbacks],
+                             val_every_steps=3, run_dir=root, callbacks=[Checkpoint(every_steps=3), *callbacks],
                              resume=resume)  # fmt: skip
 
     full = train(tmp_path / "full")
@@ -446,3 +446,5 @@ def test_accumulation_and_ema_resume_bit_for_bit(tmp_path: Path) -> None:
     resumed = train(tmp_path / "cut", resume=run)
     assert all(torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True))
     assert resumed.history["loss"] == full.history["loss"] and resumed.history["val_loss"] == full.history["val_loss"]
+    # the validations within epochs too (step 6's came before the checkpoint at step 6)
+    assert resumed.validations == full.validations and full.validations["step"] == [3, 4, 6, 8, 9, 12]

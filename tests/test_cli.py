@@ -204,6 +204,22 @@ def test_fit_plain_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert f"records: {run}" in out
 
 
+def test_fit_validates_every_n_steps_from_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "steps.toml"
+    config.write_text(
+        '[data]\nname = "sine"\nn_samples = 200\nval_split = 0.25\n[model]\nname = "mlp"\nhidden = [8]\n'
+        '[optim]\nname = "adam"\nlr = 0.01\n[train]\nepochs = 2\nbatch_size = 20\nval_every_steps = 3\n'
+    )
+    code, _, err = run_main(capsys, "fit", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert code == 0
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    rows = (run / "validations.csv").read_text().splitlines()
+    assert rows[0].startswith("step,epoch,loss,val_loss")
+    # 8 batches an epoch: within it at steps 3 and 6, then the epoch's end (8); 9, 12, 15, then 16
+    assert [float(row.split(",")[0]) for row in rows[1:]] == [3, 6, 8, 9, 12, 15, 16]
+    assert re.search(r"^step 3 \(epoch 0\.38\): loss [\d.]+  val_loss [\d.]+$", err, flags=re.MULTILINE)
+
+
 def test_fit_diverging_run_is_valid_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_main(capsys, "fit", "w1-raw-lr1e-2", "--json", "--runs-dir", str(tmp_path))
     assert code == 0  # training finished: a diverged loss is a result, not a crash
@@ -368,8 +384,8 @@ def test_predict_image_rows_with_per_channel_scaling(tmp_path: Path, capsys: pyt
         (
             ["fit", "w1-normalized", "--set", "train.epochz=3"],
             "error: train.epochz: unknown key (did you mean epochs?); [train] takes epochs, batch_size, seed, "
-            "device, metrics, clip_grad_norm, max_steps, accumulate, val_every, ema, early_stopping, doctor, compile, "
-            "precision",
+            "device, metrics, clip_grad_norm, max_steps, accumulate, val_every, val_every_steps, ema, early_stopping, "
+            "doctor, compile, precision",
         ),
         (
             ["fit", "w1-normalized", "--set", "train.epochs=zero"],

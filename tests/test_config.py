@@ -19,8 +19,8 @@ RECIPES = RECIPE_NAMES
 
 DATA_KEYS = "name, normalize, poly_features, one_hot, val_split, stratify, shuffle, limit, fallback, test"
 TRAIN_KEYS = (
-    "epochs, batch_size, seed, device, metrics, clip_grad_norm, max_steps, accumulate, val_every, ema, "
-    "early_stopping, doctor, compile, precision"
+    "epochs, batch_size, seed, device, metrics, clip_grad_norm, max_steps, accumulate, val_every, val_every_steps, "
+    "ema, early_stopping, doctor, compile, precision"
 )
 BUILTIN_DATASETS = "temperature, sine, random-regression, fashion-mnist, mnist"
 

@@ -52,7 +52,7 @@ KNOWN_KEYS = {
                   "factor", "patience", "mode", "max_lr", "total_steps", "warmup_steps", "min_lr"),
     # not train.compile: a valid `compile = true` spends seconds in torch.compile (its check is a strict bool)
     "train": ("epochs", "batch_size", "seed", "device", "metrics", "clip_grad_norm", "early_stopping", "doctor",
-              "precision", "max_steps", "accumulate", "ema", "val_every"),
+              "precision", "max_steps", "accumulate", "ema", "val_every", "val_every_steps"),
     "checkpoint": ("enabled", "every_epochs", "every_steps", "every_seconds", "keep_last", "keep_best",
                    "monitor", "mode"),
     "log": ("tensorboard", "mlflow", "mlflow_experiment", "mlflow_tracking_uri"),

@@ -123,6 +123,16 @@ def test_tensorboard_scalars_equal_the_history(tmp_path: Path) -> None:
     assert "hparams/text_summary" in events.Tags()["tensors"]
 
 
+def test_tensorboard_logs_each_validation_at_its_step(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    logger = TensorBoardLogger(tmp_path / "tb")
+    result = tiny_fit(logger, val_every_steps=3)
+    logged = scalars(tmp_path / "tb").Scalars("step/val_mae")
+    # within the epochs at steps 3, 6 and 9, and the epochs' own validations at 4, 8 and 12
+    assert [e.step for e in logged] == result.validations["step"] == [3, 4, 6, 8, 9, 12]
+    assert [e.value for e in logged] == f32(result.validations["val_mae"])
+
+
 def test_tensorboard_writes_into_the_run_folder_or_a_timestamped_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -320,6 +330,16 @@ def test_mlflow_sends_its_metrics_in_batches_at_the_rate_asked_for(
     assert step_loss == ([5, 10, 15, 20, 25, 30], [steps.losses[s] for s in (5, 10, 15, 20, 25, 30)])
     # 3 epochs x 6 values and 6 step losses, buffered: one request at train end, not one per epoch
     assert batches.sizes == [3 * 6 + 6]
+
+
+def test_mlflow_logs_each_validation_at_its_step(mlflow_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    logger = MLflowLogger(EXPERIMENT, tracking_uri=mlflow_uri)
+    result = tiny_fit(logger, val_every_steps=3)
+    assert logger.run_id is not None
+    logged = history_of(MlflowClient(mlflow_uri), logger.run_id, "step/val_loss")
+    assert logged == ([3, 4, 6, 8, 9, 12], result.validations["val_loss"])
 
 
 def test_mlflow_flushes_a_full_buffer_and_keeps_every_value(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -687,3 +687,59 @@ def test_validation_every_n_epochs_and_the_last() -> None:
     assert result.status == "stopped" and result.epochs == 4  # validated at 2 (the best) and 4 (no better): stop
     with pytest.raises(ConfigError, match=r"^val_every: must be a whole number of epochs, at least 1, got 0$"):
         fit(nn.Linear(4, 3), (X, y), loss="cross_entropy", lr=0.1, val_every=0)
+
+
+def test_validation_every_n_steps_within_epochs(tmp_path: Any) -> None:
+    import io
+
+    from trainwise.callbacks import ProgressBar
+    from trainwise.plots import plot_history
+    from trainwise.run_report import read_validations
+
+    X, y = classification_data(90)
+    Xv, yv = classification_data(30, seed=1)
+    batch_losses: list[float] = []
+    seen: list[tuple[int, float]] = []  # (batch, epoch loss so far) at each validation within an epoch
+
+    class Watch(Callback):
+        def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
+            batch_losses.append(float(logs["loss"]) * logs["size"])
+
+        def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+            if "step" in logs:  # validated within the epoch: before this batch's on_batch_end
+                seen.append((self.state.batch, logs["loss"]))
+
+    def train(**options: Any) -> FitResult:
+        torch.manual_seed(0)
+        return fit(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), (X, y), loss="cross_entropy",
+                   optimizer="adam", lr=0.05, epochs=2, batch_size=10, val_data=(Xv, yv), metrics=["accuracy"],
+                   doctor="off", **options)  # fmt: skip
+
+    shown = io.StringIO()
+    result = train(val_every_steps=4, callbacks=[Watch(), ProgressBar(mode="plain", file=shown)], progress=False,
+                   run_dir=tmp_path)  # fmt: skip
+    plain = train(progress=False)
+    # 9 batches an epoch: within it at steps 4 and 8, then the epoch's own validation (step 9)
+    rows = result.validations
+    assert rows["step"] == [4, 8, 9, 12, 16, 18]
+    assert rows["epoch"] == pytest.approx([4 / 9, 8 / 9, 1, 1 + 3 / 9, 1 + 7 / 9, 2])
+    # validating changes nothing of the training: the weights, the epochs' losses and metrics
+    assert all(torch.equal(a, b) for a, b in zip(result.model.parameters(), plain.model.parameters(), strict=True))
+    assert result.history == {**plain.history, "epoch_seconds": result.history["epoch_seconds"]}
+    assert [rows["val_loss"][2], rows["val_loss"][5]] == result.history["val_loss"]
+    assert [rows["accuracy"][2], rows["accuracy"][5]] == result.history["accuracy"]
+    # the row at step 4 is the model after 4 steps: a run that stops there validates the same weights
+    assert rows["val_loss"][0] == pytest.approx(train(max_steps=4, progress=False).history["val_loss"][-1], rel=1e-6)
+    # each row's loss is the epoch's mean so far
+    assert [batch for batch, _ in seen] == [4, 8, 3, 7]
+    for (batch, loss), start in zip(seen, (0, 0, 9, 9), strict=True):
+        assert loss == pytest.approx(sum(batch_losses[start : start + batch]) / (batch * 10), rel=1e-5)
+    assert "step 4 (epoch 0.44): loss " in shown.getvalue() and "val_loss " in shown.getvalue()
+    (run,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    assert read_validations(run) == rows
+    figure = plot_history(result.history, validations=rows)
+    (line,) = [line for line in figure.axes[0].lines if line.get_label() == "val_loss"]
+    assert list(line.get_xdata()) == pytest.approx(rows["epoch"]) and list(line.get_ydata()) == rows["val_loss"]
+    assert train(progress=False).validations == {}  # without val_every_steps: the history alone
+    with pytest.raises(ConfigError, match=r"^val_every_steps: must be a whole number of steps, at least 1, got 0$"):
+        train(val_every_steps=0)

@@ -657,6 +657,11 @@ class ProgressBar(Callback):
             if per_step is not None:  # the first epoch's bar has no estimate of its own yet
                 self._progress.update(self._epoch_task, seconds_per_item=per_step * self.state.steps_per_epoch)
 
+    def on_validation_end(self, epoch: int, logs: Logs) -> None:
+        if "step" in logs:  # within the epoch (fit(val_every_steps=N)); the epoch's own shows at its end
+            shown = [key for key in logs if key not in ("step", "epoch")]
+            self.print(f"step {logs['step']} (epoch {logs['epoch']:.2f}): {format_logs(logs, shown)}")
+
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         info = format_logs(measured(logs, self.state))
         done = epoch + 1
@@ -674,7 +679,7 @@ class ProgressBar(Callback):
             return
         if done == 1 or done % self._plain_every == 0 or done == self.state.epochs:
             elapsed = time.perf_counter() - self._start
-            self.console.print(f"epoch {done}/{self.state.epochs}  {info}  ({elapsed:.1f}s)", highlight=False)
+            self.print(f"epoch {done}/{self.state.epochs}  {info}  ({elapsed:.1f}s)")
 
     def on_train_end(self, logs: Logs) -> None:
         if self._progress is not None:

@@ -449,6 +449,7 @@ def save_training_state(state: TrainState, folder: Path, *, monitor: dict[str, A
         "monitor": monitor,
         "transform": state.transform.to_dict() if state.transform is not None else None,
         "history": state.history,
+        "validations": state.validations,
         "findings": [finding.to_dict() for finding in state.findings],
         "doctor_actions": state.doctor_actions,
         "state": encoded,
@@ -673,6 +674,7 @@ class TrainingCheckpoint:
         state.epoch, state.batch, state.step = info["epoch"], info["batch"], info["step"]
         state.stop_training = info["stop_training"]
         state.history = {key: list(values) for key, values in info["history"].items()}
+        state.validations = {key: list(values) for key, values in info.get("validations", {}).items()}
         state.findings = [Finding(**{**f, "evidence": {k: float(v) for k, v in f["evidence"].items()}})
                           for f in info["findings"]]  # fmt: skip
         state.doctor_actions = list(info["doctor_actions"])

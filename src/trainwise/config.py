@@ -128,6 +128,9 @@ class TrainConfig(_Section):
     max_steps: PositiveInt | None = Field(None, description="end training after this many optimizer steps")
     accumulate: PositiveInt = Field(1, description="batches whose gradients add up to one optimizer step")
     val_every: PositiveInt = Field(1, description="validate every this many epochs (and the last)")
+    val_every_steps: PositiveInt | None = Field(
+        None, description="also validate every this many optimizer steps within an epoch (validations.csv)"
+    )
     ema: Annotated[float, Field(strict=True, gt=0.0, lt=1.0)] | None = Field(
         None, description="the decay of the weights' exponential moving average (0.999), which validation runs"
     )

@@ -79,6 +79,14 @@ def numeric(logs: Logs) -> dict[str, float]:
     return {k: float(v) for k, v in logs.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def validation_scalars(state: TrainState, logs: Logs) -> dict[str, float]:
+    """With fit(val_every_steps=N), each validation's val_* values, logged as `step/val_*` at the step (the
+    epochs' validations too, so the curve is whole); otherwise nothing: the epochs' logs carry them."""
+    if state.val_every_steps is None:
+        return {}
+    return {f"step/{key}": value for key, value in numeric(logs).items() if key.startswith("val_")}
+
+
 def _check_every(logger: str, every_n_epochs: int | None, every_n_steps: int | None) -> None:
     for name, value in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -119,8 +127,8 @@ TENSORBOARD_EPOCH_POINTS = 500
 class TensorBoardLogger(Callback):
     """Writes TensorBoard event files: the epoch's logs as scalars `epoch/<key>` at the epoch index every
     `every_n_epochs` epochs and the last (None: every epoch of runs up to 999 epochs, and about 500 evenly
-    spaced epochs of longer ones), the hyperparameters as text, and with `every_n_steps` the training loss
-    `step/loss` every N optimizer steps.
+    spaced epochs of longer ones), the hyperparameters as text, with `every_n_steps` the training loss
+    `step/loss` every N optimizer steps, and with fit(val_every_steps=N) each validation's `step/val_*`.
 
     log_dir None: `<run folder>/tensorboard` when fit records the run (run_dir), else
     `./runs-tensorboard/<timestamp>`. View with `tensorboard --logdir <folder>`.
@@ -184,6 +192,10 @@ class TensorBoardLogger(Callback):
         # the loss is still on the device: reading it syncs, so only every N steps
         self._open().add_scalar("step/loss", float(logs["loss"]), step)
 
+    def on_validation_end(self, epoch: int, logs: Logs) -> None:
+        for key, value in validation_scalars(self.state, logs).items():
+            self._open().add_scalar(key, value, self.state.step)
+
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         self._write(self._epochs.due(epoch, measured(logs, self.state)))
 
@@ -216,7 +228,8 @@ class MLflowLogger(Callback):
     """Logs to MLflow: the hyperparameters as params, the epoch's logs as metrics (step = epoch index) every
     `every_n_epochs` epochs and the last (None: every epoch of runs up to 199 epochs, and about 100 evenly
     spaced epochs of longer ones), with `every_n_steps` the training loss `step/loss` every N optimizer
-    steps, the run folder's files as artifacts (when fit records the run), and the run's end status.
+    steps, with fit(val_every_steps=N) each validation's `step/val_*`, the run folder's files as artifacts
+    (when fit records the run), and the run's end status.
 
     Metrics are buffered and sent with MLflow's log_batch: at most 1000 at a time, every 15 seconds, and at
     train end; one request per epoch would cost more than a small model's whole epoch.
@@ -321,6 +334,11 @@ class MLflowLogger(Callback):
             return
         # the loss is still on the device: reading it syncs, so only every N steps
         self._add(step, {"step/loss": float(logs["loss"])})
+
+    def on_validation_end(self, epoch: int, logs: Logs) -> None:
+        values = validation_scalars(self.state, logs)
+        if values:
+            self._add(self.state.step, values)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         for logged, values in self._epochs.due(epoch, measured(logs, self.state)):

@@ -13,6 +13,9 @@ Callback hooks fire in this order (see trainwise.callbacks):
               zero_grad, backward
               on_before_step    gradients are ready (clipping)
               optimizer.step
+            every val_every_steps optimizer steps (fit(val_every_steps=N)), but not after an epoch's last batch:
+              evaluate() on the validation data
+              on_validation_end logs: step, epoch (fractional), the epoch's loss and metrics so far, val_*
             on_batch_end        logs: loss (a device tensor: no host sync), size, inputs, target
             (after SIGINT/SIGTERM the epoch ends here: status "interrupted")
         evaluate() on the validation data, if any, every val_every epochs and the last
@@ -28,6 +31,7 @@ this process's share of the batch, and the epoch's sums are added over the proce
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import threading
@@ -81,6 +85,8 @@ class FitResult:
         status: "completed", "stopped" (early stopping, max_steps), "interrupted" or "failed".
         seconds, device: the training time and where it ran.
         lr_find: the LR finder's result, with lr="auto".
+        validations: with fit(val_every_steps=N), every validation's values by step: step, epoch (epochs
+            done, fractional within one), loss and metrics (the epoch's so far), val_loss, val_<metric>.
     """
 
     model: nn.Module
@@ -94,6 +100,7 @@ class FitResult:
     seconds: float = 0.0  # training time, as recorder.training_seconds defines it
     device: str = "cpu"
     lr_find: Any = None  # the LR finder's result when fit ran with lr="auto"
+    validations: dict[str, list[float]] = field(default_factory=dict)  # with val_every_steps: a row per validation
 
     @property
     def epochs(self) -> int:
@@ -159,6 +166,7 @@ def fit(
     ema: float | None = None,
     workers: int = 0,
     val_every: int = 1,
+    val_every_steps: int | None = None,
     val_split: float = 0.0,
     val_data: Any = None,
     metrics: Sequence[str | Metric | Any] = (),  # Any: torchmetrics.Metric objects too
@@ -206,6 +214,10 @@ def fit(
             validation data of its own.
         val_every: validate every this many epochs, and after the last; the epochs between log their val_*
             values as NaN, and early stopping, plateau schedules and checkpoints' rankings skip them.
+        val_every_steps: also validate every this many optimizer steps within an epoch (a long epoch's
+            progress); those validations go to FitResult.validations (validations.csv), the progress
+            display, the loggers and the doctor, while the epochs' history, early stopping and checkpoints'
+            rankings keep to the epochs' validations.
         metrics: names ("accuracy", "mae", "r2", ...), trainwise Metrics or torchmetrics.Metric objects,
             computed exactly over each epoch.
         seed, shuffle: the seed of the run's initialisation, split and batch order; shuffle the batches each epoch.
@@ -233,15 +245,18 @@ def fit(
     fit seeds torch's global random generator with `seed` (the same seed, the same run) and puts the global
     random states (torch, NumPy, Python) back as they were when it returns.
     """
-    _check_arguments(doctor, epochs, max_steps, batch_size, accumulate, val_every, lr, optimizer, precision, compile)
+    _check_arguments(
+        doctor, epochs, max_steps, batch_size, accumulate, val_every, val_every_steps, lr, optimizer, precision, compile
+    )
     with rng.kept():  # fit seeds torch's global generator (init, dropout); the caller's state comes back after
         run = _assemble(
             model, data, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, max_steps=max_steps,
             batch_size=batch_size, accumulate=accumulate, ema=ema, workers=workers, val_every=val_every,
-            val_split=val_split, val_data=val_data, metrics=metrics, seed=seed, device=device, callbacks=callbacks,
-            run_dir=run_dir, progress=progress, normalize=normalize, stratify=stratify, shuffle=shuffle,
-            scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor, feature_names=feature_names,
-            class_names=class_names, run_name=run_name, config=config, resume=resume, compile=compile,
+            val_every_steps=val_every_steps, val_split=val_split, val_data=val_data, metrics=metrics, seed=seed,
+            device=device, callbacks=callbacks, run_dir=run_dir, progress=progress, normalize=normalize,
+            stratify=stratify, shuffle=shuffle, scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor,
+            feature_names=feature_names, class_names=class_names, run_name=run_name, config=config, resume=resume,
+            compile=compile,
             precision=precision, optimizer_kwargs=optimizer_kwargs,
         )  # fmt: skip
         state, cbs, resumed = run.state, run.callbacks, run.resumed
@@ -263,14 +278,14 @@ def fit(
                     logs = _train_epoch(state, cbs, step or train_step)
                     if state.interrupted:
                         break
-                    state.batch = 0
-                    state.validated = run.val is not None and _validation_due(state, epoch)
+                    state.validated = state.val_batches is not None and _validation_due(state, epoch)
                     if state.validated:
-                        val_logs = evaluate(state.evaluated_model(), run.val, loss=state.loss_fn, metrics=state.metrics)
-                        logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                        cbs.on_validation_end(epoch, logs)
-                    elif run.val is not None:  # NaN: the history's columns stay aligned, and plots join the gaps
+                        validate(state, cbs, logs)
+                    elif (
+                        state.val_batches is not None
+                    ):  # NaN: the history's columns stay aligned, and plots join the gaps
                         logs.update({f"val_{k}": math.nan for k in ("loss", *(m.name for m in state.metrics))})
+                    state.batch = 0
                     logs["lr"] = float(state.optimizer.param_groups[0]["lr"])
                     logs["epoch_seconds"] = time.perf_counter() - epoch_start
                     cbs.on_epoch_end(epoch, logs)
@@ -290,6 +305,37 @@ def _validation_due(state: TrainState, epoch: int) -> bool:
     return (epoch + 1) % state.val_every == 0 or epoch + 1 == state.epochs or state.steps_done
 
 
+def validate(state: TrainState, cbs: CallbackList, logs: Logs) -> None:
+    """Evaluate on the validation data: `logs` gain val_loss and val_<metric>, the on_validation_end callbacks
+    run, and with val_every_steps the values become a row of state.validations."""
+    val_logs = evaluate(state.evaluated_model(), state.val_batches, loss=state.loss_fn, metrics=state.val_metrics)
+    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+    if state.val_every_steps is not None:
+        for key, value in {**_position(state), **logs}.items():
+            state.validations.setdefault(key, []).append(float(value))
+    cbs.on_validation_end(state.epoch, logs)
+
+
+def _position(state: TrainState) -> Logs:
+    """Where training is: the optimizer steps taken, the epochs done (a fraction within an epoch)."""
+    return {"step": state.step, "epoch": state.epoch + state.batch / state.steps_per_epoch}
+
+
+def _validation_step_due(state: TrainState) -> bool:
+    """fit(val_every_steps=N): after every N-th optimizer step, except after an epoch's last batch (the epoch's
+    validation follows) and the step training ends at."""
+    every = state.val_every_steps
+    return (
+        every is not None
+        and state.stepped
+        and state.step % every == 0
+        and state.batch < state.steps_per_epoch
+        and state.val_batches is not None
+        and not state.steps_done
+        and not state.interrupted
+    )
+
+
 def _check_arguments(
     doctor: str,
     epochs: int,
@@ -297,6 +343,7 @@ def _check_arguments(
     batch_size: int | None,
     accumulate: int,
     val_every: int,
+    val_every_steps: int | None,
     lr: Any,
     optimizer: Any,
     precision: str,
@@ -313,7 +360,9 @@ def _check_arguments(
         raise ConfigError(f"max_steps: must be at least 1 (or None: no limit but the epochs), got {max_steps}")
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"batch_size: must be at least 1 (or None for the full batch), got {batch_size}")
-    for name, value, unit in (("accumulate", accumulate, "batches"), ("val_every", val_every, "epochs")):
+    counts = (("accumulate", accumulate, "batches"), ("val_every", val_every, "epochs"),
+              ("val_every_steps", 1 if val_every_steps is None else val_every_steps, "steps"))  # fmt: skip
+    for name, value, unit in counts:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name}: must be a whole number of {unit}, at least 1, got {value!r}")
     if lr is None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -332,7 +381,6 @@ class _Run:
 
     state: TrainState
     callbacks: CallbackList
-    val: data_lib.BatchSource | None
     transform: data_lib.AffineTransform | None
     recorder: Any  # recorder.RunRecorder, with run_dir
     lr_search: Any  # the LR finder's result, with lr="auto"
@@ -354,6 +402,7 @@ class _Run:
             seconds=training_seconds(state.history),  # the run record's and the report's number too
             device=str(state.device),
             lr_find=self.lr_search,
+            validations=state.validations,
         )
 
 
@@ -371,6 +420,7 @@ def _assemble(
     ema: float | None,
     workers: int,
     val_every: int,
+    val_every_steps: int | None,
     val_split: float,
     val_data: Any,
     metrics: Sequence[str | Metric | Any],
@@ -450,16 +500,20 @@ def _assemble(
             for group in optimizer.param_groups:
                 group["lr"] = lr
     opt = make_optimizer(optimizer, model.parameters(), float(lr) if lr is not None else 0.0, **optimizer_kwargs)
+    metric_objects = make_metrics(metrics)
     state = TrainState(
         model=model,
         optimizer=opt,
         loss_fn=loss_fn,
-        metrics=make_metrics(metrics),
+        metrics=metric_objects,
+        val_metrics=copy.deepcopy(metric_objects),
         epochs=epochs,
         steps_per_epoch=len(prepared.train),
         max_steps=max_steps,
         accumulate=accumulate,
         val_every=val_every,
+        val_every_steps=val_every_steps,
+        val_batches=prepared.val,
         device=target_device,
         batches=prepared.train,
         transform=prepared.transform,
@@ -521,7 +575,7 @@ def _assemble(
     if compile:
         state.eager_network = state.network
         state.network = _Compiled(state.network)
-    return _Run(state, cbs, prepared.val, prepared.transform, recorder, lr_search, resumed)
+    return _Run(state, cbs, prepared.transform, recorder, lr_search, resumed)
 
 
 def _lr_find_summary(result: Any) -> dict[str, Any]:
@@ -553,12 +607,19 @@ def _train_epoch(state: TrainState, cbs: CallbackList, step: StepFunction) -> Lo
         loss = step(state, (xb, yb))
         state.add_step_loss(loss, size)
         state.batch = batch + 1
+        if _validation_step_due(state):
+            validate(state, cbs, {**_position(state), **_epoch_logs(state)})
         if end:
             logs = {"loss": loss, "size": size, "inputs": xb, "target": yb}
             for on_batch_end in end:
                 on_batch_end(batch, logs)
         if state.stepped and (state.interrupted or state.steps_done):  # not mid-accumulation: a consistent point
             break
+    return _epoch_logs(state)
+
+
+def _epoch_logs(state: TrainState) -> Logs:
+    """The epoch's loss and metrics so far (one host read)."""
     if state.distributed is not None:  # the epoch over every process's samples
         return distributed.epoch_logs(state, state.summed_loss)
     if not state.metrics:

@@ -61,9 +61,23 @@ def plot_history(
     path: str | Path | None = None,
     *,
     title: str | None = None,
+    validations: Mapping[str, Sequence[float]] | None = None,
 ) -> Figure:
-    """Plot per-epoch metrics: a loss panel first, then one panel per metric with its `val_` twin."""
+    """Plot per-epoch metrics: a loss panel first, then one panel per metric with its `val_` twin.
+
+    Args:
+        history: each logged key's values per epoch (FitResult.history, a run's metrics.csv).
+        path: also save the figure there as a PNG.
+        title: the figure's title.
+        validations: fit(val_every_steps=N)'s validations (FitResult.validations, validations.csv): the val_
+            curves are drawn from these, at their (fractional) epochs.
+    """
     arrays = {key: _to_1d(values) for key, values in history.items()}
+    at: dict[str, NDArray[np.float64]] = {}
+    if validations and "epoch" in validations:
+        for key, values in validations.items():
+            if key.startswith("val_") and key in arrays:
+                arrays[key], at[key] = _to_1d(values), _to_1d(validations["epoch"])
     if not any(len(values) for values in arrays.values()):
         return _message_figure("no epochs recorded", path, title=title)
     series = {key: values for key, values in arrays.items() if key not in _SKIPPED_KEYS}
@@ -76,7 +90,7 @@ def plot_history(
     fig = InlineFigure(figsize=(_PANEL_SIZE[0] * ncols, _PANEL_SIZE[1] * nrows), layout="constrained")
     for i, (base, keys) in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, i + 1)
-        _draw_series(ax, {key: series[key] for key in keys}, log_rule=base in ("loss", "val_loss"))
+        _draw_series(ax, {key: series[key] for key in keys}, log_rule=base in ("loss", "val_loss"), at=at)
         ax.set_xlabel("epoch")
         ax.set_ylabel(base)
     if title:
@@ -184,8 +198,15 @@ def _validated_now_and_then(name: str, values: NDArray[np.float64]) -> bool:
     return bool(np.isnan(values).any())
 
 
-def _draw_series(ax: Axes, series: Mapping[str, NDArray[np.float64]], *, log_rule: bool) -> None:
+def _draw_series(
+    ax: Axes,
+    series: Mapping[str, NDArray[np.float64]],
+    *,
+    log_rule: bool,
+    at: Mapping[str, NDArray[np.float64]] | None = None,
+) -> None:
     """Draw labelled per-epoch lines with breaks at non-finite values; optionally pick a log y scale.
+    A series named in `at` is drawn at those epochs (validations within epochs), the others at 1, 2, ...
 
     Shared by the loss panel of `plot_history` and by `plot_compare` so both follow the same rules.
     """
@@ -195,13 +216,13 @@ def _draw_series(ax: Axes, series: Mapping[str, NDArray[np.float64]], *, log_rul
         finite = np.isfinite(values)
         # NaN in the line data makes matplotlib break the line there; inf would stretch the axes.
         ydata = np.where(finite, values, np.nan)
-        epochs = np.arange(1, len(values) + 1)
+        epochs = at[name] if at and name in at else np.arange(1, len(values) + 1)
         label = name
         if _validated_now_and_then(name, values):  # fit(val_every=N): NaN between validations, joined over
             epochs, ydata, values, finite = epochs[finite], values[finite], values[finite], finite[finite]
         if not finite.all():
-            first_bad = int(np.argmin(finite)) + 1
-            label = f"{name} (non-finite from epoch {first_bad})"
+            first_bad = epochs[int(np.argmin(finite))]
+            label = f"{name} (non-finite from epoch {first_bad:g})"
             breaks.append(first_bad)
         marker = "o" if len(values) <= _MAX_MARKED_POINTS else None
         ax.plot(epochs, ydata, label=label, marker=marker, markersize=3, linewidth=1.5)

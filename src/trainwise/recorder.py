@@ -21,10 +21,11 @@ from trainwise.runs import RunIndex, new_run_dir
 
 class RunRecorder(Callback):
     """Writes a run's record folder while it trains: config.toml, environment.json, metrics.csv (a row
-    per epoch), model.safetensors, transform.json, summary.json, loss-curve.png, for 1-D regression
-    fit.png, with lr="auto" lr-find.json and lr-find.png, for classification predictions.json (a
-    confusion matrix) and for images misclassified.safetensors; and keeps its row in the runs index
-    up to date. Everything the HTML report shows comes from these files (trainwise.run_report)."""
+    per epoch), with val_every_steps validations.csv (a row per validation), model.safetensors,
+    transform.json, summary.json, loss-curve.png, for 1-D regression fit.png, with lr="auto" lr-find.json
+    and lr-find.png, for classification predictions.json (a confusion matrix) and for images
+    misclassified.safetensors; and keeps its row in the runs index up to date. Everything the HTML report
+    shows comes from these files (trainwise.run_report)."""
 
     FLUSH_SECONDS = 2.0
 
@@ -147,6 +148,8 @@ class RunRecorder(Callback):
         if transform is not None:
             atomic_write_text(self.path / "transform.json", json.dumps(transform.to_dict(), indent=1))
         atomic_write_text(self.path / "findings.json", json.dumps([f.to_dict() for f in state.findings], indent=1))
+        if state.validations:
+            atomic_write_text(self.path / "validations.csv", csv_text(state.validations))
         final = {k: v[-1] for k, v in state.history.items() if v and k != "epoch_seconds"}
         self.summary = {
             "name": self.name,
@@ -160,7 +163,9 @@ class RunRecorder(Callback):
         }
         write_summary(self.path, self.summary)
         # plots last: a plotting problem must not cost the summary or the index row
-        plots.plot_history(state.history, self.path / "loss-curve.png", title=self.name)
+        plots.plot_history(
+            state.history, self.path / "loss-curve.png", title=self.name, validations=state.validations or None
+        )
         self._plot_fit()
         if state.status != "failed":  # after a failure the model itself may be what raises
             self._record_predictions()
@@ -369,6 +374,13 @@ def _class_decision(loss_fn: Any) -> Any:
         return None, 0
 
     return decide
+
+
+def csv_text(columns: Mapping[str, Sequence[float]]) -> str:
+    """Columns of numbers as CSV: a header of their names, then a row per position."""
+    names = list(columns)
+    rows = zip(*(columns[name] for name in names), strict=True)
+    return "\n".join([",".join(names), *(",".join(repr(float(v)) for v in row) for row in rows)]) + "\n"
 
 
 def training_seconds(history: Mapping[str, Sequence[float]]) -> float:

@@ -25,7 +25,7 @@ from trainwise.errors import TrainwiseError
 if TYPE_CHECKING:  # matplotlib is imported when a report is written, not with `import trainwise`
     from matplotlib.figure import Figure
 
-__all__ = ["class_scores", "read_metrics", "render_report", "report", "resolve_run", "write_report"]
+__all__ = ["class_scores", "read_metrics", "read_validations", "render_report", "report", "resolve_run", "write_report"]
 
 REPORT_NAME = "report.html"
 # Any of these marks a folder as a run record (a run still training may have only config.toml).
@@ -92,25 +92,36 @@ def _json(path: Path) -> Any:
 
 def read_metrics(run_dir: Path) -> dict[str, list[float]]:
     """The per-epoch history in run_dir/metrics.csv as {column: values} (without the epoch column)."""
-    file = Path(run_dir) / "metrics.csv"
+    history = _read_columns(Path(run_dir) / "metrics.csv", "epoch")
+    history.pop("epoch", None)
+    return history
+
+
+def read_validations(run_dir: Path) -> dict[str, list[float]]:
+    """fit(val_every_steps=N)'s validations in run_dir/validations.csv as {column: values} (step, epoch, ...)."""
+    return _read_columns(Path(run_dir) / "validations.csv", "step")
+
+
+def _read_columns(file: Path, first: str) -> dict[str, list[float]]:
+    """A CSV of numbers whose header starts with `first`, as {column: values}."""
     if not file.is_file():
         return {}
-    history: dict[str, list[float]] = {}
+    table: dict[str, list[float]] = {}
     columns: list[str] | None = None
     for line in file.read_text().splitlines():
         fields = line.split(",")
-        if fields[0] == "epoch":  # a header (a resumed run may append a second one)
-            columns = fields[1:]
+        if fields[0] == first:  # a header (a resumed run may append a second one)
+            columns = fields
             continue
-        if columns is None or len(fields) != len(columns) + 1:
+        if columns is None or len(fields) != len(columns):
             continue  # a line cut short by a crash mid-write
         try:
-            values = [float(field) for field in fields[1:]]
+            values = [float(field) for field in fields]
         except ValueError:
             continue
         for name, value in zip(columns, values, strict=True):
-            history.setdefault(name, []).append(value)
-    return history
+            table.setdefault(name, []).append(value)
+    return table
 
 
 # ----------------------------------------------------------------------------- sections
@@ -145,12 +156,13 @@ def _summary_section(summary: Mapping[str, Any] | None, run_dir: Path) -> str:
     return _table(facts) + _table(metrics, header=("metric", "final", "best")) if metrics else _table(facts)
 
 
-def _curves_section(history: Mapping[str, list[float]]) -> str:
+def _curves_section(history: Mapping[str, list[float]], validations: Mapping[str, list[float]]) -> str:
     from trainwise import plots
 
     if not history:
         return '<p class="muted">No epochs recorded.</p>'
-    return _img(_figure_png(plots.plot_history(history)), "loss and metric curves, training and validation")
+    figure = plots.plot_history(history, validations=validations or None)
+    return _img(_figure_png(figure), "loss and metric curves, training and validation")
 
 
 def _lr_find_section(run_dir: Path) -> str | None:
@@ -364,7 +376,7 @@ def render_report(run_dir: Path) -> str:
     sections: list[tuple[str, str, Callable[[], str | None]]] = [
         ("config", "Config", lambda: _config_section(run_dir)),
         ("summary", "Summary", lambda: _summary_section(summary, run_dir)),
-        ("curves", "Loss and metrics", lambda: _curves_section(history)),
+        ("curves", "Loss and metrics", lambda: _curves_section(history, read_validations(run_dir))),
         ("lr-find", "LR finder", lambda: _lr_find_section(run_dir)),
         ("fit", "Data and fit", lambda: _fit_section(run_dir)),
         ("confusion", "Confusion matrix", lambda: _confusion_section(predictions)),

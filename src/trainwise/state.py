@@ -34,6 +34,9 @@ class TrainState:
     accumulate: int = 1  # batches whose gradients add up to one optimizer step
     stepped: bool = True  # the latest batch ended with an optimizer step (not so mid-accumulation)
     val_every: int = 1  # validate every this many epochs (and the last)
+    val_every_steps: int | None = None  # also validate every this many optimizer steps within an epoch
+    val_batches: Any = None  # the validation batch source (data.BatchSource), if any
+    val_metrics: list[Metric] = field(default_factory=list)  # copies of `metrics`: validating mid-epoch keeps theirs
     validated: bool = False  # this epoch's validation ran (its val_* logs are NaN otherwise)
     batch_samples: int = 0  # the current batch's samples
     accumulated_samples: int = 0  # with accumulate > 1 and a mean loss: the samples in the gradients so far
@@ -53,6 +56,7 @@ class TrainState:
     summed_loss: bool = False  # the loss adds over a batch's samples (reduction='sum'), so epochs add them too
     modules: list[nn.Module] = field(default_factory=list)  # the model's modules, to check their train mode
     history: dict[str, list[float]] = field(default_factory=dict)
+    validations: dict[str, list[float]] = field(default_factory=dict)  # with val_every_steps: each validation's row
     status: str = "running"
     findings: list[Any] = field(default_factory=list)  # the doctor's, when it runs
     doctor_actions: list[str] = field(default_factory=list)
