@@ -29,9 +29,14 @@ def _fit(runs: Path, *args: str) -> Path:
 
 
 def _curves(run: Path) -> dict[str, list[float]]:
-    with open(run / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    return {key: [float(row[key]) for row in rows] for key in rows[0] if key not in ("epoch", "epoch_seconds")}
+    curves = {}
+    for name in ("metrics.csv", "validations.csv"):
+        if (run / name).is_file():
+            with open(run / name) as handle:
+                rows = list(csv.DictReader(handle))
+            curves.update({f"{name}:{key}": [float(row[key]) for row in rows] for key in rows[0]
+                           if key not in ("epoch", "epoch_seconds")})  # fmt: skip
+    return curves
 
 
 @pytest.mark.parametrize(
@@ -50,6 +55,8 @@ def _curves(run: Path) -> dict[str, list[float]]:
                 "train.epochs=2",
                 "--set",
                 "train.batch_size=128",
+                "--set",
+                "train.val_every_steps=2",  # within the epochs too: their losses and metrics are over all processes
             ],
             ["--set", "train.batch_size=64"],
             id="w5-subset",
@@ -61,6 +68,8 @@ def test_two_processes_follow_one_with_twice_the_batch(tmp_path: Path, recipe: s
     single = _curves(_fit(tmp_path / "one", recipe, *one))
     double = _curves(_fit(tmp_path / "two", recipe, *one, *two, "--nproc", "2"))
     assert single.keys() == double.keys()
+    if "train.val_every_steps=2" in one:  # 6 steps an epoch
+        assert single["validations.csv:step"] == [2, 4, 6, 8, 10, 12]
     for key, values in single.items():
         assert len(double[key]) == len(values)
         tolerance = 2 / 256 if "accuracy" in key else 1e-4  # a prediction may flip on a rounding difference

@@ -332,7 +332,6 @@ def _validation_step_due(state: TrainState) -> bool:
         and state.batch < state.steps_per_epoch
         and state.val_batches is not None
         and not state.steps_done
-        and not state.interrupted
     )
 
 
