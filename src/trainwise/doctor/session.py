@@ -53,14 +53,6 @@ class _Patient:
 
 
 @dataclass
-class _Loss:
-    """The latest training loss seen since the last optimizer step, and its targets."""
-
-    value: torch.Tensor
-    target: torch.Tensor | None
-
-
-@dataclass
 class _Validation:
     """Losses computed without gradients (or in eval mode) since the last training step."""
 
@@ -94,7 +86,10 @@ class AutowatchSession:
         self._ran: list[nn.Module] = []  # outermost modules run since the last step, with or without gradients
         self._calls: dict[int, tuple[tuple[Any, ...], Any]] = {}  # outermost module -> its latest (args, output)
         self._stack: list[nn.Module] = []  # module calls in progress
-        self._loss: _Loss | None = None
+        # the latest training loss seen since the last optimizer step, and its targets (two fields, not an
+        # object: they are set several times a step)
+        self._loss: torch.Tensor | None = None
+        self._loss_target: torch.Tensor | None = None
         self._loss_fn: Any = None  # the first loss module or functional loss seen: the patients' loss_fn
         self._validation = _Validation()
         self._handles: list[Any] = []
@@ -211,8 +206,9 @@ class AutowatchSession:
     def _before_module(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         if not self._stack and not isinstance(module, nn.modules.loss._Loss):
             self._training_call = torch.is_grad_enabled() and module.training
-            if all(module is not seen for seen in self._ran):
-                self._ran.append(module)
+            ran = self._ran
+            if not ran or (ran[-1] is not module and all(module is not seen for seen in ran)):
+                ran.append(module)
             if not self._training_call:
                 self._validation.model = module
         self._stack.append(module)
@@ -244,7 +240,7 @@ class AutowatchSession:
             self._loss_fn = fn
         target = target if isinstance(target, torch.Tensor) else None
         if value.requires_grad and self._training_call:
-            self._loss = _Loss(value, target)
+            self._loss, self._loss_target = value, target
         elif not self._training_call:
             self._validation.values.append(float(value.detach()))
 
@@ -254,9 +250,10 @@ class AutowatchSession:
 
         @functools.wraps(original)
         def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            if self.active and tensor.numel() == 1 and self._calls:  # after a training forward
-                target = self._loss.target if self._loss is not None else None
-                self._loss = _Loss(tensor, target)
+            if self.active and self._calls and tensor.numel() == 1:  # after a training forward
+                if self._loss is None:
+                    self._loss_target = None
+                self._loss = tensor
             return original(tensor, *args, **kwargs)
 
         return backward
@@ -283,11 +280,17 @@ class AutowatchSession:
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         patient = self._by_optimizer.get(id(optimizer))
         loss, self._loss = self._loss, None
-        self._ran, self._calls = [], {}
-        self._stack = []  # a forward that raised leaves its calls on the stack: a step is a clean start
+        target, self._loss_target = self._loss_target, None
+        # emptied in place: new containers every step cost more than the step's own Python
+        if self._ran:
+            self._ran.clear()
+        if self._calls:
+            self._calls.clear()
+        if self._stack:  # a forward that raised leaves its calls on the stack: a step is a clean start
+            self._stack.clear()
         if patient is None or loss is None:
             return
-        patient.doctor.record(loss.value, target=loss.target)
+        patient.doctor.record(loss, target=target)
 
     def _find_model(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
         """The outermost module run since the previous step that owns the most of this optimizer's parameters."""
@@ -305,9 +308,10 @@ class AutowatchSession:
         return best
 
     def _flush_validation(self) -> None:
-        validation, self._validation = self._validation, _Validation()
-        if not validation.values:
+        if not self._validation.values:  # no pass since the last step (nearly every step): nothing to make
+            self._validation.model = None
             return
+        validation, self._validation = self._validation, _Validation()
         patient = next((p for p in self.patients if p.model is validation.model), None)
         if patient is None and len(self.patients) == 1:
             patient = self.patients[0]
