@@ -205,14 +205,21 @@ class TargetSums:
     def __init__(self) -> None:
         self.count = 0
         self._sums: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._batch: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor] | None = None  # tensor, version, sums
+        # tensor, version, sums, rows
+        self._batch: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, int] | None = None
         self._repeats = 0  # times the latest batch was passed, not yet in _sums
 
-    def add(self, target: torch.Tensor) -> None:
+    def repeat(self, target: torch.Tensor) -> bool:
+        """Is this the latest batch again, unchanged (a full-batch loop's every step)? Then it is counted."""
         batch = self._batch
-        if batch is not None and target is batch[0] and target._version == batch[1]:
-            self._repeats += 1
-            self.count += target.shape[0]
+        if batch is None or target is not batch[0] or target._version != batch[1]:
+            return False
+        self._repeats += 1
+        self.count += batch[4]
+        return True
+
+    def add(self, target: torch.Tensor) -> None:
+        if self.repeat(target):
             return
         values = target.detach().reshape(target.shape[0], -1).double()
         batch_sum, batch_squares = values.sum(0), values.square().sum(0)
@@ -221,13 +228,13 @@ class TargetSums:
             self._sums[0].shape != batch_sum.shape or self._sums[0].device != batch_sum.device
         ):  # other targets altogether: start again
             self.count, self._sums = 0, None
-        self._batch, self._repeats = (target, target._version, batch_sum, batch_squares), 1
+        self._batch, self._repeats = (target, target._version, batch_sum, batch_squares, target.shape[0]), 1
         self.count += target.shape[0]
 
     def _fold(self) -> None:
         if self._batch is None or not self._repeats:
             return
-        _, _, batch_sum, batch_squares = self._batch
+        _, _, batch_sum, batch_squares, _ = self._batch
         added = (batch_sum * self._repeats, batch_squares * self._repeats)
         self._sums = added if self._sums is None else (self._sums[0] + added[0], self._sums[1] + added[1])
         self._repeats = 0
@@ -527,9 +534,11 @@ class Doctor:
         # without a hooked loss module, the targets arrive here (after the loss ran)
         if isinstance(target, torch.Tensor):
             self.last_target = target
-            if self.data is None and target.is_floating_point() and target.ndim and target.numel():
-                self.obs.targets.add(target)
-            if not self._loss_is_hooked() and self._last_output is not None:
+            targets = self.obs.targets  # the same batch again (full batch) is counted by repeat(), checks skipped
+            fresh = self.data is None and not targets.repeat(target)
+            if fresh and target.is_floating_point() and target.ndim and target.numel():
+                targets.add(target)
+            if not isinstance(self.loss_fn, nn.Module) and self._last_output is not None:  # the loss is not hooked
                 self._see_loss_input(self._last_output, target)
         if loss is not None:
             if isinstance(loss, torch.Tensor) and loss.numel() != 1:
