@@ -14,7 +14,12 @@ How the pieces of a hand-written loop are found (and removed again when the sess
   on the Doctor's own hooks watch.
 - torch.nn.modules.module.register_module_forward_pre_hook / _forward_hook see every module call: the
   outermost ones are the candidate models, and loss modules (nn.modules.loss._Loss) give the loss and
-  its targets.
+  its targets. While they are registered every module call in torch takes its slower hooked path, so once
+  every optimizer has its patient and a few steps pass with nothing new, the same two hooks move onto the
+  modules seen as outermost calls and the loss modules (torch's own loss modules need none: the functional
+  loss they call is wrapped). A module or parameter registered (a model built), an optimizer whose model
+  did not run where hooked, or a loss without gradients after a training forward (a validation model not
+  seen before) brings the global hooks back.
 - torch.nn.functional's losses (cross_entropy, mse_loss, ...) are wrapped for the session's duration, so
   `F.cross_entropy(out, y)` is seen as a loss module call is; so is torch.Tensor.backward, so a loss
   written by hand is seen as the tensor backward() is called on.
@@ -305,7 +310,10 @@ class AutowatchSession:
         return backward
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        self._flush_validation()
+        if self._validation.values:
+            self._flush_validation()
+        else:  # no pass since the last step (nearly every step)
+            self._validation.model = None
         if id(optimizer) in self._by_optimizer:
             return
         self._quiet_steps = 0
