@@ -1,7 +1,7 @@
 """The doctor's cost: fit with doctor="warn" against doctor="off" on W1 and W5, and the plain scripts of
 examples/ run unmodified under trainwise.autowatch() against the same scripts alone; alternated.
 
-    python benchmarks/doctor_cost.py [--repeats 5] [--json out.json]
+    python benchmarks/doctor_cost.py [--repeats 5] [--json out.json] [--quick | --scripts-only]
 
 Goals (issue: the training doctor): at most 15% slower on W1 (5000 full-batch epochs, overhead
 bound) and at most 5% on W5 (10 epochs of Fashion-MNIST at batch 64, SGD); a script watched by
@@ -63,7 +63,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="W5 for one epoch")
+    parser.add_argument("--scripts-only", action="store_true", help="only the example scripts under autowatch")
     args = parser.parse_args()
+    if args.scripts_only:
+        WORKLOADS.clear()
     if args.quick:
         WORKLOADS["W5 (w5-corrected, 1 epoch, batch 64)"] = ("w5-corrected", ["train.epochs=1"], 0.05)
         del WORKLOADS["W5 (w5-corrected, 10 epochs, batch 64)"]

@@ -196,3 +196,63 @@ def test_trainwise_doctor_reports_the_scripts_own_error_and_still_summarises(
     assert capsys.readouterr().err.strip() == (
         f"error: {tmp_path / 'missing.py'}: no such script; pass the path of a Python file: trainwise doctor train.py"
     )
+
+
+def test_once_steady_only_the_models_seen_are_hooked_and_a_new_model_brings_the_global_hooks_back() -> None:
+    torch.manual_seed(0)
+    X, y = blobs(n=256, classes=4)
+    first = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    optimizer = torch.optim.SGD(first.parameters(), lr=0.1)
+    criterion = nn.CrossEntropyLoss()
+    with trainwise.autowatch(mode="quiet") as session:
+        for xb, yb in zip(X.split(32), y.split(32), strict=True):
+            loss = criterion(first(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        # steady: no global module hook, the layers inside the model run without hooks
+        assert not module_hooks._global_forward_pre_hooks and not module_hooks._global_forward_hooks
+        assert not first[0]._forward_hooks and not first[0]._forward_pre_hooks
+        second = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))  # built while lean: seen again
+        assert module_hooks._global_forward_hooks
+        optimizer2 = torch.optim.Adam(second.parameters(), lr=1e-2)
+        for xb, yb in zip(X.split(32), y.split(32), strict=True):
+            loss = criterion(second(xb), yb)
+            optimizer2.zero_grad()
+            loss.backward()
+            optimizer2.step()
+    models = {id(p.optimizer): p.model for p in session.patients}
+    assert models == {id(optimizer): first, id(optimizer2): second}
+    assert [doctor.step for doctor in session.doctors] == [8, 8]  # the second met at its first step too
+
+
+def test_a_model_first_run_after_the_session_went_lean_is_still_found() -> None:
+    torch.manual_seed(0)
+    X, y = blobs(n=256, classes=4)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    shadow = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))  # built before, first run later
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    criterion = nn.CrossEntropyLoss()
+    with trainwise.autowatch(mode="quiet") as session:
+        for xb, yb in zip(X.split(32), y.split(32), strict=True):
+            loss = criterion(model(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        shadow.eval()
+        with torch.no_grad():  # a validation pass by a model the session has not seen: still recorded
+            value = criterion(shadow(X[:64]), y[:64]).item()
+        optimizer.zero_grad()
+        criterion(model(X[:32]), y[:32]).backward()
+        optimizer.step()
+        shadow_optimizer = torch.optim.SGD(shadow.parameters(), lr=0.1)
+        shadow.train()
+        for xb, yb in zip(X.split(32), y.split(32), strict=True):
+            loss = criterion(shadow(xb), yb)
+            shadow_optimizer.zero_grad()
+            loss.backward()
+            shadow_optimizer.step()
+    first, second = session.patients
+    assert [v for _, v in first.doctor.obs.val_losses] == pytest.approx([value])
+    assert first.model is model and second.model is shadow
+    assert second.doctor.step >= 7  # met at its first or second step

@@ -205,14 +205,21 @@ class TargetSums:
     def __init__(self) -> None:
         self.count = 0
         self._sums: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._batch: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor] | None = None  # tensor, version, sums
+        # tensor, version, sums, rows
+        self._batch: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, int] | None = None
         self._repeats = 0  # times the latest batch was passed, not yet in _sums
 
-    def add(self, target: torch.Tensor) -> None:
+    def repeat(self, target: torch.Tensor) -> bool:
+        """Is this the latest batch again, unchanged (a full-batch loop's every step)? Then it is counted."""
         batch = self._batch
-        if batch is not None and target is batch[0] and target._version == batch[1]:
-            self._repeats += 1
-            self.count += target.shape[0]
+        if batch is None or target is not batch[0] or target._version != batch[1]:
+            return False
+        self._repeats += 1
+        self.count += batch[4]
+        return True
+
+    def add(self, target: torch.Tensor) -> None:
+        if self.repeat(target):
             return
         values = target.detach().reshape(target.shape[0], -1).double()
         batch_sum, batch_squares = values.sum(0), values.square().sum(0)
@@ -221,13 +228,13 @@ class TargetSums:
             self._sums[0].shape != batch_sum.shape or self._sums[0].device != batch_sum.device
         ):  # other targets altogether: start again
             self.count, self._sums = 0, None
-        self._batch, self._repeats = (target, target._version, batch_sum, batch_squares), 1
+        self._batch, self._repeats = (target, target._version, batch_sum, batch_squares, target.shape[0]), 1
         self.count += target.shape[0]
 
     def _fold(self) -> None:
         if self._batch is None or not self._repeats:
             return
-        _, _, batch_sum, batch_squares = self._batch
+        _, _, batch_sum, batch_squares, _ = self._batch
         added = (batch_sum * self._repeats, batch_squares * self._repeats)
         self._sums = added if self._sums is None else (self._sums[0] + added[0], self._sums[1] + added[1])
         self._repeats = 0
@@ -522,26 +529,32 @@ class Doctor:
         val_loss: torch.Tensor | float | None = None,
     ) -> None:
         """Tell the doctor about a training step's loss (and targets), or a validation loss."""
-        self._detach_broken_hooks()
+        if self._broken_hooks:
+            self._detach_broken_hooks()
         # without a hooked loss module, the targets arrive here (after the loss ran)
         if isinstance(target, torch.Tensor):
             self.last_target = target
-            if self.data is None and target.is_floating_point() and target.ndim and target.numel():
-                self.obs.targets.add(target)
-            if not self._loss_is_hooked() and self._last_output is not None:
+            targets = self.obs.targets  # the same batch again (full batch) is counted by repeat(), checks skipped
+            fresh = self.data is None and not targets.repeat(target)
+            if fresh and target.is_floating_point() and target.ndim and target.numel():
+                targets.add(target)
+            if not isinstance(self.loss_fn, nn.Module) and self._last_output is not None:  # the loss is not hooked
                 self._see_loss_input(self._last_output, target)
         if loss is not None:
             if isinstance(loss, torch.Tensor) and loss.numel() != 1:
                 raise ValueError(f"record() takes one loss value, got a tensor of shape {tuple(loss.shape)}")
-            value = loss.detach() if isinstance(loss, torch.Tensor) and loss.requires_grad else loss
             if self._losses_on_host is None:
-                self._losses_on_host = not isinstance(value, torch.Tensor) or value.is_cpu
+                self._losses_on_host = not isinstance(loss, torch.Tensor) or loss.is_cpu
             # on the CPU a loss costs little to read: read at once, a bad one is diagnosed while its batch
-            # is in hand (and no tensor is kept: holding them slows the steps)
-            bad = False
+            # is in hand (and no tensor is kept: holding them slows the steps); item() reads a tensor that
+            # requires grad without a detached copy first
+            value: torch.Tensor | float
             if self._losses_on_host:
-                value = float(value)
+                value = float(loss.item() if isinstance(loss, torch.Tensor) else loss)
                 bad = not math.isfinite(value)
+            else:
+                value = loss.detach() if isinstance(loss, torch.Tensor) and loss.requires_grad else loss
+                bad = False
             self._add_loss(value, flush=bad or self._sampled)
         if val_loss is not None:
             self.flush()
@@ -758,10 +771,9 @@ class Doctor:
         step_hooks: list[GuardedHook] = []  # the pre- and post-step hooks fail together
         register_pre = self.optimizer.register_step_pre_hook
         # fit tells the doctor of each step's end; the step's start matters when sampled
-        self.hook(register_pre, lambda *_: self.before_step(), "optimizer step pre-hook", sampled=driven,
-                  group=step_hooks)  # fmt: skip
+        self.hook(register_pre, self._on_step_pre, "optimizer step pre-hook", sampled=driven, group=step_hooks)
         if not driven:
-            self.hook(self.optimizer.register_step_post_hook, lambda *_: self.after_step(), "optimizer step hook",
+            self.hook(self.optimizer.register_step_post_hook, self._on_step_post, "optimizer step hook",
                       group=step_hooks)  # fmt: skip
         # sampled steps only: attached just before them and removed after, so the other steps run
         # without them (a hooked module takes PyTorch's slower call path)
@@ -826,7 +838,9 @@ class Doctor:
         return 0 <= step - self._next_sample < self._sample_span
 
     def _on_forward_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else next(
+            (a for a in args if isinstance(a, torch.Tensor)), None
+        )  # fmt: skip
         if x is None:
             return
         if not torch.is_grad_enabled():
@@ -849,8 +863,9 @@ class Doctor:
             registry.run("eval_forward", self)
             return
         self._last_output = output
-        self.obs.output_width = int(output.shape[-1]) if output.ndim > 1 else 1
-        self.obs.batch_size = int(output.shape[0]) if output.ndim > 0 else 1
+        shape = output.shape  # one read: each builds a torch.Size
+        self.obs.output_width = shape[-1] if len(shape) > 1 else 1
+        self.obs.batch_size = shape[0] if shape else 1
         if not self._first_forward_done:
             self._first_forward_done = True
             self._remove_first_forward_hooks()
@@ -902,6 +917,15 @@ class Doctor:
                 probe.add_incoming(grad)
 
         return hook
+
+    def _on_step_pre(self, *_: Any) -> None:
+        """The optimizer's step pre-hook: before_step() has work only on sampled steps and before the first
+        forward is known (an unsampled step runs this one test)."""
+        if self._sampled or not self._first_forward_done:
+            self.before_step()
+
+    def _on_step_post(self, *_: Any) -> None:
+        self.after_step()
 
     @never_raises("before_step()")
     def before_step(self) -> None:

@@ -14,7 +14,12 @@ How the pieces of a hand-written loop are found (and removed again when the sess
   on the Doctor's own hooks watch.
 - torch.nn.modules.module.register_module_forward_pre_hook / _forward_hook see every module call: the
   outermost ones are the candidate models, and loss modules (nn.modules.loss._Loss) give the loss and
-  its targets.
+  its targets. While they are registered every module call in torch takes its slower hooked path, so once
+  every optimizer has its patient and a few steps pass with nothing new, the same two hooks move onto the
+  modules seen as outermost calls and the loss modules (torch's own loss modules need none: the functional
+  loss they call is wrapped). A module or parameter registered (a model built), an optimizer whose model
+  did not run where hooked, or a loss without gradients after a training forward (a validation model not
+  seen before) brings the global hooks back.
 - torch.nn.functional's losses (cross_entropy, mse_loss, ...) are wrapped for the session's duration, so
   `F.cross_entropy(out, y)` is seen as a loss module call is; so is torch.Tensor.backward, so a loss
   written by hand is seen as the tensor backward() is called on.
@@ -42,6 +47,14 @@ from trainwise.doctor.core import FUNCTIONAL_LOSSES, Doctor, Mode, _default_prin
 from trainwise.doctor.findings import CODES, SEVERITY_ORDER, Finding
 from trainwise.errors import TrainingError
 
+LEAN_AFTER = 3  # optimizer steps with nothing new before the global module hooks give way to per-module ones
+MAX_FALLBACKS = 3
+# torch's loss modules that only call the functional loss of the same name (wrapped while watching)
+FUNCTIONAL_BACKED: frozenset[type] = frozenset(
+    {nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.SmoothL1Loss, nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss,
+     nn.BCELoss}
+)  # fmt: skip
+
 
 @dataclass
 class _Patient:
@@ -50,14 +63,6 @@ class _Patient:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     doctor: Doctor
-
-
-@dataclass
-class _Loss:
-    """The latest training loss seen since the last optimizer step, and its targets."""
-
-    value: torch.Tensor
-    target: torch.Tensor | None
 
 
 @dataclass
@@ -94,10 +99,26 @@ class AutowatchSession:
         self._ran: list[nn.Module] = []  # outermost modules run since the last step, with or without gradients
         self._calls: dict[int, tuple[tuple[Any, ...], Any]] = {}  # outermost module -> its latest (args, output)
         self._stack: list[nn.Module] = []  # module calls in progress
-        self._loss: _Loss | None = None
+        # the latest training loss seen since the last optimizer step, and its targets (two fields, not an
+        # object: they are set several times a step)
+        self._loss: torch.Tensor | None = None
+        self._loss_target: torch.Tensor | None = None
         self._loss_fn: Any = None  # the first loss module or functional loss seen: the patients' loss_fn
         self._validation = _Validation()
         self._handles: list[Any] = []
+        # once every optimizer has its patient and a few steps passed with nothing new, the global module hooks
+        # (which send every module call in torch down its slower hooked path) give way to the same hooks on
+        # the modules seen so far (see _lean)
+        self._module_pre: Callable[..., Any] = self._guard(self._before_module, "module pre-hook")
+        self._module_post: Callable[..., Any] = self._guard(self._after_module, "module hook")
+        self._global_module_handles: list[Any] = []
+        self._instance_handles: list[Any] = []
+        self._lean = False
+        self._quiet_steps = 0  # optimizer steps since something new (a module, a loss module, an optimizer) ran
+        self._fallbacks = 0  # times lean watching met something it could not see: at MAX_FALLBACKS it stays off
+        self._outer: dict[int, nn.Module] = {}  # every module seen as an outermost (non-loss) call
+        self._loss_modules: dict[int, nn.Module] = {}  # every loss module seen, and whether it ran inside another
+        self._nested_losses: set[int] = set()
         self._originals: dict[str, Any] = {}
         self._original_backward: Callable[..., Any] = torch.Tensor.backward
         self._errors: list[Finding] = []  # the session's own failures (doctor-error without a patient)
@@ -143,12 +164,15 @@ class AutowatchSession:
         if self.active:
             return
         self.active = True
+        built = self._guard(self._module_built, "module registration hook")
         self._handles = [
-            module_hooks.register_module_forward_pre_hook(self._guard(self._before_module, "module pre-hook")),
-            module_hooks.register_module_forward_hook(self._guard(self._after_module, "module hook")),
             optimizer_hooks.register_optimizer_step_pre_hook(self._guard(self._before_step, "optimizer pre-hook")),
             optimizer_hooks.register_optimizer_step_post_hook(self._guard(self._after_step, "optimizer hook")),
+            # a model built while watching lean: back to the global hooks before its first forward
+            module_hooks.register_module_parameter_registration_hook(built),
+            module_hooks.register_module_module_registration_hook(built),
         ]
+        self._search()
         for name in FUNCTIONAL_LOSSES:
             original = getattr(F, name)
             self._originals[name] = original
@@ -164,9 +188,10 @@ class AutowatchSession:
         try:
             self._flush_validation()
         finally:
-            for handle in self._handles:
+            for handle in [*self._handles, *self._global_module_handles, *self._instance_handles]:
                 handle.remove()
-            self._handles = []
+            self._handles, self._global_module_handles, self._instance_handles = [], [], []
+            self._lean = False
             for name, original in self._originals.items():
                 setattr(F, name, original)
             self._originals = {}
@@ -209,12 +234,22 @@ class AutowatchSession:
             self.printer(finding.format())
 
     def _before_module(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        if not self._stack and not isinstance(module, nn.modules.loss._Loss):
+        if isinstance(module, nn.modules.loss._Loss):
+            if id(module) not in self._loss_modules:
+                self._loss_modules[id(module)] = module
+                self._quiet_steps = 0
+            if self._stack:
+                self._nested_losses.add(id(module))
+        elif not self._stack:
             self._training_call = torch.is_grad_enabled() and module.training
-            if all(module is not seen for seen in self._ran):
-                self._ran.append(module)
+            ran = self._ran
+            if not ran or (ran[-1] is not module and all(module is not seen for seen in ran)):
+                ran.append(module)
             if not self._training_call:
                 self._validation.model = module
+            if id(module) not in self._outer:
+                self._outer[id(module)] = module
+                self._quiet_steps = 0
         self._stack.append(module)
 
     def _after_module(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -223,7 +258,7 @@ class AutowatchSession:
         if not self._stack and self._training_call:
             self._calls[id(module)] = (args, output)
         if isinstance(module, nn.modules.loss._Loss) and len(args) >= 2:
-            self._see_loss(module, output, args[1])
+            self._see_loss(module, output, args[1], args[0])
 
     def _wrap_functional(self, original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         @functools.wraps(original)
@@ -232,20 +267,28 @@ class AutowatchSession:
             if self.active and not self._stack:  # called by the user, not inside a loss module
                 target = args[1] if len(args) >= 2 else kwargs.get("target")
                 with contextlib.suppress(Exception):  # the user's loss matters more than the doctor
-                    self._see_loss(original, value, target)
+                    self._see_loss(original, value, target, args[0] if args else kwargs.get("input"))
             return value
 
         return loss
 
-    def _see_loss(self, fn: Any, value: Any, target: Any) -> None:
+    def _see_loss(self, fn: Any, value: Any, target: Any, inputs: Any = None) -> None:
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             return
         if self._loss_fn is None:
             self._loss_fn = fn
         target = target if isinstance(target, torch.Tensor) else None
         if value.requires_grad and self._training_call:
-            self._loss = _Loss(value, target)
-        elif not self._training_call:
+            self._loss, self._loss_target = value, target
+            return
+        unseen = self._lean and self._training_call and not torch.is_grad_enabled()
+        if unseen and isinstance(inputs, torch.Tensor) and not inputs.requires_grad:
+            # outputs made without gradients by a module lean watching does not see (a validation model first
+            # run now): what its global hook would have said, and the global hooks back
+            self._training_call = False
+            self._validation.model = None
+            self._fallback()
+        if not self._training_call:
             self._validation.values.append(float(value.detach()))
 
     def _wrap_backward(self, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -254,18 +297,31 @@ class AutowatchSession:
 
         @functools.wraps(original)
         def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            if self.active and tensor.numel() == 1 and self._calls:  # after a training forward
-                target = self._loss.target if self._loss is not None else None
-                self._loss = _Loss(tensor, target)
+            if self.active and tensor.numel() == 1:
+                if self._calls:  # after a training forward
+                    if self._loss is None:
+                        self._loss_target = None
+                    self._loss = tensor
+                elif self._lean and tensor.requires_grad:  # a forward lean watching did not see
+                    with contextlib.suppress(Exception):
+                        self._fallback()
             return original(tensor, *args, **kwargs)
 
         return backward
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        self._flush_validation()
+        if self._validation.values:
+            self._flush_validation()
+        else:  # no pass since the last step (nearly every step)
+            self._validation.model = None
         if id(optimizer) in self._by_optimizer:
             return
+        self._quiet_steps = 0
         model = self._find_model(optimizer)
+        if self._lean and (model is None or not self._owns(model, optimizer)):
+            # its model may have run unseen: look again at its next step, with the global hooks
+            self._fallback()
+            return
         if model is None:
             self._by_optimizer[id(optimizer)] = None
             return
@@ -283,11 +339,70 @@ class AutowatchSession:
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         patient = self._by_optimizer.get(id(optimizer))
         loss, self._loss = self._loss, None
-        self._ran, self._calls = [], {}
-        self._stack = []  # a forward that raised leaves its calls on the stack: a step is a clean start
+        target, self._loss_target = self._loss_target, None
+        # emptied in place: new containers every step cost more than the step's own Python
+        if self._ran:
+            self._ran.clear()
+        if self._calls:
+            self._calls.clear()
+        if self._stack:  # a forward that raised leaves its calls on the stack: a step is a clean start
+            self._stack.clear()
+        if not self._lean:
+            self._quiet_steps += 1
+            if self._quiet_steps >= LEAN_AFTER and self._fallbacks < MAX_FALLBACKS and self.patients:
+                self._go_lean()
         if patient is None or loss is None:
             return
-        patient.doctor.record(loss.value, target=loss.target)
+        patient.doctor.record(loss, target=target)
+
+    @staticmethod
+    def _owns(model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        return any(id(p) in owned for p in model.parameters())
+
+    # ------------------------------------------------------------------ lean watching
+
+    def _search(self) -> None:
+        """Watch every module call through torch's global module hooks (what finds a new model)."""
+        self._lean = False
+        for handle in self._instance_handles:
+            handle.remove()
+        self._instance_handles = []
+        if not self._global_module_handles:
+            self._global_module_handles = [
+                module_hooks.register_module_forward_pre_hook(self._module_pre),
+                module_hooks.register_module_forward_hook(self._module_post),
+            ]
+
+    def _go_lean(self) -> None:
+        """The same hooks on the modules seen as outermost calls and on the loss modules seen, instead of on
+        every module: the layers inside a model then take torch's fast call path. torch's own loss modules
+        called as outermost modules need no hook: the functional loss they call is wrapped, and it sees the
+        same loss and targets."""
+        modules = list(self._outer.values()) + [
+            module for key, module in self._loss_modules.items()
+            if type(module) not in FUNCTIONAL_BACKED or key in self._nested_losses
+        ]  # fmt: skip
+        handles = []
+        for module in modules:  # first among the module's hooks, as the global hooks run before them
+            handles.append(module.register_forward_pre_hook(self._module_pre, prepend=True))
+            handles.append(module.register_forward_hook(self._module_post, prepend=True))
+        for handle in self._global_module_handles:
+            handle.remove()
+        self._global_module_handles, self._instance_handles = [], handles
+        self._lean = True
+
+    def _fallback(self) -> None:
+        """Lean watching met something it cannot see (a new model, an optimizer of a model not seen run):
+        back to the global hooks; after MAX_FALLBACKS of these, for the rest of the session."""
+        if self._lean:
+            self._fallbacks += 1
+            self._search()
+        self._quiet_steps = 0
+
+    def _module_built(self, module: nn.Module, name: str, value: Any) -> None:
+        if self._lean:
+            self._fallback()
 
     def _find_model(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
         """The outermost module run since the previous step that owns the most of this optimizer's parameters."""
@@ -305,9 +420,10 @@ class AutowatchSession:
         return best
 
     def _flush_validation(self) -> None:
-        validation, self._validation = self._validation, _Validation()
-        if not validation.values:
+        if not self._validation.values:  # no pass since the last step (nearly every step): nothing to make
+            self._validation.model = None
             return
+        validation, self._validation = self._validation, _Validation()
         patient = next((p for p in self.patients if p.model is validation.model), None)
         if patient is None and len(self.patients) == 1:
             patient = self.patients[0]
