@@ -256,8 +256,7 @@ def fit(
             device=device, callbacks=callbacks, run_dir=run_dir, progress=progress, normalize=normalize,
             stratify=stratify, shuffle=shuffle, scheduler=scheduler, clip_grad_norm=clip_grad_norm, doctor=doctor,
             feature_names=feature_names, class_names=class_names, run_name=run_name, config=config, resume=resume,
-            compile=compile,
-            precision=precision, optimizer_kwargs=optimizer_kwargs,
+            compile=compile, precision=precision, optimizer_kwargs=optimizer_kwargs,
         )  # fmt: skip
         state, cbs, resumed = run.state, run.callbacks, run.resumed
         logs: Logs = {}
@@ -281,9 +280,8 @@ def fit(
                     state.validated = state.val_batches is not None and _validation_due(state, epoch)
                     if state.validated:
                         validate(state, cbs, logs)
-                    elif (
-                        state.val_batches is not None
-                    ):  # NaN: the history's columns stay aligned, and plots join the gaps
+                    elif state.val_batches is not None:
+                        # NaN: the history's columns stay aligned, and plots join the gaps
                         logs.update({f"val_{k}": math.nan for k in ("loss", *(m.name for m in state.metrics))})
                     state.batch = 0
                     logs["lr"] = float(state.optimizer.param_groups[0]["lr"])

@@ -53,6 +53,16 @@ def w1_loop(scale: float = 1.0, lr: float = 1e-2) -> None:
         optimizer.step()
 
 
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn.Module, X: torch.Tensor,
+                y: torch.Tensor) -> None:  # fmt: skip
+    """One epoch of the tutorials' minibatch loop, in batches of 32."""
+    for xb, yb in zip(X.split(32), y.split(32), strict=True):
+        loss = criterion(model(xb), yb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
 def codes(session: trainwise.AutowatchSession) -> set[str]:
     return {f.code for f in session.findings}
 
@@ -205,22 +215,14 @@ def test_once_steady_only_the_models_seen_are_hooked_and_a_new_model_brings_the_
     optimizer = torch.optim.SGD(first.parameters(), lr=0.1)
     criterion = nn.CrossEntropyLoss()
     with trainwise.autowatch(mode="quiet") as session:
-        for xb, yb in zip(X.split(32), y.split(32), strict=True):
-            loss = criterion(first(xb), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        train_epoch(first, optimizer, criterion, X, y)
         # steady: no global module hook, the layers inside the model run without hooks
         assert not module_hooks._global_forward_pre_hooks and not module_hooks._global_forward_hooks
         assert not first[0]._forward_hooks and not first[0]._forward_pre_hooks
         second = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))  # built while lean: seen again
         assert module_hooks._global_forward_hooks
         optimizer2 = torch.optim.Adam(second.parameters(), lr=1e-2)
-        for xb, yb in zip(X.split(32), y.split(32), strict=True):
-            loss = criterion(second(xb), yb)
-            optimizer2.zero_grad()
-            loss.backward()
-            optimizer2.step()
+        train_epoch(second, optimizer2, criterion, X, y)
     models = {id(p.optimizer): p.model for p in session.patients}
     assert models == {id(optimizer): first, id(optimizer2): second}
     assert [doctor.step for doctor in session.doctors] == [8, 8]  # the second met at its first step too
@@ -234,11 +236,7 @@ def test_a_model_first_run_after_the_session_went_lean_is_still_found() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     criterion = nn.CrossEntropyLoss()
     with trainwise.autowatch(mode="quiet") as session:
-        for xb, yb in zip(X.split(32), y.split(32), strict=True):
-            loss = criterion(model(xb), yb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        train_epoch(model, optimizer, criterion, X, y)
         shadow.eval()
         with torch.no_grad():  # a validation pass by a model the session has not seen: still recorded
             value = criterion(shadow(X[:64]), y[:64]).item()
@@ -247,11 +245,7 @@ def test_a_model_first_run_after_the_session_went_lean_is_still_found() -> None:
         optimizer.step()
         shadow_optimizer = torch.optim.SGD(shadow.parameters(), lr=0.1)
         shadow.train()
-        for xb, yb in zip(X.split(32), y.split(32), strict=True):
-            loss = criterion(shadow(xb), yb)
-            shadow_optimizer.zero_grad()
-            loss.backward()
-            shadow_optimizer.step()
+        train_epoch(shadow, shadow_optimizer, criterion, X, y)
     first, second = session.patients
     assert [v for _, v in first.doctor.obs.val_losses] == pytest.approx([value])
     assert first.model is model and second.model is shadow
