@@ -21,7 +21,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 import torch
 from torch import nn
@@ -173,6 +173,15 @@ class ZeroGradProbe:
             fresh_off = _off_direction(current, fresh) > 1e-3
             carried_on = _off_direction(current, carried) <= 1e-4
         return carried_on and fresh_off
+
+
+class StepHooks(NamedTuple):
+    """The Doctor's hooks that run on every step of a user's loop (registered with torch unless forwarded)."""
+
+    forward_pre: GuardedHook  # the model's forward pre-hook: (module, args)
+    forward: GuardedHook  # the model's forward hook: (module, args, output)
+    step_pre: GuardedHook  # the optimizer's step pre-hook: (optimizer, args, kwargs)
+    step_post: GuardedHook  # the optimizer's step post-hook: (optimizer, args, kwargs)
 
 
 @dataclass
@@ -366,6 +375,8 @@ class Doctor:
         feature_names: names of the input features, for findings about single features; None: "feature <i>".
         printer: the function that shows a finding's line; None: stderr (stdout in a Jupyter kernel).
         driven: fit's own loop drives the doctor, calling after_step() and end_epoch() itself (default False).
+        forwarded: the caller already hooks the model's calls and the optimizer's steps and calls `step_hooks`
+            itself (autowatch's session: a second pair of hooks would cost every step twice); default False.
 
     Raises:
         ConfigError: a mode other than "warn", "stop" or "quiet".
@@ -384,9 +395,11 @@ class Doctor:
         feature_names: Sequence[str] | None = None,
         printer: Callable[[str], None] | None = None,
         driven: bool = False,
+        forwarded: bool = False,
     ) -> None:
         if mode not in ("warn", "stop", "quiet"):
             raise ConfigError(f"doctor mode {mode!r}: use 'warn', 'stop' or 'quiet'")
+        self.forwarded = forwarded
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -687,7 +700,12 @@ class Doctor:
     ) -> GuardedHook:
         """Register `fn` through `register` (module.register_forward_hook, ...), guarded: always, or only
         around sampled steps (sampled=True). Removed by close()."""
-        guarded = self.guard(fn, what, group)
+        return self.attach(self.guard(fn, what, group), register, sampled=sampled)
+
+    def attach(
+        self, guarded: GuardedHook, register: Callable[[Callable[..., Any]], Any], *, sampled: bool = False
+    ) -> GuardedHook:
+        """Register a guarded hook through `register`: always, or only around sampled steps."""
         guarded.register = register
         if sampled:
             self.add_sampled_hook(guarded.attach)
@@ -766,15 +784,20 @@ class Doctor:
         # of any size), sampled steps only under fit, which hands over its data and batches itself
         # every hook is guarded: a failure inside the doctor becomes doctor-error, never the user's exception
         driven = self.driven
-        self.hook(self.model.register_forward_pre_hook, self._on_forward_pre, "forward pre-hook", sampled=driven)
-        self.hook(self.model.register_forward_hook, self._on_forward, "forward hook", sampled=driven)
         step_hooks: list[GuardedHook] = []  # the pre- and post-step hooks fail together
-        register_pre = self.optimizer.register_step_pre_hook
-        # fit tells the doctor of each step's end; the step's start matters when sampled
-        self.hook(register_pre, self._on_step_pre, "optimizer step pre-hook", sampled=driven, group=step_hooks)
-        if not driven:
-            self.hook(self.optimizer.register_step_post_hook, self._on_step_post, "optimizer step hook",
-                      group=step_hooks)  # fmt: skip
+        self.step_hooks = StepHooks(
+            self.guard(self._on_forward_pre, "forward pre-hook"),
+            self.guard(self._on_forward, "forward hook"),
+            self.guard(self._on_step_pre, "optimizer step pre-hook", step_hooks),
+            self.guard(self._on_step_post, "optimizer step hook", step_hooks),
+        )
+        if not self.forwarded:  # autowatch's session hooks these calls already: it calls step_hooks itself
+            self.attach(self.step_hooks.forward_pre, self.model.register_forward_pre_hook, sampled=driven)
+            self.attach(self.step_hooks.forward, self.model.register_forward_hook, sampled=driven)
+            # fit tells the doctor of each step's end; the step's start matters when sampled
+            self.attach(self.step_hooks.step_pre, self.optimizer.register_step_pre_hook, sampled=driven)
+            if not driven:
+                self.attach(self.step_hooks.step_post, self.optimizer.register_step_post_hook)
         # sampled steps only: attached just before them and removed after, so the other steps run
         # without them (a hooked module takes PyTorch's slower call path)
         for name, module in self.modules.items():

@@ -17,6 +17,7 @@ Thresholds, and why:
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -272,12 +273,12 @@ def label_order(doctor: Doctor) -> tuple[float, float, float] | None:
     if len(pairs) < SORTED_BATCHES or counts is None or int((counts > 0).sum()) < 2:
         return None
     shares = counts[counts > 0].double() / float(counts.sum())
-    seen, expected, variance = 0.0, 0.0, 0.0
-    for classes, size in pairs:
+    seen = float(sum(classes for classes, _ in pairs))
+    expected, variance = 0.0, 0.0
+    for size, batches in collections.Counter(size for _, size in pairs).items():  # nearly always one size
         present = 1 - (1 - shares) ** size  # chance that each class is in a shuffled batch of this size
-        seen += classes
-        expected += float(present.sum())
-        variance += float((present * (1 - present)).sum())  # the indicators are negatively correlated: a bound
+        expected += batches * float(present.sum())
+        variance += batches * float((present * (1 - present)).sum())  # negatively correlated indicators: a bound
     n = len(pairs)
     z = (expected - seen) / math.sqrt(variance) if variance > 0 else (math.inf if seen < expected - 0.5 else 0.0)
     return seen / n, expected / n, z

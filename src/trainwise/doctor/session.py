@@ -10,8 +10,9 @@ How the pieces of a hand-written loop are found (and removed again when the sess
   optimizer's first step its patient is the outermost module that ran a forward pass since the previous
   step and owns the most parameters of that optimizer (or the only one that ran, when none does: an
   optimizer made before the model's layers were replaced, or a forward run under no_grad); each (model,
-  optimizer) pair gets its own Doctor (a GAN's two optimizers are two patients). From its second step
-  on the Doctor's own hooks watch.
+  optimizer) pair gets its own Doctor (a GAN's two optimizers are two patients). The session's hooks pass
+  the model's calls and the optimizer's steps on to that Doctor, from this first step on (a second pair of
+  hooks, the Doctor's own, would cost every step twice).
 - torch.nn.modules.module.register_module_forward_pre_hook / _forward_hook see every module call: the
   outermost ones are the candidate models, and loss modules (nn.modules.loss._Loss) give the loss and
   its targets. While they are registered every module call in torch takes its slower hooked path, so once
@@ -43,7 +44,7 @@ import torch.optim.optimizer as optimizer_hooks
 from torch import nn
 from torch.nn.modules import module as module_hooks
 
-from trainwise.doctor.core import FUNCTIONAL_LOSSES, Doctor, Mode, _default_printer, first_line
+from trainwise.doctor.core import FUNCTIONAL_LOSSES, Doctor, Mode, StepHooks, _default_printer, first_line
 from trainwise.doctor.findings import CODES, SEVERITY_ORDER, Finding
 from trainwise.errors import TrainingError
 
@@ -95,6 +96,8 @@ class AutowatchSession:
         self.printer = printer or _default_printer()
         self.patients: list[_Patient] = []
         self._by_optimizer: dict[int, _Patient | None] = {}  # None: no patient found (not a model's optimizer)
+        # the patients' Doctors hook no calls of their own: the session's hooks call theirs (model id -> hooks)
+        self._forward_to: dict[int, list[StepHooks]] = {}
         self._training_call = False  # was the latest outermost call a training forward (grad on, train mode)?
         self._ran: list[nn.Module] = []  # outermost modules run since the last step, with or without gradients
         self._calls: dict[int, tuple[tuple[Any, ...], Any]] = {}  # outermost module -> its latest (args, output)
@@ -191,6 +194,7 @@ class AutowatchSession:
             for handle in [*self._handles, *self._global_module_handles, *self._instance_handles]:
                 handle.remove()
             self._handles, self._global_module_handles, self._instance_handles = [], [], []
+            self._forward_to = {}
             self._lean = False
             for name, original in self._originals.items():
                 setattr(F, name, original)
@@ -251,6 +255,8 @@ class AutowatchSession:
                 self._outer[id(module)] = module
                 self._quiet_steps = 0
         self._stack.append(module)
+        for hooks in self._forward_to.get(id(module), ()):
+            hooks.forward_pre(module, args)
 
     def _after_module(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if self._stack and self._stack[-1] is module:
@@ -259,6 +265,8 @@ class AutowatchSession:
             self._calls[id(module)] = (args, output)
         if isinstance(module, nn.modules.loss._Loss) and len(args) >= 2:
             self._see_loss(module, output, args[1], args[0])
+        for hooks in self._forward_to.get(id(module), ()):
+            hooks.forward(module, args, output)
 
     def _wrap_functional(self, original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         @functools.wraps(original)
@@ -266,8 +274,11 @@ class AutowatchSession:
             value = original(*args, **kwargs)
             if self.active and not self._stack:  # called by the user, not inside a loss module
                 target = args[1] if len(args) >= 2 else kwargs.get("target")
-                with contextlib.suppress(Exception):  # the user's loss matters more than the doctor
+                # the user's loss matters more than the doctor (a try costs nothing; suppress() three calls)
+                try:  # noqa: SIM105
                     self._see_loss(original, value, target, args[0] if args else kwargs.get("input"))
+                except Exception:
+                    pass
             return value
 
         return loss
@@ -314,8 +325,14 @@ class AutowatchSession:
             self._flush_validation()
         else:  # no pass since the last step (nearly every step)
             self._validation.model = None
-        if id(optimizer) in self._by_optimizer:
-            return
+        if id(optimizer) not in self._by_optimizer:
+            self._meet(optimizer)
+        patient = self._by_optimizer.get(id(optimizer))
+        if patient is not None:
+            patient.doctor.step_hooks.step_pre(optimizer, args, kwargs)
+
+    def _meet(self, optimizer: torch.optim.Optimizer) -> None:
+        """An optimizer's first step: find its model and make their Doctor (or note that it has none)."""
         self._quiet_steps = 0
         model = self._find_model(optimizer)
         if self._lean and (model is None or not self._owns(model, optimizer)):
@@ -325,8 +342,7 @@ class AutowatchSession:
         if model is None:
             self._by_optimizer[id(optimizer)] = None
             return
-        # made inside torch's step: the Doctor's own pre- and post-step hooks join this very step's hooks
-        doctor = Doctor(model, optimizer, loss_fn=self._loss_fn, mode=self.mode, printer=self.printer)
+        doctor = Doctor(model, optimizer, loss_fn=self._loss_fn, mode=self.mode, printer=self.printer, forwarded=True)
         call = self._calls.get(id(model))
         if call is not None:  # this step's forward ran before the Doctor existed: show it what it missed
             args, output = call
@@ -335,9 +351,12 @@ class AutowatchSession:
         patient = _Patient(model, optimizer, doctor)
         self.patients.append(patient)
         self._by_optimizer[id(optimizer)] = patient
+        self._forward_to.setdefault(id(model), []).append(doctor.step_hooks)
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         patient = self._by_optimizer.get(id(optimizer))
+        if patient is not None:
+            patient.doctor.step_hooks.step_post(optimizer, args, kwargs)
         loss, self._loss = self._loss, None
         target, self._loss_target = self._loss_target, None
         # emptied in place: new containers every step cost more than the step's own Python
