@@ -743,3 +743,36 @@ def test_validation_every_n_steps_within_epochs(tmp_path: Any) -> None:
     assert train(progress=False).validations == {}  # without val_every_steps: the history alone
     with pytest.raises(ConfigError, match=r"^val_every_steps: must be a whole number of steps, at least 1, got 0$"):
         train(val_every_steps=0)
+
+
+class HostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the operations that make the host wait for the device on a GPU: reading a number out
+    (.item(), float(), bool() of a tensor: aten._local_scalar_dense), the data-dependent ones, and a tensor
+    made from Python numbers (torch.tensor, new_tensor: aten.lift_fresh, a copy from the host)."""
+
+    WAITING = frozenset(
+        {"_local_scalar_dense", "nonzero", "is_nonzero", "equal", "unique", "masked_select", "lift_fresh"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.reads += func.overloadpacket.__name__ in self.WAITING
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("metrics", [[], ["accuracy", "top2_accuracy"]])
+def test_the_step_reads_nothing_from_the_device_with_the_doctor_off(metrics: list[str]) -> None:
+    # an epoch of 25 steps and one of 50 make the same reads: none belongs to a step (on a GPU each would
+    # stall the launch queue); the epoch's own reads stay few
+    def reads(samples: int) -> int:
+        X, y = classification_data(samples)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        with HostReads() as counter:
+            fit(model, (X, y), loss="cross_entropy", lr=0.1, epochs=1, batch_size=4, metrics=metrics, doctor="off",
+                progress=False)  # fmt: skip
+        return counter.reads
+
+    assert reads(100) == reads(200) <= 4
