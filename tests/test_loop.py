@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import trainwise
+from tests.host_reads import HostReads
 from trainwise.callbacks import Callback
 from trainwise.errors import ConfigError
 from trainwise.loop import FitResult, backward_and_step, evaluate, predict
@@ -743,24 +744,6 @@ def test_validation_every_n_steps_within_epochs(tmp_path: Any) -> None:
     assert train(progress=False).validations == {}  # without val_every_steps: the history alone
     with pytest.raises(ConfigError, match=r"^val_every_steps: must be a whole number of steps, at least 1, got 0$"):
         train(val_every_steps=0)
-
-
-class HostReads(torch.utils._python_dispatch.TorchDispatchMode):
-    """Counts the operations that make the host wait for the device on a GPU: reading a number out
-    (.item(), float(), bool() of a tensor: aten._local_scalar_dense), the data-dependent ones, and a tensor
-    made from Python numbers (torch.tensor, new_tensor: aten.lift_fresh, a copy from the host)."""
-
-    WAITING = frozenset(
-        {"_local_scalar_dense", "nonzero", "is_nonzero", "equal", "unique", "masked_select", "lift_fresh"}
-    )
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        self.reads += func.overloadpacket.__name__ in self.WAITING
-        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("metrics", [[], ["accuracy", "top2_accuracy"]])

@@ -10,6 +10,7 @@ from torch import nn
 
 import trainwise
 from tests.doctor.helpers import cpu_fit, full_batch_steps
+from tests.host_reads import HostReads
 from trainwise.doctor import CODES, Doctor, Finding, check, watch
 from trainwise.doctor.findings import nice_number
 from trainwise.errors import TrainingError
@@ -295,3 +296,27 @@ def test_the_zero_grad_probe_compares_at_most_4096_entries_of_a_large_gradient()
     assert probe.carried(1) is True
     weight.grad = second.clone()
     assert probe.carried(1) is False
+
+
+def test_sampled_steps_read_the_device_only_with_their_statistics() -> None:
+    # on the CPU the doctor reads each step's loss at once (cheap there); every other number a sampled step
+    # measures (ReLU units alive, logits clipped at 0, softmax rows, the norms) travels in the one packed
+    # read at the step's end (tolist, which the counter does not see): 100 more steps, sampled ones among
+    # them, make exactly 100 more reads
+    class Samples(trainwise.Callback):
+        def on_train_end(self, logs: dict) -> None:
+            self.count = len(self.state.doctor.doctor.obs.samples)
+
+    def reads(samples: int) -> tuple[int, int]:
+        torch.manual_seed(0)
+        y = torch.arange(samples) % 3
+        X = torch.randn(samples, 4) + y.unsqueeze(1).float()
+        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3), nn.ReLU())
+        sampled = Samples()
+        with HostReads() as counter:
+            cpu_fit(model, (X, y), loss="cross_entropy", lr=0.1, epochs=1, batch_size=32, callbacks=[sampled])
+        return counter.reads, sampled.count
+
+    (fewer, sampled_fewer), (more, sampled_more) = reads(3200), reads(6400)
+    assert sampled_more > sampled_fewer >= 10
+    assert more - fewer == 100

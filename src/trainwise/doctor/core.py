@@ -430,6 +430,8 @@ class Doctor:
         self._step_lrs: list[float] | None = None  # plain SGD's lr per parameter, on a sampled step
         self._weight_norms_now: list[torch.Tensor] = []  # before the sampled step, of each parameter
         self._grad_weight_dot_now: torch.Tensor | None = None  # <gradient, weights> over the hidden matrices
+        # numbers a sampled step's checks asked for (defer()), read at the step's end with its statistics
+        self._deferred: list[tuple[torch.Tensor, Callable[[float], None]]] = []
         self._hidden_matrices: list[str] = []
         self._direction_seed = torch.Generator().manual_seed(1234)
         self._projection: torch.Tensor | None = None  # the sketch's random signs
@@ -843,6 +845,12 @@ class Doctor:
         first, last = vectors[0], vectors[-1]
         return [first] if first is last else [first, last]
 
+    def defer(self, value: torch.Tensor, use: Callable[[float], None]) -> None:
+        """Give `use` the number in `value` (one element) at the end of this step, read with the sampled step's
+        other statistics in one transfer, instead of reading it now: on a GPU each read waits for the device
+        to finish everything queued (the checks of the step's end see it)."""
+        self._deferred.append((value, use))
+
     @property
     def sampled(self) -> bool:
         """Is the current step (the one the next optimizer.step() completes) a sampled step?"""
@@ -906,7 +914,8 @@ class Doctor:
             # outputs are >= 0, so when its sum is zero
             units = output.shape[1]
             alive = torch.count_nonzero(output.detach().sum(dim=[d for d in range(output.ndim) if d != 1]))
-            self.obs.dead_fractions.setdefault(name, []).append(1.0 - int(alive) / units)
+            fractions = self.obs.dead_fractions.setdefault(name, [])
+            self.defer(alive, lambda count: fractions.append(1.0 - count / units))
 
         return hook
 
@@ -988,8 +997,9 @@ class Doctor:
         """optimizer.step() has run (an optimizer hook calls this); `inputs` are the step's batch."""
         if inputs is not None:
             self._last_input = inputs
-        step = self.step
         was_sampled = self._sampled
+        # read before the step counts, so that what the deferred numbers raise carries this step
+        sample = self._read_step(self._pre_step_weights if was_sampled else None)
         if self.mode_dependent and not self.model.training:
             self.obs.steps_in_eval_mode += 1
         self.step += 1
@@ -998,20 +1008,43 @@ class Doctor:
             self._set_sampled_hooks(self._sampled)
         if self.steps_per_epoch and self.step % self.steps_per_epoch == 0 and not self.driven:
             self.end_epoch(self.epoch)
-        if not was_sampled or self._pre_step_weights is None:
+        if sample is None:
             return
+        if not self.obs.samples:
+            self.obs.first_grad_norms = dict(sample.grad_norms)
+            self.obs.first_weight_norms = dict(sample.weight_norms)
+        self.obs.samples.append(sample)
+        if len(self.obs.samples) > 200:  # keep the first few and a recent window
+            del self.obs.samples[10]
+        for probe in self._probes:
+            probe.remember(sample.step)
+        registry.run("step", self)
+
+    def _read_step(self, before: list[torch.Tensor] | None) -> Sample | None:
+        """One host read for everything this step measured: a sampled step's norms (its Sample; `before`: the
+        weights' copy from before the step, None on other steps) and the numbers the checks deferred, which
+        go to their users here."""
+        deferred, self._deferred = self._deferred, []
+        later = [value.detach().float().reshape(()) for value, _ in deferred]
+        if before is None:
+            for (_, use), value in zip(deferred, torch.stack(later).tolist() if later else [], strict=True):
+                use(value)
+            return None
         weights = [info.param.detach() for info in self.params]
         update_norms: list[torch.Tensor] = []
         if self._step_lrs is None and weights:  # the update, in the copy's own memory: its norm is all that is kept
-            torch._foreach_sub_(self._pre_step_weights, weights)
-            update_norms = list(torch._foreach_norm(self._pre_step_weights))
+            torch._foreach_sub_(before, weights)
+            update_norms = list(torch._foreach_norm(before))
+        self._pre_step_weights = None
         names = [info.name for info in self.params]
-        # one host read for everything sampled this step
         dot = [] if self._grad_weight_dot_now is None else [self._grad_weight_dot_now]
         packed = torch.stack(
             [*(t.float() for t in self._grad_norms_now.values()), *(t.float() for t in update_norms),
-             *(t.float() for t in self._weight_norms_now), *dot]
-        ).tolist() if names else []  # fmt: skip
+             *(t.float() for t in self._weight_norms_now), *dot, *later]
+        ).tolist() if names or later else []  # fmt: skip
+        for (_, use), value in zip(deferred, packed[len(packed) - len(later) :], strict=True):
+            use(value)
+        del packed[len(packed) - len(later) :]
         dot_value = packed.pop() if dot and packed else None
         n_grads, n_updates = len(self._grad_norms_now), len(update_norms)
         grad_norms = dict(zip(self._grad_norms_now, packed[:n_grads], strict=True))
@@ -1020,22 +1053,13 @@ class Doctor:
         else:
             update = {name: lr * grad_norms.get(name, 0.0) for name, lr in zip(names, self._step_lrs, strict=True)}
         weight = dict(zip(names, packed[n_grads + n_updates :], strict=True))
-        sample = Sample(step, grad_norms, weight, update, self._grad_direction_now)
+        sample = Sample(self.step, grad_norms, weight, update, self._grad_direction_now)
         if dot_value is not None and math.isfinite(dot_value):
             g_norm = whole_norm(grad_norms.get(name, 0.0) for name in self._hidden_matrices)
             w_norm = whole_norm(weight.get(name, 0.0) for name in self._hidden_matrices)
             if g_norm > 0 and w_norm > 0:
                 sample.grad_weight_cosine = dot_value / (g_norm * w_norm)
-        if not self.obs.samples:
-            self.obs.first_grad_norms = dict(grad_norms)
-            self.obs.first_weight_norms = dict(weight)
-        self.obs.samples.append(sample)
-        if len(self.obs.samples) > 200:  # keep the first few and a recent window
-            del self.obs.samples[10]
-        self._pre_step_weights = None
-        for probe in self._probes:
-            probe.remember(step)
-        registry.run("step", self)
+        return sample
 
     # ------------------------------------------------------------------ statistics helpers
 

@@ -134,26 +134,36 @@ def _unused_outputs(doctor: Doctor, classes: int) -> None:
     )
 
 
-def _rows_are_distributions(values: torch.Tensor) -> bool:
-    if values.numel() == 0 or values.min() < 0 or values.max() > 1:
-        return False
+def _distribution_rows(values: torch.Tensor) -> torch.Tensor:
+    """Is every row in [0, 1] and summing to 1 (a one-element bool tensor, not read: the caller decides when)?"""
     sums = values.float().sum(dim=1)
     # a softmax computed in half precision (autocast) is rounded to the dtype's precision per entry
     tolerance = max(1e-3, 2 * torch.finfo(values.dtype).eps) if values.is_floating_point() else 1e-3
-    return bool((sums - 1).abs().max() < tolerance)
+    return (values.min() >= 0) & (values.max() <= 1) & ((sums - 1).abs().max() < tolerance)
+
+
+def _rows_are_distributions(values: torch.Tensor) -> bool:
+    return values.numel() > 0 and bool(_distribution_rows(values))
 
 
 def _softmax_before_cross_entropy(doctor: Doctor, output: torch.Tensor) -> None:
-    if output.shape[1] < 2 or not _rows_are_distributions(output):
+    if output.shape[1] < 2 or output.numel() == 0:
         return
-    doctor.raise_finding(
-        "softmax-into-cross-entropy",
-        "The model's outputs are already probabilities (each row sums to 1) but cross_entropy applies "
-        "log-softmax itself: softmax twice squashes the gradients and slows learning.",
-        evidence={"min_output": float(output.min()), "max_output": float(output.max()), "row_sum": 1.0},
-        suggestion="remove the final softmax and pass raw logits to cross_entropy (apply softmax only for "
-        "reporting probabilities)",
-    )
+    values = output.detach()
+
+    def judge(distributions: float) -> None:  # at the step's end, read with its statistics
+        if not distributions:
+            return
+        doctor.raise_finding(
+            "softmax-into-cross-entropy",
+            "The model's outputs are already probabilities (each row sums to 1) but cross_entropy applies "
+            "log-softmax itself: softmax twice squashes the gradients and slows learning.",
+            evidence={"min_output": float(values.min()), "max_output": float(values.max()), "row_sum": 1.0},
+            suggestion="remove the final softmax and pass raw logits to cross_entropy (apply softmax only for "
+            "reporting probabilities)",
+        )
+
+    doctor.defer(_distribution_rows(values), judge)
 
 
 def _nll_inputs(doctor: Doctor, output: torch.Tensor) -> None:

@@ -61,6 +61,7 @@ class _State:
     functional_dead: dict[str, list[float]] = field(default_factory=dict)  # layer -> dead unit share per sample
     initial_ce: float | None = None  # first batch's cross-entropy, when no loss module was given
     dead_logits: list[int] = field(default_factory=list)  # classes whose logit is 0 for every sample, per check
+    logit_classes: int = 0  # the logits' width, when they were last counted
 
 
 def _state(doctor: Doctor) -> _State:
@@ -272,21 +273,30 @@ def check_dead_relus(doctor: Doctor) -> None:
 
 
 @runs_on("loss_input")
-def check_clipped_logits(doctor: Doctor) -> None:
-    """A ReLU on the logits: cross-entropy's inputs are all >= 0, and some classes' are exactly 0 for every
-    sample of the batch, on DEAD_SAMPLES checked batches in a row. Those output units are dead ReLUs whose
-    classes can never win (their logit cannot rise above the others' zeros)."""
+def count_clipped_logits(doctor: Doctor) -> None:
+    """How many classes get a logit of exactly 0 for every sample while no logit is negative (0 otherwise),
+    read with the step's statistics (check_clipped_logits judges)."""
     output = doctor.loss_output
     if doctor.loss_kind() != "cross_entropy" or output is None or output.ndim != 2 or doctor.has("dead-relu"):
         return
     if output.shape[0] < MIN_DEAD_BATCH or output.shape[1] < 2:
         return
+    state = _state(doctor)
+    state.logit_classes = int(output.shape[1])
+    dead = torch.where((output >= 0).all(), (output == 0).all(dim=0).sum(), 0)
+    doctor.defer(dead, lambda count: state.dead_logits.append(int(count)))
+
+
+@runs_on("step")
+def check_clipped_logits(doctor: Doctor) -> None:
+    """A ReLU on the logits: cross-entropy's inputs are all >= 0, and some classes' are exactly 0 for every
+    sample of the batch, on DEAD_SAMPLES checked batches in a row. Those output units are dead ReLUs whose
+    classes can never win (their logit cannot rise above the others' zeros)."""
     history = _state(doctor).dead_logits
-    history.append(int((output == 0).all(dim=0).sum()) if bool((output >= 0).all()) else 0)
     del history[:-DEAD_SAMPLES]
-    if len(history) < DEAD_SAMPLES or min(history) < 1:
+    if doctor.has("dead-relu") or len(history) < DEAD_SAMPLES or min(history) < 1:
         return
-    classes = int(output.shape[1])
+    classes = _state(doctor).logit_classes
     doctor.raise_finding(
         "dead-relu",
         f"The logits pass through a ReLU: they are never negative, and {min(history)} of the {classes} classes "
