@@ -41,7 +41,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,17 +105,23 @@ def tutorial(w: Workload) -> float:
     return statistics.mean(shown)  # the losses it printed
 
 
+def eager_step(
+    model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, w: Workload, idx: torch.Tensor
+) -> torch.Tensor:
+    """The hand-written step on the batch of rows `idx` of the device-resident data; the batch's summed loss."""
+    loss = loss_fn(model(w.X[idx]), w.y[idx])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.detach() * len(idx)
+
+
 def hand_written(w: Workload) -> float:
     model, loss_fn = w.fresh_model(), nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=w.lr)
     total = torch.zeros((), device=w.device)
     for idx in torch.randperm(len(w.y), device=w.device).split(w.batch_size):
-        xb, yb = w.X[idx], w.y[idx]
-        loss = loss_fn(model(xb), yb)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * len(idx)
+        total += eager_step(model, loss_fn, optimizer, w, idx)
     return total.item() / len(w.y)
 
 
@@ -159,12 +165,7 @@ def cuda_graph_floor(w: Workload) -> float:
         graph.replay()
     rest = order[full * w.batch_size :]
     if len(rest):
-        xb, yb = w.X[rest], w.y[rest]
-        loss = loss_fn(model(xb), yb)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * len(rest)
+        total += eager_step(model, loss_fn, optimizer, w, rest)
     return total.item() / len(w.y)
 
 
@@ -279,16 +280,13 @@ def count_syncs(w: Workload, doctor: str) -> int | None:
     to count)."""
     if w.device.type != "cuda":
         return None
-    steps = min(SYNC_STEPS * w.batch_size, len(w.y))
-    X, y = w.X[:steps], w.y[:steps]
+    samples = min(SYNC_STEPS * w.batch_size, len(w.y))
+    first_steps = replace(w, X=w.X[:samples], y=w.y[:samples])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            fit(
-                w.fresh_model(), (X, y), loss="cross_entropy", optimizer="sgd", lr=w.lr, epochs=1,
-                batch_size=w.batch_size, device=str(w.device), progress=False, doctor=doctor,
-            )  # fmt: skip
+            trainwise_fit(doctor=doctor)(first_steps)
         finally:
             torch.cuda.set_sync_debug_mode(0)
     return sum("synchroniz" in str(warning.message) for warning in caught)
@@ -316,10 +314,7 @@ def hand_to_target(w: Workload, X_test: torch.Tensor, y_test: torch.Tensor, epoc
         synchronize(w.device)
         start = time.perf_counter()
         for idx in torch.randperm(len(w.y), device=w.device).split(128):
-            loss = loss_fn(model(w.X[idx]), w.y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            eager_step(model, loss_fn, optimizer, w, idx)
         schedule.step()
         synchronize(w.device)
         seconds += time.perf_counter() - start
