@@ -1,12 +1,16 @@
 """The doctor's cost: fit with doctor="warn" against doctor="off" on W1 and W5, and the plain scripts of
 examples/ run unmodified under trainwise.autowatch() against the same scripts alone; alternated.
 
-    python benchmarks/doctor_cost.py [--repeats 5] [--json out.json] [--quick | --scripts-only]
+    python benchmarks/doctor_cost.py [--repeats 5] [--json out.json] [--quick | --scripts-only | --instructions]
 
 Goals (issue: the training doctor): at most 15% slower on W1 (5000 full-batch epochs, overhead
 bound) and at most 5% on W5 (10 epochs of Fashion-MNIST at batch 64, SGD); a script watched by
 autowatch (`trainwise doctor script.py`) at most 1.15x the script's own time. --quick runs W5 for one
 epoch only, where the doctor's fixed costs (whole-dataset checks) weigh ten times more.
+
+--instructions counts, instead of timing, the instructions each script executes alone and under autowatch
+(valgrind's callgrind, one thread; about 15 minutes): the same on a busy machine as on a quiet one, where
+timings of these second-long scripts move by 5 to 10% from run to run. Needs valgrind.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import platform
+import re
 import runpy
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,13 +66,63 @@ def script_seconds(script: str, args: list[str], watched: bool) -> float:
     return elapsed
 
 
+def count_instructions(script: str, args: list[str], watched: bool) -> subprocess.Popen[str]:
+    """Start counting one run of a script (after a warm-up run in the same process) under callgrind."""
+    out = Path(tempfile.mkdtemp()) / "callgrind.out"
+    command = [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+        sys.executable, __file__, "--counted-run", str(int(watched)), script, *args,
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+
+
+def counted(process: subprocess.Popen[str]) -> int:
+    output, _ = process.communicate()
+    match = re.search(r"Collected : (\d+)", output)
+    if match is None:
+        raise SystemExit(f"callgrind printed no count:\n{output[-2000:]}")
+    return int(match.group(1))
+
+
+def counted_run(watched: bool, script: str, args: list[str]) -> None:
+    """Inside callgrind: a warm-up run, then one run with instrumentation on (callgrind_control)."""
+    script_seconds(script, args, watched)
+    pid = str(os.getpid())
+    subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True, check=True)
+    script_seconds(script, args, watched)
+    subprocess.run(["callgrind_control", "-i", "off", pid], capture_output=True, check=True)
+
+
+def instruction_rows() -> list[dict[str, object]]:
+    rows = []
+    for name, (script, script_args) in SCRIPTS.items():
+        alone, watched = (count_instructions(script, script_args, w) for w in (False, True))  # side by side
+        alone_count, watched_count = counted(alone), counted(watched)
+        ratio = watched_count / alone_count
+        rows.append({"workload": name, "alone_instructions": alone_count, "watched_instructions": watched_count,
+                     "ratio": ratio, "goal": 1.15})  # fmt: skip
+        print(f"{name:55s} alone {alone_count / 1e9:6.3f} G instructions  autowatch {watched_count / 1e9:6.3f} G  "
+              f"ratio {ratio:5.3f}  (goal <= 1.15)")  # fmt: skip
+    return rows
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--counted-run"]:
+        counted_run(sys.argv[2] == "1", sys.argv[3], sys.argv[4:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="W5 for one epoch")
     parser.add_argument("--scripts-only", action="store_true", help="only the example scripts under autowatch")
+    parser.add_argument("--instructions", action="store_true", help="count the scripts' instructions (valgrind)")
     args = parser.parse_args()
+    if args.instructions:
+        rows = instruction_rows()
+        if args.json:
+            args.json.write_text(json.dumps({"time": time.ctime(), "rows": rows}, indent=1))
+        return
     if args.scripts_only:
         WORKLOADS.clear()
     if args.quick:

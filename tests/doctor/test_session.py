@@ -219,8 +219,9 @@ def test_once_steady_only_the_models_seen_are_hooked_and_a_new_model_brings_the_
         # steady: no global module hook, the layers inside the model run without hooks
         assert not module_hooks._global_forward_pre_hooks and not module_hooks._global_forward_hooks
         assert not first[0]._forward_hooks and not first[0]._forward_pre_hooks
-        # one pair of hooks on the model and none on the optimizer: the session passes them to the Doctor
-        assert len(first._forward_pre_hooks) == len(first._forward_hooks) == 1
+        # one hook on the model (at the call's end) and none on the optimizer: the session passes them on to
+        # the Doctor
+        assert not first._forward_pre_hooks and len(first._forward_hooks) == 1
         assert not optimizer._optimizer_step_pre_hooks and not optimizer._optimizer_step_post_hooks
         assert session.doctors[0].step == 8 and len(session.doctors[0].obs.losses) == 8
         second = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))  # built while lean: seen again

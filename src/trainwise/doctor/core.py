@@ -21,7 +21,8 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, TypeVar, cast
+from math import isfinite
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast
 
 import torch
 from torch import nn
@@ -123,11 +124,15 @@ class GuardedHook:
         except TrainingError:
             raise
         except Exception as exc:
-            for hook in self.group:
-                hook.broken = True
-                self.doctor._broken_hooks.append(hook)
-            self.doctor.internal_error(self.what, exc)
+            self.fail(exc)
             return None
+
+    def fail(self, exc: Exception) -> None:
+        """`fn` raised (called here, or directly by a caller that guards it itself): off, with its group."""
+        for hook in self.group:
+            hook.broken = True
+            self.doctor._broken_hooks.append(hook)
+        self.doctor.internal_error(self.what, exc)
 
 
 class ZeroGradProbe:
@@ -165,14 +170,13 @@ class ZeroGradProbe:
             return None  # the snapshot must be of the step just before
         current = self.watched(grad).double()
         fresh = incoming.double()
+        if current.numel() < 2:  # a single number is parallel to anything: compare values exactly (one read)
+            now, new, old = torch.cat([current, fresh, before.double()]).tolist()
+            carried_value = new + old
+            return abs(now - carried_value) <= 1e-4 * (abs(carried_value) + 1e-12) and abs(now - new) > 1e-3 * abs(old)
         carried = fresh + before.double()
-        if current.numel() < 2:  # a single number is parallel to anything: compare values exactly
-            fresh_off = float((current - fresh).abs().max()) > 1e-3 * float(before.abs().max())
-            carried_on = float((current - carried).abs().max()) <= 1e-4 * float(carried.abs().max() + 1e-12)
-        else:
-            fresh_off = _off_direction(current, fresh) > 1e-3
-            carried_on = _off_direction(current, carried) <= 1e-4
-        return carried_on and fresh_off
+        off_fresh, off_carried = _off_directions(current, torch.stack([fresh, carried]))
+        return off_carried <= 1e-4 and off_fresh > 1e-3
 
 
 class StepHooks(NamedTuple):
@@ -204,6 +208,32 @@ class Sample:
     # matrix, the output layer's, as one vector): a penalty on the weights' size in the loss aligns them; the
     # data's gradient is unrelated to random hidden weights (the output layer's may align by nature)
     grad_weight_cosine: float | None = None
+
+    @functools.cached_property
+    def update_to_weight(self) -> float | None:
+        """|update| / |weights| over all parameters together (None while the weights are about zero, or for an
+        update that is not finite); kept: the lr checks read it for the last samples at each sampled step."""
+        weights, updates = whole_norm(self.weight_norms.values()), whole_norm(self.update_norms.values())
+        return updates / weights if weights > 1e-6 and math.isfinite(updates) else None
+
+
+class SameBatch(Generic[T]):
+    """A statistic of the last tensor it was computed of, computed again only for another tensor: a full-batch
+    loop passes the same tensor (or a detached view of it) every step, and summing it again on each sampled
+    step costs more than a tiny model's step."""
+
+    def __init__(self, compute: Callable[[torch.Tensor], T]) -> None:
+        self.compute = compute
+        self._of: torch.Tensor | None = None  # kept alive: its memory cannot pass to another tensor meanwhile
+        self._version = -1
+        self._value: Any = None
+
+    def __call__(self, tensor: torch.Tensor) -> T:
+        of = self._of
+        if of is None or tensor._version != self._version or tensor.dtype != of.dtype or not tensor.is_set_to(of):
+            # not the same memory, offset, shape and strides, unchanged since
+            self._value, self._of, self._version = self.compute(tensor), tensor, tensor._version
+        return self._value
 
 
 class TargetSums:
@@ -344,8 +374,6 @@ class Observations:
     zero_grad_checked: int = 0
     params_without_grad: dict[str, int] = field(default_factory=dict)  # name -> sampled steps without grad
     grad_checks: int = 0
-    batch_size: int | None = None
-    output_width: int | None = None
 
 
 def _default_printer() -> Callable[[str], None]:
@@ -413,6 +441,8 @@ class Doctor:
         self.step = 0  # optimizer steps seen
         self.epoch = 0
         self._findings: dict[tuple[str, str | None], Finding] = {}
+        self._codes: set[str] = set()  # the codes among _findings (has() runs many times a sampled step)
+        self._loss_kind: tuple[Any, str] = (None, "")  # (the loss function, its kind): loss_kind()'s last answer
         self._pending_losses: list[torch.Tensor | float] = []
         self._pending_steps: list[int] = []
         self._handles: list[Any] = []
@@ -421,7 +451,6 @@ class Doctor:
         self._sampled_hook_factories: list[Callable[[], Any]] = []
         self._family_states: dict[type, Any] = {}
         self._sampled_handles: list[Any] = []
-        self._sampling = False
         self._sampled = True  # step 0 is always sampled
         self._next_sample = warmup  # the first step of the next sampled pair after the warm-up
         self._sample_span = 1 if driven and steps_per_epoch == 1 else 2  # consecutive steps per sample
@@ -432,6 +461,7 @@ class Doctor:
         self._grad_weight_dot_now: torch.Tensor | None = None  # <gradient, weights> over the hidden matrices
         # numbers a sampled step's checks asked for (defer()), read at the step's end with its statistics
         self._deferred: list[tuple[torch.Tensor, Callable[[float], None]]] = []
+        self._input_sums = SameBatch(feature_sums)  # of the sampled steps' inputs
         self._hidden_matrices: list[str] = []
         self._direction_seed = torch.Generator().manual_seed(1234)
         self._projection: torch.Tensor | None = None  # the sketch's random signs
@@ -441,6 +471,10 @@ class Doctor:
         self.last_target: torch.Tensor | None = None  # the latest training targets (a reference)
         self.loss_inputs_seen = 0
         self._first_forward_done = False
+        # does this step need every model call as it happens (sampled, the training rows still being collected,
+        # the first forward not yet seen)? Else a caller that forwards calls (autowatch) may hand over the
+        # step's training call at its end instead (_on_step_post's call); set at each step's end
+        self.every_call = True
         self._first_forward_handles: list[Any] = []
         self._collect_keys = True
         self.loss_output: torch.Tensor | None = None  # the last (output, target) the loss saw
@@ -489,7 +523,7 @@ class Doctor:
         return state
 
     def has(self, code: str) -> bool:
-        return any(key[0] == code for key in self._findings)
+        return code in self._codes
 
     def report(self) -> str:
         """A plain-text report: one paragraph per finding, or a line saying all looked healthy."""
@@ -535,7 +569,6 @@ class Doctor:
             table.add_row("", "", "", "no findings: nothing looked wrong", "")
         return table
 
-    @never_raises("record()")
     def record(
         self,
         loss: torch.Tensor | float | None = None,
@@ -544,43 +577,53 @@ class Doctor:
         val_loss: torch.Tensor | float | None = None,
     ) -> None:
         """Tell the doctor about a training step's loss (and targets), or a validation loss."""
-        if self._broken_hooks:
-            self._detach_broken_hooks()
-        # without a hooked loss module, the targets arrive here (after the loss ran)
-        if isinstance(target, torch.Tensor):
-            self.last_target = target
-            targets = self.obs.targets  # the same batch again (full batch) is counted by repeat(), checks skipped
-            fresh = self.data is None and not targets.repeat(target)
-            if fresh and target.is_floating_point() and target.ndim and target.numel():
-                targets.add(target)
-            if not isinstance(self.loss_fn, nn.Module) and self._last_output is not None:  # the loss is not hooked
-                self._see_loss_input(self._last_output, target)
-        if loss is not None:
-            if isinstance(loss, torch.Tensor) and loss.numel() != 1:
-                raise ValueError(f"record() takes one loss value, got a tensor of shape {tuple(loss.shape)}")
-            if self._losses_on_host is None:
-                self._losses_on_host = not isinstance(loss, torch.Tensor) or loss.is_cpu
-            # on the CPU a loss costs little to read: read at once, a bad one is diagnosed while its batch
-            # is in hand (and no tensor is kept: holding them slows the steps); item() reads a tensor that
-            # requires grad without a detached copy first
-            value: torch.Tensor | float
-            if self._losses_on_host:
-                value = float(loss.item() if isinstance(loss, torch.Tensor) else loss)
-                bad = not math.isfinite(value)
-            else:
-                value = loss.detach() if isinstance(loss, torch.Tensor) and loss.requires_grad else loss
-                bad = False
-            self._add_loss(value, flush=bad or self._sampled)
-        if val_loss is not None:
-            self.flush()
-            value = float(val_loss.detach() if isinstance(val_loss, torch.Tensor) else val_loss)
-            self.obs.val_losses.append((self.epoch, value))
-            registry.run("validation", self)
+        # called every step: guarded here, not by never_raises (its wrapper would cost every step a call)
+        try:
+            if self._broken_hooks:
+                self._detach_broken_hooks()
+            # without a hooked loss module, the targets arrive here (after the loss ran)
+            if isinstance(target, torch.Tensor):
+                self.last_target = target
+                targets = self.obs.targets  # the same batch again (full batch) is counted by repeat(), checks skipped
+                fresh = self.data is None and not targets.repeat(target)
+                if fresh and target.is_floating_point() and target.ndim and target.numel():
+                    targets.add(target)
+                if self._last_output is not None and not isinstance(self.loss_fn, nn.Module):  # the loss is not hooked
+                    self._see_loss_input(self._last_output, target)
+            if loss is not None:
+                tensor = loss if isinstance(loss, torch.Tensor) else None
+                if tensor is not None and tensor.numel() != 1:
+                    raise ValueError(f"record() takes one loss value, got a tensor of shape {tuple(tensor.shape)}")
+                if self._losses_on_host is None:
+                    self._losses_on_host = tensor is None or tensor.is_cpu
+                # on the CPU a loss costs little to read: read at once, a bad one is diagnosed while its batch
+                # is in hand (and no tensor is kept: holding them slows the steps); item() reads a tensor that
+                # requires grad without a detached copy first
+                if self._losses_on_host:  # _add_loss() inline: this runs every step
+                    value = float(loss if tensor is None else tensor.item())
+                    pending = self._pending_losses
+                    pending.append(value)
+                    self._pending_steps.append(self.step)
+                    if not isfinite(value) or self._sampled or len(pending) >= MAX_PENDING_LOSSES:
+                        self.flush()
+                else:
+                    kept = loss if tensor is None or not tensor.requires_grad else tensor.detach()
+                    self._add_loss(kept, flush=self._sampled)
+            if val_loss is not None:
+                self.flush()
+                value = float(val_loss.detach() if isinstance(val_loss, torch.Tensor) else val_loss)
+                self.obs.val_losses.append((self.epoch, value))
+                registry.run("validation", self)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            self.internal_error("record()", exc)
 
     def _add_loss(self, value: torch.Tensor | float, *, flush: bool) -> None:
-        self._pending_losses.append(value)
+        pending = self._pending_losses
+        pending.append(value)
         self._pending_steps.append(self.step)
-        if flush or len(self._pending_losses) >= MAX_PENDING_LOSSES:
+        if flush or len(pending) >= MAX_PENDING_LOSSES:
             self.flush()
 
     @never_raises("flush()")
@@ -762,11 +805,13 @@ class Doctor:
             cause=next((cause for cause in causes_of(code) if self.has(cause)), None),
         )
         self._findings[key] = finding
+        self._codes.add(code)
         for other in list(self._findings.values()):
             if other.code in SYMPTOMS.get(code, ()) and other.cause is None:
                 other.cause = code
             if other.code in MISREADINGS.get(code, ()):
                 del self._findings[(other.code, other.subject)]
+                self._codes = {code for code, _ in self._findings}
                 self.withdrawn.append((other.code, code))
                 if self.mode in ("warn", "stop"):
                     self.printer(f"withdrawn {other.code}: {code} explains what it saw")
@@ -869,21 +914,17 @@ class Doctor:
         return 0 <= step - self._next_sample < self._sample_span
 
     def _on_forward_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        x = args[0] if args and isinstance(args[0], torch.Tensor) else next(
-            (a for a in args if isinstance(a, torch.Tensor)), None
-        )  # fmt: skip
+        x = _first_tensor(args)
         if x is None:
             return
         if not torch.is_grad_enabled():
-            self._sampling = False
             if module.training and self.mode_dependent:
                 self.obs.eval_forwards_in_train_mode += 1
             self.last_eval_input = x
             return
-        self._sampling = self._sampled
         self._last_input = x
-        if self._sampling and x.is_floating_point() and self.data is None:  # else check_dataset judged the scale
-            self._add_input_stats(x.detach())
+        if self._sampled and x.is_floating_point() and self.data is None:  # else check_dataset judged the scale
+            self._add_input_stats(x)
         if self._collect_keys and x.ndim >= 2 and self.data is None:  # fit hands over its data instead
             self._add_train_keys(x)
 
@@ -894,12 +935,21 @@ class Doctor:
             registry.run("eval_forward", self)
             return
         self._last_output = output
-        shape = output.shape  # one read: each builds a torch.Size
-        self.obs.output_width = shape[-1] if len(shape) > 1 else 1
-        self.obs.batch_size = shape[0] if shape else 1
         if not self._first_forward_done:
             self._first_forward_done = True
             self._remove_first_forward_hooks()
+
+    @property
+    def batch_size(self) -> int | None:
+        """Rows of the latest training output (None before one is seen)."""
+        output = self._last_output
+        return None if output is None else (output.shape[0] if output.ndim else 1)
+
+    @property
+    def output_width(self) -> int | None:
+        """Outputs per row of the latest training output: its last dimension (1 for one value per row)."""
+        output = self._last_output
+        return None if output is None else (output.shape[-1] if output.ndim > 1 else 1)
 
     def _remove_first_forward_hooks(self) -> None:
         for handle in self._first_forward_handles:
@@ -908,7 +958,7 @@ class Doctor:
 
     def _relu_hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if not self._sampling or not isinstance(output, torch.Tensor) or output.ndim < 2 or output.shape[0] < 8:
+            if not self._sampled or not isinstance(output, torch.Tensor) or output.ndim < 2 or output.shape[0] < 8:
                 return
             # a unit is dead on this batch when it is zero for every sample (and every position): ReLU
             # outputs are >= 0, so when its sum is zero
@@ -956,9 +1006,6 @@ class Doctor:
         if self._sampled or not self._first_forward_done:
             self.before_step()
 
-    def _on_step_post(self, *_: Any) -> None:
-        self.after_step()
-
     @never_raises("before_step()")
     def before_step(self) -> None:
         """The gradients are ready and optimizer.step() is next (an optimizer hook calls this)."""
@@ -992,21 +1039,44 @@ class Doctor:
         dots = [torch.vdot(g.reshape(-1), w.reshape(-1)).float() for _, g, w in hidden]
         self._grad_weight_dot_now = torch.stack(dots).sum() if dots else None
 
-    @never_raises("after_step()")
     def after_step(self, inputs: torch.Tensor | None = None) -> None:
-        """optimizer.step() has run (an optimizer hook calls this); `inputs` are the step's batch."""
-        if inputs is not None:
-            self._last_input = inputs
+        """optimizer.step() has run (fit calls this; in a user's loop an optimizer hook); `inputs` are the
+        step's batch."""
+        try:  # as never_raises does, without its wrapper's call on every step
+            if inputs is not None:
+                self._last_input = inputs
+            self._on_step_post()
+        except TrainingError:
+            raise
+        except Exception as exc:
+            self.internal_error("after_step()", exc)
+
+    def _on_step_post(self, *_: Any, call: tuple[tuple[Any, ...], Any] | None = None) -> None:
+        """The step's end: the optimizer's step post-hook (guarded), or after_step(). `call`: the step's (last)
+        training call (args, output), from a caller that did not pass it on as it ran (`every_call` off): all
+        that the forward hooks would take of it then."""
+        if call is not None:
+            args, output = call
+            x = args[0] if args and isinstance(args[0], torch.Tensor) else _first_tensor(args)
+            if x is not None:
+                self._last_input = x
+            if isinstance(output, torch.Tensor):
+                self._last_output = output
         was_sampled = self._sampled
         # read before the step counts, so that what the deferred numbers raise carries this step
-        sample = self._read_step(self._pre_step_weights if was_sampled else None)
+        before = self._pre_step_weights if was_sampled else None
+        sample = self._read_step(before) if was_sampled or self._deferred else None
         if self.mode_dependent and not self.model.training:
             self.obs.steps_in_eval_mode += 1
-        self.step += 1
-        self._sampled = self._is_sampled(self.step)
+        step = self.step = self.step + 1
+        # between two samples (nearly every step) the schedule needs no look: _next_sample >= warmup
+        self._sampled = step < self.warmup or (step >= self._next_sample and self._is_sampled(step))
         if self._sampled != was_sampled:
             self._set_sampled_hooks(self._sampled)
-        if self.steps_per_epoch and self.step % self.steps_per_epoch == 0 and not self.driven:
+        if self.every_call or self._sampled:  # once off, it stays off between samples (what else sets it only
+            # turns off: the rows collected, the first forward seen)
+            self.every_call = self._sampled or self._collect_keys or not self._first_forward_done
+        if self.steps_per_epoch and step % self.steps_per_epoch == 0 and not self.driven:
             self.end_epoch(self.epoch)
         if sample is None:
             return
@@ -1113,17 +1183,14 @@ class Doctor:
     def _add_input_stats(self, x: torch.Tensor) -> None:
         if x.ndim < 2 or x.shape[0] < 2 or x.numel() == 0:
             return
-        # tabular (N, F): per feature; images (N, C, ...): per channel (flatten: no -1 to infer from 0 elements)
-        values = x if x.ndim == 2 else x.transpose(0, 1).flatten(1).T
-        values = values.double()
-        sums, sq = values.sum(0), values.square().sum(0)
+        sums, sq, rows = self._input_sums(x)
         obs = self.obs
         if obs.input_sum is None or obs.input_sum.shape != sums.shape:
             obs.input_sum, obs.input_sq_sum, obs.input_count = sums, sq, 0
         else:
             obs.input_sum = obs.input_sum + sums
             obs.input_sq_sum = obs.input_sq_sum + sq  # type: ignore[operator]
-        obs.input_count += values.shape[0]
+        obs.input_count += rows
         obs.input_dtype = x.dtype
 
     def _add_train_keys(self, x: torch.Tensor) -> None:
@@ -1175,10 +1242,14 @@ class Doctor:
         """'cross_entropy', 'nll', 'mse', ... for torch's loss modules and functions, '' when unknown."""
         from trainwise.losses import loss_name
 
-        if self.loss_fn is None:
+        loss_fn = self.loss_fn
+        if loss_fn is None:
             return ""
-        function = getattr(self.loss_fn, "func", self.loss_fn)  # functools.partial(F.mse_loss, ...)
-        return loss_name(self.loss_fn) or FUNCTIONAL_LOSSES.get(getattr(function, "__name__", ""), "")
+        if self._loss_kind[0] is not loss_fn:  # asked often: a module's missing attribute costs an exception
+            function = getattr(loss_fn, "func", loss_fn)  # functools.partial(F.mse_loss, ...)
+            kind = loss_name(loss_fn) or FUNCTIONAL_LOSSES.get(getattr(function, "__name__", ""), "")
+            self._loss_kind = (loss_fn, kind)
+        return self._loss_kind[1]
 
     def loss_reduction(self) -> str | None:
         from trainwise.losses import loss_reduction
@@ -1190,6 +1261,21 @@ _KEY_WEIGHTS: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}  # (
 
 
 KEY_FEATURES = 64
+
+
+def feature_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per feature (tabular (N, F)) or per channel (images (N, C, ...)): the sums and sums of squares of a
+    batch, float64, and its rows."""
+    values = x.detach() if x.ndim == 2 else x.detach().transpose(0, 1).flatten(1).T  # flatten: no -1 to infer
+    values = values.double()
+    return values.sum(0), values.square().sum(0), values.shape[0]
+
+
+def _first_tensor(args: tuple[Any, ...]) -> torch.Tensor | None:
+    """A call's input: its first argument, or else the first tensor among them."""
+    if args and isinstance(args[0], torch.Tensor):
+        return args[0]
+    return next((a for a in args if isinstance(a, torch.Tensor)), None)
 
 
 def row_keys(x: torch.Tensor) -> torch.Tensor:
@@ -1209,13 +1295,18 @@ def row_keys(x: torch.Tensor) -> torch.Tensor:
     return flat.index_select(1, columns).double() @ weights
 
 
-def _off_direction(a: torch.Tensor, b: torch.Tensor) -> float:
-    """How far a is from the line through b: |a - proj_b(a)| / |a| (0 when parallel)."""
-    a_norm = float(a.norm())
-    if a_norm == 0 or float(b.norm()) == 0:
-        return 1.0
-    projection = (a @ b) / (b @ b) * b
-    return float((a - projection).norm()) / a_norm
+def _off_directions(a: torch.Tensor, rows: torch.Tensor) -> list[float]:
+    """How far a is from the line through each row b: |a - proj_b(a)| / |a| (0 when parallel, 1 when a or b
+    is zero), read in one transfer."""
+    squares = (rows * rows).sum(1)
+    projections = ((rows @ a) / squares).unsqueeze(1) * rows
+    values = torch.cat([(a - projections).norm(dim=1), squares, a.norm().reshape(1)]).tolist()
+    count = len(rows)
+    a_norm = values[-1]
+    return [
+        1.0 if a_norm == 0 or square == 0 else off / a_norm
+        for off, square in zip(values[:count], values[count : 2 * count], strict=True)
+    ]
 
 
 def _pad(counts: torch.Tensor, size: int) -> torch.Tensor:

@@ -78,6 +78,7 @@ class _Batches:
     """What this family remembers per doctor: the first batches' labels and the current no-gradient pass."""
 
     calls: int = -1  # the doctor's loss-input call last recorded
+    scale_judged_at: int = -1  # the input rows counted when check_input_scale last judged them
     counts: torch.Tensor | None = None  # labels per class: the whole training set (fit) or the batches seen
     classes: list[tuple[int, int]] = field(default_factory=list)  # (distinct labels, batch size) per batch
     means: list[tuple[float, int]] = field(default_factory=list)  # (mean regression target, batch size)
@@ -96,20 +97,23 @@ def _state(doctor: Doctor) -> _Batches:
 def _unscaled(doctor: Doctor, mean: torch.Tensor, std: torch.Tensor, *, images: bool) -> None:
     if doctor.has("unscaled-inputs") or mean.numel() == 0:
         return
-    rms = (mean.square() + std.square()).sqrt()
-    worst = int(rms.argmax())
-    top = float(rms[worst])
-    varying = rms[std > 0]  # constant features (blank image borders) get no gradient and set no scale
-    median = float(varying.median()) if varying.numel() else top
-    spread = top / max(median, 1e-12) if rms.numel() >= 2 else 1.0
+    # Python numbers: a few features (or channels) cost a dozen tensor operations more than a loop over them
+    means, stds = mean.tolist(), std.tolist()
+    rms = [math.sqrt(m * m + s * s) for m, s in zip(means, stds, strict=True)]
+    worst = max(range(len(rms)), key=rms.__getitem__)  # the first of the largest, as argmax
+    top = rms[worst]
+    varying = sorted(r for r, s in zip(rms, stds, strict=True) if s > 0)  # constant features (blank image
+    # borders) get no gradient and set no scale; the lower of two middle values, as torch's median
+    median = varying[(len(varying) - 1) // 2] if varying else top
+    spread = top / max(median, 1e-12) if len(rms) >= 2 else 1.0
     limit = ADAPTIVE_MAX_RMS if doctor.adaptive else SGD_MAX_RMS
     too_large = top > limit
     too_uneven = not doctor.adaptive and spread > SGD_MAX_SPREAD
     if not (too_large or too_uneven):
         return
     name = f"channel {worst}" if images else doctor.feature_name(worst)
-    evidence = {"mean": float(mean[worst]), "std": float(std[worst]), "rms": top}
-    if rms.numel() >= 2:
+    evidence = {"mean": means[worst], "std": stds[worst], "rms": top}
+    if len(rms) >= 2:
         evidence["largest_to_median_rms"] = spread
     how = "" if doctor.adaptive else f" With {doctor.optimizer_name}, gradients scale with the inputs: "
     how += "" if doctor.adaptive else "one lr cannot suit a large feature and the bias at once."
@@ -126,7 +130,7 @@ def _unscaled(doctor: Doctor, mean: torch.Tensor, std: torch.Tensor, *, images: 
         )
     doctor.raise_finding(
         "unscaled-inputs",
-        f"Input {name} has mean {float(mean[worst]):.3g} and std {float(std[worst]):.3g} (RMS {top:.3g}), "
+        f"Input {name} has mean {means[worst]:.3g} and std {stds[worst]:.3g} (RMS {top:.3g}), "
         f"far from the ~1 scale the optimizer and the initialization assume.{how}",
         evidence=evidence,
         suggestion=suggestion,
@@ -139,8 +143,10 @@ def check_input_scale(doctor: Doctor) -> None:
     obs = doctor.obs
     if doctor.data is not None or obs.input_dtype is None or not obs.input_dtype.is_floating_point:
         return  # with the whole dataset known, check_dataset judged it already
-    if obs.input_count < MIN_ROWS_FOR_SCALE:
-        return
+    state = _state(doctor)
+    if obs.input_count < MIN_ROWS_FOR_SCALE or obs.input_count == state.scale_judged_at:
+        return  # too few rows, or none since the last verdict (a sampled step's loss input and its end)
+    state.scale_judged_at = obs.input_count
     moments = doctor.input_moments()
     last = doctor._last_input
     if moments is not None:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trainwise.doctor.core import whole_norm
+from trainwise.doctor.core import SameBatch, whole_norm
 from trainwise.doctor.findings import nice_number
 from trainwise.doctor.registry import runs_on
 
@@ -123,6 +123,18 @@ class _Targets:
     count: int = 0
     total: torch.Tensor | None = None
     squares: torch.Tensor | None = None
+    sums_of: SameBatch[tuple[torch.Tensor, torch.Tensor, int] | None] = field(
+        default_factory=lambda: SameBatch(_target_sums)
+    )
+
+
+def _target_sums(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """Per output: the sums and sums of squares of a batch of float targets, and its rows; None if any is not
+    finite."""
+    values = target.detach().reshape(target.shape[0], -1).double() if target.ndim else target.reshape(1, 1).double()
+    if not bool(torch.isfinite(values).all()):
+        return None
+    return values.sum(0).cpu(), values.square().sum(0).cpu(), values.shape[0]
 
 
 @dataclass
@@ -170,7 +182,7 @@ def _update_levels(doctor: Doctor, episode: _Episode) -> None:
 
 def _stable_start(doctor: Doctor, episode: _Episode) -> bool:
     """Is the first loss a trustworthy reference: a mean over enough samples to not be near zero by chance?"""
-    return episode.start is not None and episode.start > 0 and (doctor.obs.batch_size or 0) >= MIN_STABLE_BATCH
+    return episode.start is not None and episode.start > 0 and (doctor.batch_size or 0) >= MIN_STABLE_BATCH
 
 
 def _best(doctor: Doctor, episode: _Episode | None, finite: list[float]) -> float:
@@ -313,13 +325,7 @@ def _update_ratios(doctor: Doctor, n: int) -> list[float]:
     """|update| / |weights| over all parameters together, for each of the last n samples.
 
     Taken over the whole model, not per tensor: a bias near zero would otherwise show a huge ratio."""
-    values = []
-    for sample in doctor.recent_samples(n):
-        weights = whole_norm(sample.weight_norms.values())
-        updates = whole_norm(sample.update_norms.values())
-        if weights > 1e-6 and math.isfinite(updates):
-            values.append(updates / weights)
-    return values
+    return [ratio for sample in doctor.recent_samples(n) if (ratio := sample.update_to_weight) is not None]
 
 
 def _remaining_drop(samples: list[Sample]) -> float | None:
@@ -490,15 +496,15 @@ def collect_targets(doctor: Doctor) -> None:
     if doctor.data is not None or target is None or not target.is_floating_point() or target.numel() == 0:
         return
     stats = _state(doctor).targets
-    values = target.detach().reshape(target.shape[0], -1).double() if target.ndim else target.reshape(1, 1).double()
-    if not bool(torch.isfinite(values).all()):
+    sums = stats.sums_of(target)
+    if sums is None:
         return
-    total, squares = values.sum(0).cpu(), values.square().sum(0).cpu()
+    total, squares, rows = sums
     if stats.total is None or stats.squares is None or stats.total.shape != total.shape:
         stats.count, stats.total, stats.squares = 0, total, squares
     else:
         stats.total, stats.squares = stats.total + total, stats.squares + squares
-    stats.count += values.shape[0]
+    stats.count += rows
 
 
 def _constant_loss(doctor: Doctor) -> tuple[float, str] | None:
@@ -595,7 +601,7 @@ def check_not_learning(doctor: Doctor) -> None:
     else:
         if start <= 0 or end < start * (1 - NOT_LEARNING_IMPROVEMENT):
             return
-        width = doctor.obs.output_width or 0
+        width = doctor.output_width or 0
         chance = ""
         if doctor.loss_kind() in ("cross_entropy", "nll") and width >= 2:
             evidence["chance_loss"] = math.log(width)

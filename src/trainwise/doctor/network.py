@@ -156,7 +156,7 @@ def check_initial_loss(doctor: Doctor) -> None:
     obs = doctor.obs
     if doctor.has("bad-init") or doctor.has("unscaled-inputs") or not obs.losses or len(obs.losses) > 20:
         return
-    width = obs.output_width or 0
+    width = doctor.output_width or 0
     first = _initial_loss(doctor, width) if width >= 2 else None
     if first is None:
         return

@@ -127,7 +127,7 @@ def install_hooks(doctor: Doctor) -> None:
         state.pending[-1] = (step, inputs, _float_sum(output))
 
     def layer_output(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if not doctor._sampling or not torch.is_grad_enabled():
+        if not doctor.sampled or not torch.is_grad_enabled():
             return
         if not isinstance(output, torch.Tensor) or not output.requires_grad or output.numel() == 0:
             return
@@ -184,7 +184,7 @@ def _through_time_hook(doctor: Doctor, state: _State, name: str, module: nn.RNNB
 
     def before(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         x = args[0] if args else None
-        if not doctor._sampling or not torch.is_grad_enabled() or not isinstance(x, torch.Tensor):
+        if not doctor.sampled or not torch.is_grad_enabled() or not isinstance(x, torch.Tensor):
             return None  # a PackedSequence has no time axis to read
         if x.ndim != 3 or not x.is_floating_point() or x.shape[time_dim] < MIN_TIME_STEPS:
             return None

@@ -12,22 +12,26 @@ How the pieces of a hand-written loop are found (and removed again when the sess
   optimizer made before the model's layers were replaced, or a forward run under no_grad); each (model,
   optimizer) pair gets its own Doctor (a GAN's two optimizers are two patients). The session's hooks pass
   the model's calls and the optimizer's steps on to that Doctor, from this first step on (a second pair of
-  hooks, the Doctor's own, would cost every step twice).
+  hooks, the Doctor's own, would cost every step twice). Between the Doctor's sampled steps its forward
+  hooks need no call as it runs: the step's training call is handed over at the step's end
+  (Doctor.every_call).
 - torch.nn.modules.module.register_module_forward_pre_hook / _forward_hook see every module call: the
   outermost ones are the candidate models, and loss modules (nn.modules.loss._Loss) give the loss and
   its targets. While they are registered every module call in torch takes its slower hooked path, so once
-  every optimizer has its patient and a few steps pass with nothing new, the same two hooks move onto the
-  modules seen as outermost calls and the loss modules (torch's own loss modules need none: the functional
-  loss they call is wrapped). A module or parameter registered (a model built), an optimizer whose model
-  did not run where hooked, or a loss without gradients after a training forward (a validation model not
-  seen before) brings the global hooks back.
+  every optimizer has its patient and a few steps pass with nothing new, they give way to hooks on the
+  modules seen: one forward hook on each module seen as an outermost call (its call is taken whole at its
+  end), the pair on loss modules (torch's own loss modules need none: the functional loss they call is
+  wrapped). A module or parameter registered (a model built), an optimizer whose model did not run where
+  hooked, or a loss without gradients after a training forward (a validation model not seen before)
+  brings the global hooks back.
 - torch.nn.functional's losses (cross_entropy, mse_loss, ...) are wrapped for the session's duration, so
   `F.cross_entropy(out, y)` is seen as a loss module call is; so is torch.Tensor.backward, so a loss
   written by hand is seen as the tensor backward() is called on.
 - after each optimizer step the patient's Doctor records the step's last training loss and its targets, as
   `doctor.record(loss, target=y)` would; losses computed without gradients (or with the model in eval
   mode) between two training steps form one validation pass, recorded as its mean.
-The session never raises into the program it watches, except TrainingError in mode "stop".
+The session never raises into the program it watches, except TrainingError in mode "stop": a failure of its
+own bookkeeping is reported as doctor-error and the session stops watching.
 """
 
 from __future__ import annotations
@@ -44,12 +48,15 @@ import torch.optim.optimizer as optimizer_hooks
 from torch import nn
 from torch.nn.modules import module as module_hooks
 
-from trainwise.doctor.core import FUNCTIONAL_LOSSES, Doctor, Mode, StepHooks, _default_printer, first_line
+from trainwise.doctor.core import FUNCTIONAL_LOSSES, Doctor, Mode, _default_printer, first_line
 from trainwise.doctor.findings import CODES, SEVERITY_ORDER, Finding
 from trainwise.errors import TrainingError
 
 LEAN_AFTER = 3  # optimizer steps with nothing new before the global module hooks give way to per-module ones
 MAX_FALLBACKS = 3
+_LOSS = nn.modules.loss._Loss
+_UNMET: Any = object()  # an optimizer not seen before, in _by_optimizer.get()
+_NO_KWARGS: dict[str, Any] = {}  # a loss module's call (its hooks see no keyword arguments); never changed
 # torch's loss modules that only call the functional loss of the same name (wrapped while watching)
 FUNCTIONAL_BACKED: frozenset[type] = frozenset(
     {nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.SmoothL1Loss, nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss,
@@ -96,8 +103,8 @@ class AutowatchSession:
         self.printer = printer or _default_printer()
         self.patients: list[_Patient] = []
         self._by_optimizer: dict[int, _Patient | None] = {}  # None: no patient found (not a model's optimizer)
-        # the patients' Doctors hook no calls of their own: the session's hooks call theirs (model id -> hooks)
-        self._forward_to: dict[int, list[StepHooks]] = {}
+        # the patients' Doctors hook no calls of their own: the session's hooks call theirs (model id -> Doctors)
+        self._forward_to: dict[int, list[Doctor]] = {}
         self._training_call = False  # was the latest outermost call a training forward (grad on, train mode)?
         self._ran: list[nn.Module] = []  # outermost modules run since the last step, with or without gradients
         self._calls: dict[int, tuple[tuple[Any, ...], Any]] = {}  # outermost module -> its latest (args, output)
@@ -110,10 +117,8 @@ class AutowatchSession:
         self._validation = _Validation()
         self._handles: list[Any] = []
         # once every optimizer has its patient and a few steps passed with nothing new, the global module hooks
-        # (which send every module call in torch down its slower hooked path) give way to the same hooks on
-        # the modules seen so far (see _lean)
-        self._module_pre: Callable[..., Any] = self._guard(self._before_module, "module pre-hook")
-        self._module_post: Callable[..., Any] = self._guard(self._after_module, "module hook")
+        # (which send every module call in torch down its slower hooked path) give way to hooks on the modules
+        # seen so far (see _go_lean)
         self._global_module_handles: list[Any] = []
         self._instance_handles: list[Any] = []
         self._lean = False
@@ -126,6 +131,9 @@ class AutowatchSession:
         self._original_backward: Callable[..., Any] = torch.Tensor.backward
         self._errors: list[Finding] = []  # the session's own failures (doctor-error without a patient)
         self.active = False
+        # the hooks' switch: off when stopped, or once the session's own bookkeeping failed (the hooks called on
+        # every step guard themselves: a wrapper around each would cost every step a call)
+        self._watching = False
 
     # ------------------------------------------------------------------ public
 
@@ -166,14 +174,13 @@ class AutowatchSession:
         """Install the global hooks and the functional-loss wrappers."""
         if self.active:
             return
-        self.active = True
-        built = self._guard(self._module_built, "module registration hook")
+        self.active = self._watching = True
         self._handles = [
-            optimizer_hooks.register_optimizer_step_pre_hook(self._guard(self._before_step, "optimizer pre-hook")),
-            optimizer_hooks.register_optimizer_step_post_hook(self._guard(self._after_step, "optimizer hook")),
+            optimizer_hooks.register_optimizer_step_pre_hook(self._before_step),
+            optimizer_hooks.register_optimizer_step_post_hook(self._after_step),
             # a model built while watching lean: back to the global hooks before its first forward
-            module_hooks.register_module_parameter_registration_hook(built),
-            module_hooks.register_module_module_registration_hook(built),
+            module_hooks.register_module_parameter_registration_hook(self._module_built),
+            module_hooks.register_module_module_registration_hook(self._module_built),
         ]
         self._search()
         for name in FUNCTIONAL_LOSSES:
@@ -187,7 +194,7 @@ class AutowatchSession:
         """Record the last validation pass, close every Doctor, remove every hook and wrapper."""
         if not self.active:
             return
-        self.active = False
+        self.active = self._watching = False
         try:
             self._flush_validation()
         finally:
@@ -205,30 +212,17 @@ class AutowatchSession:
 
     # ------------------------------------------------------------------ hooks
 
-    def _guard(self, fn: Callable[..., Any], what: str) -> Callable[..., Any]:
-        """A hook that cannot raise into the user's program: a failure is reported once and that hook is off."""
-        broken = False
+    def _failed(self, what: str, exc: Exception) -> None:
+        """The session's own bookkeeping failed in a hook: reported once, and the session stops watching (what
+        it knows of the program's calls is no longer sure)."""
+        self._watching = False
+        self._internal_error(what, exc, "the doctor stops watching")
 
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            nonlocal broken
-            if broken or not self.active:
-                return None
-            try:
-                return fn(*args, **kwargs)
-            except TrainingError:
-                raise
-            except Exception as exc:
-                broken = True
-                self._internal_error(what, exc)
-                return None
-
-        return guarded
-
-    def _internal_error(self, what: str, exc: BaseException) -> None:
+    def _internal_error(self, what: str, exc: BaseException, then: str = "that part is off") -> None:
         finding = Finding(
             "doctor-error",
             CODES["doctor-error"],
-            f"The doctor's {what} failed with {first_line(exc)}; that part is off for the rest of the session "
+            f"The doctor's {what} failed with {first_line(exc)}; {then} for the rest of the session "
             "(the program itself is not affected).",
             suggestion="nothing to change in your code; please report this trainwise bug with the message",
             subject=what,
@@ -237,61 +231,112 @@ class AutowatchSession:
         if self.mode != "quiet":
             self.printer(finding.format())
 
-    def _before_module(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        if isinstance(module, nn.modules.loss._Loss):
-            if id(module) not in self._loss_modules:
-                self._loss_modules[id(module)] = module
-                self._quiet_steps = 0
-            if self._stack:
-                self._nested_losses.add(id(module))
-        elif not self._stack:
-            self._training_call = torch.is_grad_enabled() and module.training
-            ran = self._ran
-            if not ran or (ran[-1] is not module and all(module is not seen for seen in ran)):
-                ran.append(module)
-            if not self._training_call:
-                self._validation.model = module
-            if id(module) not in self._outer:
-                self._outer[id(module)] = module
-                self._quiet_steps = 0
-        self._stack.append(module)
-        for hooks in self._forward_to.get(id(module), ()):
-            hooks.forward_pre(module, args)
+    def _module_pre(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        """A module call begins (every module's while searching, the modules seen once lean)."""
+        if not self._watching:
+            return
+        try:
+            key, stack = id(module), self._stack
+            outer_training = False  # an outermost call with gradients, in training mode
+            if isinstance(module, _LOSS):
+                if key not in self._loss_modules:
+                    self._loss_modules[key] = module
+                    self._quiet_steps = 0
+                if stack:
+                    self._nested_losses.add(key)
+            elif not stack:
+                outer_training = self._outermost_call(module)
+                if key not in self._outer:
+                    self._outer[key] = module
+                    self._quiet_steps = 0
+            stack.append(module)
+            for doctor in self._forward_to.get(key, ()):
+                if doctor.every_call or not outer_training:  # else handed over at the step's end
+                    doctor.step_hooks.forward_pre(module, args)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            self._failed("module pre-hook", exc)
 
-    def _after_module(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if self._stack and self._stack[-1] is module:
-            self._stack.pop()
-        if not self._stack and self._training_call:
-            self._calls[id(module)] = (args, output)
-        if isinstance(module, nn.modules.loss._Loss) and len(args) >= 2:
-            self._see_loss(module, output, args[1], args[0])
-        for hooks in self._forward_to.get(id(module), ()):
-            hooks.forward(module, args, output)
+    def _outermost_call(self, module: nn.Module) -> bool:
+        """A call of a module from outside any other: noted as run since the last step, and as the latest
+        call, a training one (gradients on, training mode: returned) or not (a validation pass's)."""
+        training = self._training_call = torch.is_grad_enabled() and module.training
+        ran = self._ran
+        if not ran or (ran[-1] is not module and all(module is not seen for seen in ran)):
+            ran.append(module)
+        if not training:
+            self._validation.model = module
+        return training
+
+    def _outer_call(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        """Lean watching: a call of a module seen as outermost, once it ended. One hook instead of a pair:
+        torch's hooked call path costs per hook list it finds, and nothing of the call is needed before its
+        end (a functional loss computed inside it is taken for the program's own, which it then is)."""
+        if not self._watching:
+            return
+        try:
+            key = id(module)
+            outer_training = not self._stack and self._outermost_call(module)
+            if outer_training:
+                self._calls[key] = (args, output)
+            for doctor in self._forward_to.get(key, ()):
+                if doctor.every_call or not outer_training:  # else handed over at the step's end
+                    hooks = doctor.step_hooks
+                    hooks.forward_pre(module, args)
+                    hooks.forward(module, args, output)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            self._failed("module hook", exc)
+
+    def _module_post(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        """A module call ends."""
+        if not self._watching:
+            return
+        try:
+            key, stack = id(module), self._stack
+            if stack and stack[-1] is module:
+                stack.pop()
+            outer_training = not stack and self._training_call
+            if outer_training:
+                self._calls[key] = (args, output)
+            if isinstance(module, _LOSS) and len(args) >= 2:
+                self._see_loss(module, output, args)
+            for doctor in self._forward_to.get(key, ()):
+                if doctor.every_call or not outer_training:
+                    doctor.step_hooks.forward(module, args, output)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            self._failed("module hook", exc)
 
     def _wrap_functional(self, original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         @functools.wraps(original)
         def loss(*args: Any, **kwargs: Any) -> torch.Tensor:
             value = original(*args, **kwargs)
-            if self.active and not self._stack:  # called by the user, not inside a loss module
-                target = args[1] if len(args) >= 2 else kwargs.get("target")
+            if self._watching and not self._stack:  # called by the user, not inside a loss module
                 # the user's loss matters more than the doctor (a try costs nothing; suppress() three calls)
                 try:  # noqa: SIM105
-                    self._see_loss(original, value, target, args[0] if args else kwargs.get("input"))
+                    self._see_loss(original, value, args, kwargs)
                 except Exception:
                     pass
             return value
 
         return loss
 
-    def _see_loss(self, fn: Any, value: Any, target: Any, inputs: Any = None) -> None:
+    def _see_loss(self, fn: Any, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any] = _NO_KWARGS) -> None:
+        """A loss function's or module's call: fn(*args, **kwargs) gave `value`."""
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             return
         if self._loss_fn is None:
             self._loss_fn = fn
+        target = args[1] if len(args) >= 2 else kwargs.get("target")
         target = target if isinstance(target, torch.Tensor) else None
         if value.requires_grad and self._training_call:
             self._loss, self._loss_target = value, target
             return
+        inputs = args[0] if args else kwargs.get("input")
         unseen = self._lean and self._training_call and not torch.is_grad_enabled()
         if unseen and isinstance(inputs, torch.Tensor) and not inputs.requires_grad:
             # outputs made without gradients by a module lean watching does not see (a validation model first
@@ -308,7 +353,7 @@ class AutowatchSession:
 
         @functools.wraps(original)
         def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            if self.active and tensor.numel() == 1:
+            if self._watching and tensor.numel() == 1:
                 if self._calls:  # after a training forward
                     if self._loss is None:
                         self._loss_target = None
@@ -321,27 +366,34 @@ class AutowatchSession:
         return backward
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if self._validation.values:
-            self._flush_validation()
-        else:  # no pass since the last step (nearly every step)
-            self._validation.model = None
-        if id(optimizer) not in self._by_optimizer:
-            self._meet(optimizer)
-        patient = self._by_optimizer.get(id(optimizer))
-        if patient is not None:
-            patient.doctor.step_hooks.step_pre(optimizer, args, kwargs)
+        if not self._watching:
+            return
+        try:
+            if self._validation.values:
+                self._flush_validation()
+            else:  # no pass since the last step (nearly every step)
+                self._validation.model = None
+            patient = self._by_optimizer.get(id(optimizer), _UNMET)
+            if patient is _UNMET:
+                patient = self._meet(optimizer)
+            if patient is not None and patient.doctor.every_call:  # else its pre-step work is none
+                patient.doctor.step_hooks.step_pre(optimizer, args, kwargs)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            self._failed("optimizer pre-hook", exc)
 
-    def _meet(self, optimizer: torch.optim.Optimizer) -> None:
+    def _meet(self, optimizer: torch.optim.Optimizer) -> _Patient | None:
         """An optimizer's first step: find its model and make their Doctor (or note that it has none)."""
         self._quiet_steps = 0
         model = self._find_model(optimizer)
         if self._lean and (model is None or not self._owns(model, optimizer)):
             # its model may have run unseen: look again at its next step, with the global hooks
             self._fallback()
-            return
+            return None
         if model is None:
             self._by_optimizer[id(optimizer)] = None
-            return
+            return None
         doctor = Doctor(model, optimizer, loss_fn=self._loss_fn, mode=self.mode, printer=self.printer, forwarded=True)
         call = self._calls.get(id(model))
         if call is not None:  # this step's forward ran before the Doctor existed: show it what it missed
@@ -351,28 +403,45 @@ class AutowatchSession:
         patient = _Patient(model, optimizer, doctor)
         self.patients.append(patient)
         self._by_optimizer[id(optimizer)] = patient
-        self._forward_to.setdefault(id(model), []).append(doctor.step_hooks)
+        self._forward_to.setdefault(id(model), []).append(doctor)
+        return patient
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        patient = self._by_optimizer.get(id(optimizer))
-        if patient is not None:
-            patient.doctor.step_hooks.step_post(optimizer, args, kwargs)
-        loss, self._loss = self._loss, None
-        target, self._loss_target = self._loss_target, None
-        # emptied in place: new containers every step cost more than the step's own Python
-        if self._ran:
-            self._ran.clear()
-        if self._calls:
-            self._calls.clear()
-        if self._stack:  # a forward that raised leaves its calls on the stack: a step is a clean start
-            self._stack.clear()
-        if not self._lean:
-            self._quiet_steps += 1
-            if self._quiet_steps >= LEAN_AFTER and self._fallbacks < MAX_FALLBACKS and self.patients:
-                self._go_lean()
-        if patient is None or loss is None:
+        if not self._watching:
             return
-        patient.doctor.record(loss, target=target)
+        try:
+            patient = self._by_optimizer.get(id(optimizer))
+            if patient is not None:
+                doctor = patient.doctor
+                hook = doctor.step_hooks.step_post
+                if not hook.broken:  # the Doctor's guarded hook, called without its wrapper's call
+                    # with the step's training call, unless it was passed on as it ran
+                    call = None if doctor.every_call else self._calls.get(id(patient.model))
+                    try:
+                        hook.fn(optimizer, args, kwargs, call=call)
+                    except TrainingError:
+                        raise
+                    except Exception as exc:
+                        hook.fail(exc)
+            loss, self._loss = self._loss, None
+            target, self._loss_target = self._loss_target, None
+            # emptied in place: new containers every step cost more than the step's own Python
+            if self._ran:
+                self._ran.clear()
+            if self._calls:
+                self._calls.clear()
+            if self._stack:  # a forward that raised leaves its calls on the stack: a step is a clean start
+                self._stack.clear()
+            if not self._lean:
+                self._quiet_steps += 1
+                if self._quiet_steps >= LEAN_AFTER and self._fallbacks < MAX_FALLBACKS and self.patients:
+                    self._go_lean()
+            if patient is not None and loss is not None:
+                patient.doctor.record(loss, target=target)
+        except TrainingError:
+            raise
+        except Exception as exc:
+            self._failed("optimizer hook", exc)
 
     @staticmethod
     def _owns(model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
@@ -398,12 +467,14 @@ class AutowatchSession:
         every module: the layers inside a model then take torch's fast call path. torch's own loss modules
         called as outermost modules need no hook: the functional loss they call is wrapped, and it sees the
         same loss and targets."""
-        modules = list(self._outer.values()) + [
+        losses = [
             module for key, module in self._loss_modules.items()
             if type(module) not in FUNCTIONAL_BACKED or key in self._nested_losses
         ]  # fmt: skip
-        handles = []
-        for module in modules:  # first among the module's hooks, as the global hooks run before them
+        # first among the module's hooks, as the global hooks run before them
+        handles = [module.register_forward_hook(self._outer_call, prepend=True) for module in self._outer.values()]
+        for module in losses:  # a loss module's call must be known from its start: the functional losses and
+            # modules it calls are its own
             handles.append(module.register_forward_pre_hook(self._module_pre, prepend=True))
             handles.append(module.register_forward_hook(self._module_post, prepend=True))
         for handle in self._global_module_handles:
@@ -420,8 +491,12 @@ class AutowatchSession:
         self._quiet_steps = 0
 
     def _module_built(self, module: nn.Module, name: str, value: Any) -> None:
-        if self._lean:
+        if not (self._watching and self._lean):
+            return
+        try:
             self._fallback()
+        except Exception as exc:
+            self._failed("module registration hook", exc)
 
     def _find_model(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
         """The outermost module run since the previous step that owns the most of this optimizer's parameters."""
