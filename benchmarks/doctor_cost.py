@@ -9,8 +9,9 @@ autowatch (`trainwise doctor script.py`) at most 1.15x the script's own time. --
 epoch only, where the doctor's fixed costs (whole-dataset checks) weigh ten times more.
 
 --instructions counts, instead of timing, the instructions each script executes alone and under autowatch
-(valgrind's callgrind, one thread; about 15 minutes): the same on a busy machine as on a quiet one, where
-timings of these second-long scripts move by 5 to 10% from run to run. Needs valgrind.
+(valgrind's callgrind, one thread; W1 and W4 in a few minutes, W5 over half an hour): the same on a busy
+machine as on a quiet one, where timings of these second-long scripts move by 5 to 10% from run to run.
+Needs valgrind.
 """
 
 from __future__ import annotations
