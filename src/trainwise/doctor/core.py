@@ -1057,7 +1057,7 @@ class Doctor:
         that the forward hooks would take of it then."""
         if call is not None:
             args, output = call
-            x = args[0] if args and isinstance(args[0], torch.Tensor) else _first_tensor(args)
+            x = _first_tensor(args)
             if x is not None:
                 self._last_input = x
             if isinstance(output, torch.Tensor):
