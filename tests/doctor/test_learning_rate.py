@@ -3,10 +3,13 @@ questions show, their causes, fit's repair and stop modes, and silence on the ne
 
 import math
 import re
+import statistics
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -371,3 +374,47 @@ def test_repair_reports_one_measurement_in_message_and_evidence() -> None:
     assert f"grew {evidence['growth_per_step']:.3g}x per step" in high.message
     growth, lr = evidence["growth_per_step"], evidence["lr"]
     assert high.suggestion == f"lower lr to about {nice_number(lr / (1 + math.sqrt(growth))):g}"  # the same numbers
+
+
+# ------------------------------------------------------------------------------------------- the loss's level
+
+
+def levels_after(losses: list[float], chunk: int) -> dict[str, object]:
+    """The episode after reading `losses` in flushes of `chunk` values."""
+    from types import SimpleNamespace
+
+    from trainwise.doctor.learning_rate import _Episode, _update_levels
+
+    episode, doctor = _Episode(), SimpleNamespace(obs=SimpleNamespace(losses=[]), flushed_from=0)
+    for start in range(0, len(losses), chunk):
+        doctor.flushed_from = len(doctor.obs.losses)
+        doctor.obs.losses.extend(losses[start : start + chunk])
+        _update_levels(doctor, episode)  # type: ignore[arg-type]
+    fields = vars(episode)
+    return {**fields, "window": list(episode.window)}
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=70, max_size=300),
+    st.lists(st.tuples(st.integers(0, 299), st.sampled_from([math.nan, math.inf, -math.inf])), max_size=3),
+    st.integers(32, 64),
+)
+def test_levels_moved_along_in_bulk_are_those_of_one_loss_at_a_time(
+    losses: list[float], bad: list[tuple[int, float]], chunk: int
+) -> None:
+    for index, value in bad:  # a few non-finite losses: those flushes go one by one
+        losses[index % len(losses)] = value
+    one_by_one = levels_after(losses, 1)
+    assert levels_after(losses, chunk) == one_by_one
+    assert one_by_one["seen"] == len(losses)
+
+
+def test_a_long_finite_run_moves_its_level_in_bulk_to_the_median_of_its_last_values() -> None:
+    losses = [float(v) for v in torch.linspace(10, 1, 300)] + [1.0, 50.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 9.0]
+    episode = levels_after(losses, 103)  # the first flush one by one, the next two in bulk
+    assert episode["level"] == 3.0  # the median of the last 9, the outlier 50 ignored
+    assert episode["level_of"] == 9
+    medians = [statistics.median(losses[max(0, end - 9) : end]) for end in range(3, len(losses) + 1)]
+    assert episode["best_level"] == min(medians)  # the lowest median of 3 or more values
+    assert (episode["peak"], episode["peak_at"]) == (50.0, 302)

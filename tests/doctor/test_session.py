@@ -17,6 +17,7 @@ import trainwise
 from tests.doctor.helpers import blobs
 from trainwise.cli import main
 
+TORCH_BACKWARD = torch.Tensor.backward
 T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
 T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
 
@@ -223,9 +224,11 @@ def test_once_steady_only_the_models_seen_are_hooked_and_a_new_model_brings_the_
         # the Doctor
         assert not first._forward_pre_hooks and len(first._forward_hooks) == 1
         assert not optimizer._optimizer_step_pre_hooks and not optimizer._optimizer_step_post_hooks
+        # every loss came from the loss module, which sees it: backward() is torch's own
+        assert torch.Tensor.backward is TORCH_BACKWARD
         assert session.doctors[0].step == 8 and len(session.doctors[0].obs.losses) == 8
         second = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))  # built while lean: seen again
-        assert module_hooks._global_forward_hooks
+        assert module_hooks._global_forward_hooks and torch.Tensor.backward is not TORCH_BACKWARD
         optimizer2 = torch.optim.Adam(second.parameters(), lr=1e-2)
         train_epoch(second, optimizer2, criterion, X, y)
     models = {id(p.optimizer): p.model for p in session.patients}
@@ -255,3 +258,34 @@ def test_a_model_first_run_after_the_session_went_lean_is_still_found() -> None:
     assert [v for _, v in first.doctor.obs.val_losses] == pytest.approx([value])
     assert first.model is model and second.model is shadow
     assert second.doctor.step >= 7  # met at its first or second step
+
+
+def test_a_model_built_before_and_first_trained_after_the_session_went_lean_gets_its_doctor() -> None:
+    torch.manual_seed(0)
+    X, y = blobs(n=256, classes=4)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    later = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))  # no hook of the lean session on it
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with trainwise.autowatch(mode="quiet") as session:
+        train_epoch(model, optimizer, nn.CrossEntropyLoss(), X, y)
+        train_epoch(later, torch.optim.SGD(later.parameters(), lr=0.1), nn.CrossEntropyLoss(), X, y)
+    assert [p.model for p in session.patients] == [model, later]
+    assert session.doctors[1].step == 7  # met at its second step, when its forward was seen
+
+
+def test_a_loss_written_by_hand_keeps_backward_watched_once_lean() -> None:
+    torch.manual_seed(0)
+    X, y = blobs(n=256, classes=4)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    penalized = []
+    with trainwise.autowatch(mode="quiet") as session:
+        for xb, yb in zip(X.split(32), y.split(32), strict=True):
+            loss = F.cross_entropy(model(xb), yb) + 1e-3 * model[0].weight.square().sum()  # weight decay by hand
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            penalized.append(loss.item())
+            assert torch.Tensor.backward is not TORCH_BACKWARD
+        assert session._lean
+    assert session.doctors[0].obs.losses == pytest.approx(penalized)  # the loss with its penalty

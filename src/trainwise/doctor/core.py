@@ -179,6 +179,22 @@ class ZeroGradProbe:
         return off_carried <= 1e-4 and off_fresh > 1e-3
 
 
+class TensorHookHandle:
+    """A tensor hook (tensor.register_hook) whose remove() also drops the tensor's emptied hook dict: torch
+    calls into that dict on every backward while it exists, empty or not (about 4,000 instructions a step,
+    which a removed sampled-step hook would cost every later step)."""
+
+    def __init__(self, tensor: torch.Tensor, hook: Callable[[torch.Tensor], Any]) -> None:
+        self.tensor = tensor
+        self.handle = tensor.register_hook(hook)
+
+    def remove(self) -> None:
+        self.handle.remove()
+        if not self.tensor._backward_hooks:  # none left (the user's own, another doctor's): torch's state as
+            # before the first hook
+            self.tensor._backward_hooks = None
+
+
 class StepHooks(NamedTuple):
     """The Doctor's hooks that run on every step of a user's loop (registered with torch unless forwarded)."""
 
@@ -242,11 +258,11 @@ class TargetSums:
     every step: it is summed once and counted again (two reductions a step cost more than a tiny model's step)."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.count = 0  # rows summed in _sums (totals() folds the latest batch's repeats in first)
         self._sums: tuple[torch.Tensor, torch.Tensor] | None = None
         # tensor, version, sums, rows
         self._batch: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, int] | None = None
-        self._repeats = 0  # times the latest batch was passed, not yet in _sums
+        self._repeats = 0  # times the latest batch was passed, not yet in _sums and count
 
     def repeat(self, target: torch.Tensor) -> bool:
         """Is this the latest batch again, unchanged (a full-batch loop's every step)? Then it is counted."""
@@ -254,7 +270,6 @@ class TargetSums:
         if batch is None or target is not batch[0] or target._version != batch[1]:
             return False
         self._repeats += 1
-        self.count += batch[4]
         return True
 
     def add(self, target: torch.Tensor) -> None:
@@ -268,14 +283,14 @@ class TargetSums:
         ):  # other targets altogether: start again
             self.count, self._sums = 0, None
         self._batch, self._repeats = (target, target._version, batch_sum, batch_squares, target.shape[0]), 1
-        self.count += target.shape[0]
 
     def _fold(self) -> None:
         if self._batch is None or not self._repeats:
             return
-        _, _, batch_sum, batch_squares, _ = self._batch
+        _, _, batch_sum, batch_squares, rows = self._batch
         added = (batch_sum * self._repeats, batch_squares * self._repeats)
         self._sums = added if self._sums is None else (self._sums[0] + added[0], self._sums[1] + added[1])
+        self.count += rows * self._repeats
         self._repeats = 0
 
     def totals(self) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -635,11 +650,13 @@ class Doctor:
         pending, steps = self._pending_losses, self._pending_steps
         self._pending_losses, self._pending_steps = [], []
         values: list[float]
-        device = next((v.device for v in pending if isinstance(v, torch.Tensor) and v.device.type != "cpu"), None)
+        device = None
+        if not self._losses_on_host:  # else record() read them as they came: floats already
+            device = next((v.device for v in pending if isinstance(v, torch.Tensor) and v.device.type != "cpu"), None)
         if device is not None:  # one transfer (one synchronisation) for all of them
             values = torch.stack([torch.as_tensor(v, device=device).reshape(()).float() for v in pending]).tolist()
         else:  # host values: reading them one by one costs nothing
-            values = [float(v) for v in pending]
+            values = cast(list[float], pending) if self._losses_on_host else [float(v) for v in pending]
         self.flushed_from = len(self.obs.losses)
         self.obs.losses.extend(values)
         # a finite sum: all finite (one C loop), as nearly always
@@ -857,11 +874,11 @@ class Doctor:
                 layer_hook.handle = self._first_forward_handles[-1]
         if isinstance(self.loss_fn, nn.Module):
             self.hook(self.loss_fn.register_forward_pre_hook, self._on_loss_pre, "loss pre-hook", sampled=True)
-        # fit zeroes the gradients itself: the zero_grad probe is for users' loops (a tensor hook, once
-        # registered, costs a call on every backward even after its removal)
+        # fit zeroes the gradients itself: the zero_grad probe is for users' loops
         self._probes = [] if self.driven else [ZeroGradProbe(p) for p in self._probe_params()]
         for probe in self._probes:
-            self.hook(probe.param.register_hook, self._probe_hook(probe), "zero_grad probe (tensor hook)", sampled=True)
+            register = functools.partial(TensorHookHandle, probe.param)
+            self.hook(register, self._probe_hook(probe), "zero_grad probe (tensor hook)", sampled=True)
 
     def add_sampled_hook(self, attach: Callable[[], Any]) -> None:
         """Register a hook that is only needed on sampled steps: `attach()` installs it and returns its

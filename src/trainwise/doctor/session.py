@@ -129,6 +129,12 @@ class AutowatchSession:
         self._nested_losses: set[int] = set()
         self._originals: dict[str, Any] = {}
         self._original_backward: Callable[..., Any] = torch.Tensor.backward
+        self._backward_wrapper: Callable[..., Any] | None = None
+        # has backward() been called on a tensor other than the latest loss a loss function or module returned
+        # (a loss written by hand, or a penalty added)? Until it is, lean watching needs no Tensor.backward
+        # wrapper: the loss functions see every loss
+        self._own_losses = False
+        self._unseen_forward = False  # a backward() after a forward lean watching did not see (_meet looks again)
         self._errors: list[Finding] = []  # the session's own failures (doctor-error without a patient)
         self.active = False
         # the hooks' switch: off when stopped, or once the session's own bookkeeping failed (the hooks called on
@@ -188,7 +194,8 @@ class AutowatchSession:
             self._originals[name] = original
             setattr(F, name, self._wrap_functional(original))
         self._original_backward = torch.Tensor.backward
-        torch.Tensor.backward = self._wrap_backward(self._original_backward)  # type: ignore[method-assign]
+        self._backward_wrapper = self._wrap_backward(self._original_backward)
+        torch.Tensor.backward = self._backward_wrapper  # type: ignore[method-assign]
 
     def stop(self) -> None:
         """Record the last validation pass, close every Doctor, remove every hook and wrapper."""
@@ -355,10 +362,13 @@ class AutowatchSession:
         def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             if self._watching and tensor.numel() == 1:
                 if self._calls:  # after a training forward
-                    if self._loss is None:
-                        self._loss_target = None
-                    self._loss = tensor
+                    if tensor is not self._loss:
+                        self._own_losses = True
+                        if self._loss is None:
+                            self._loss_target = None
+                        self._loss = tensor
                 elif self._lean and tensor.requires_grad:  # a forward lean watching did not see
+                    self._unseen_forward = True
                     with contextlib.suppress(Exception):
                         self._fallback()
             return original(tensor, *args, **kwargs)
@@ -391,8 +401,10 @@ class AutowatchSession:
             # its model may have run unseen: look again at its next step, with the global hooks
             self._fallback()
             return None
+        unseen, self._unseen_forward = self._unseen_forward, False
         if model is None:
-            self._by_optimizer[id(optimizer)] = None
+            if not unseen:  # else its model ran before the global hooks were back: looked for at its next step
+                self._by_optimizer[id(optimizer)] = None
             return None
         doctor = Doctor(model, optimizer, loss_fn=self._loss_fn, mode=self.mode, printer=self.printer, forwarded=True)
         call = self._calls.get(id(model))
@@ -461,6 +473,8 @@ class AutowatchSession:
                 module_hooks.register_module_forward_pre_hook(self._module_pre),
                 module_hooks.register_module_forward_hook(self._module_post),
             ]
+        if self._backward_wrapper is not None and torch.Tensor.backward is self._original_backward:
+            torch.Tensor.backward = self._backward_wrapper  # type: ignore[method-assign]
 
     def _go_lean(self) -> None:
         """The same hooks on the modules seen as outermost calls and on the loss modules seen, instead of on
@@ -480,6 +494,9 @@ class AutowatchSession:
         for handle in self._global_module_handles:
             handle.remove()
         self._global_module_handles, self._instance_handles = [], handles
+        if not self._own_losses and torch.Tensor.backward is self._backward_wrapper:
+            # every loss so far came from a loss function or module, which see it: backward() as torch's own
+            torch.Tensor.backward = self._original_backward  # type: ignore[method-assign]
         self._lean = True
 
     def _fallback(self) -> None:
