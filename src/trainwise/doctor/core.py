@@ -446,6 +446,7 @@ class Doctor:
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
+        self.loss_hooked = isinstance(loss_fn, nn.Module)  # its calls are seen (a loss module's hooks)
         self.mode = mode
         self.sample_every = max(1, sample_every)
         self.warmup = warmup
@@ -603,7 +604,7 @@ class Doctor:
                 fresh = self.data is None and not targets.repeat(target)
                 if fresh and target.is_floating_point() and target.ndim and target.numel():
                     targets.add(target)
-                if self._last_output is not None and not isinstance(self.loss_fn, nn.Module):  # the loss is not hooked
+                if not self.loss_hooked and self._last_output is not None:
                     self._see_loss_input(self._last_output, target)
             if loss is not None:
                 tensor = loss if isinstance(loss, torch.Tensor) else None
@@ -839,9 +840,6 @@ class Doctor:
         return finding
 
     # ------------------------------------------------------------------ hooks
-
-    def _loss_is_hooked(self) -> bool:
-        return isinstance(self.loss_fn, nn.Module)
 
     def _install_hooks(self) -> None:
         # the model's own forward hooks: every step in a user's loop (they see eval passes, batches

@@ -72,6 +72,10 @@ class _Patient:
     optimizer: torch.optim.Optimizer
     doctor: Doctor
 
+    def __post_init__(self) -> None:  # what each step's end looks up
+        self.model_key = id(self.model)
+        self.step_post = self.doctor.step_hooks.step_post
+
 
 @dataclass
 class _Validation:
@@ -424,13 +428,12 @@ class AutowatchSession:
         try:
             patient = self._by_optimizer.get(id(optimizer))
             if patient is not None:
-                doctor = patient.doctor
-                hook = doctor.step_hooks.step_post
+                hook = patient.step_post
                 if not hook.broken:  # the Doctor's guarded hook, called without its wrapper's call
                     # with the step's training call, unless it was passed on as it ran
-                    call = None if doctor.every_call else self._calls.get(id(patient.model))
+                    call = None if patient.doctor.every_call else self._calls.get(patient.model_key)
                     try:
-                        hook.fn(optimizer, args, kwargs, call=call)
+                        hook.fn(call=call)
                     except TrainingError:
                         raise
                     except Exception as exc:
