@@ -289,3 +289,39 @@ def test_a_loss_written_by_hand_keeps_backward_watched_once_lean() -> None:
             assert torch.Tensor.backward is not TORCH_BACKWARD
         assert session._lean
     assert session.doctors[0].obs.losses == pytest.approx(penalized)  # the loss with its penalty
+
+
+def test_the_steps_between_samples_keep_the_record_watch_and_record_keep() -> None:
+    """autowatch hands a step between samples to Doctor.quiet_step_end, not to the post-hook and record(): the
+    losses, their steps, the targets' sums and the latest batch are what watch() and record() keep."""
+    X = torch.randn(640, 8, generator=torch.Generator().manual_seed(0))
+    y = X @ torch.linspace(-1, 1, 8).unsqueeze(1) + 0.1
+
+    def train(doctor_for: Any) -> Any:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        criterion = nn.MSELoss()
+        doctor = doctor_for(model, optimizer, criterion)
+        for _ in range(8):  # 160 steps: the warm-up, five sampled pairs and the steps between them
+            for xb, yb in zip(X.split(32), y.split(32), strict=True):
+                loss = criterion(model(xb), yb)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                if doctor is not None:
+                    doctor.record(loss, target=yb)
+        return doctor, xb
+
+    with trainwise.autowatch(mode="quiet") as session:
+        _, last_batch = train(lambda *_: None)
+    watched, _ = train(lambda model, optimizer, criterion: trainwise.watch(model, optimizer, loss_fn=criterion))
+    watched.close()
+    [auto] = session.doctors
+    assert auto.step == watched.step == 160
+    assert auto.obs.losses == watched.obs.losses and auto.obs.loss_steps == watched.obs.loss_steps
+    auto_sums, watched_sums = auto.obs.targets.totals(), watched.obs.targets.totals()
+    assert auto_sums is not None and watched_sums is not None and auto.obs.targets.count == 640 * 8
+    assert torch.equal(auto_sums[0], watched_sums[0]) and torch.equal(auto_sums[1], watched_sums[1])
+    assert auto._last_input is last_batch and torch.equal(auto.last_target, y[-32:])
+    assert {f.code for f in auto.findings} == {f.code for f in watched.findings}

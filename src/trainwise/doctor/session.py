@@ -427,19 +427,22 @@ class AutowatchSession:
             return
         try:
             patient = self._by_optimizer.get(id(optimizer))
+            loss, target = self._loss, self._loss_target
+            self._loss = self._loss_target = None
             if patient is not None:
-                hook = patient.step_post
+                doctor, hook = patient.doctor, patient.step_post
                 if not hook.broken:  # the Doctor's guarded hook, called without its wrapper's call
                     # with the step's training call, unless it was passed on as it ran
-                    call = None if patient.doctor.every_call else self._calls.get(patient.model_key)
+                    call = None if doctor.every_call else self._calls.get(patient.model_key)
                     try:
-                        hook.fn(call=call)
+                        if loss is not None and doctor.quiet_step_end(call, loss, target):
+                            loss = None  # recorded
+                        else:
+                            hook.fn(call=call)
                     except TrainingError:
                         raise
                     except Exception as exc:
                         hook.fail(exc)
-            loss, self._loss = self._loss, None
-            target, self._loss_target = self._loss_target, None
             # emptied in place: new containers every step cost more than the step's own Python
             if self._ran:
                 self._ran.clear()
