@@ -342,8 +342,12 @@ class AutowatchSession:
             return
         if self._loss_fn is None:
             self._loss_fn = fn
-        target = args[1] if len(args) >= 2 else kwargs.get("target")
-        target = target if isinstance(target, torch.Tensor) else None
+        try:  # free in Python 3.11 when nothing raises: the common call, fn(output, target)
+            target = args[1]
+        except IndexError:
+            target = kwargs.get("target")
+        if not isinstance(target, torch.Tensor):
+            target = None
         if value.requires_grad and self._training_call:
             self._loss, self._loss_target = value, target
             return
