@@ -1068,15 +1068,9 @@ class Doctor:
 
     def _on_step_post(self, *_: Any, call: tuple[tuple[Any, ...], Any] | None = None) -> None:
         """The step's end: the optimizer's step post-hook (guarded), or after_step(). `call`: the step's (last)
-        training call (args, output), from a caller that did not pass it on as it ran (`every_call` off): all
-        that the forward hooks would take of it then."""
+        training call, from a caller that did not pass it on as it ran (see _take_call)."""
         if call is not None:
-            args, output = call
-            x = _first_tensor(args)
-            if x is not None:
-                self._last_input = x
-            if isinstance(output, torch.Tensor):
-                self._last_output = output
+            self._take_call(call)
         was_sampled = self._sampled
         # read before the step counts, so that what the deferred numbers raise carries this step
         before = self._pre_step_weights if was_sampled else None
@@ -1105,6 +1099,16 @@ class Doctor:
             probe.remember(sample.step)
         registry.run("step", self)
 
+    def _take_call(self, call: tuple[tuple[Any, ...], Any]) -> None:
+        """The step's (last) training call (args, output), handed over at the step's end by a caller that did
+        not pass it on as it ran (`every_call` off): all that the forward hooks would take of it then."""
+        args, output = call
+        x = _first_tensor(args)
+        if x is not None:
+            self._last_input = x
+        if isinstance(output, torch.Tensor):
+            self._last_output = output
+
     def quiet_step_end(
         self, call: tuple[tuple[Any, ...], Any] | None, loss: torch.Tensor, target: torch.Tensor | None
     ) -> bool:
@@ -1120,12 +1124,7 @@ class Doctor:
         ):  # fmt: skip
             return False
         if call is not None:
-            args, output = call
-            x = _first_tensor(args)
-            if x is not None:
-                self._last_input = x
-            if isinstance(output, torch.Tensor):
-                self._last_output = output
+            self._take_call(call)
         self.step = step
         if target is not None:
             self.last_target = target

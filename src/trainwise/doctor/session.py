@@ -14,7 +14,7 @@ How the pieces of a hand-written loop are found (and removed again when the sess
   the model's calls and the optimizer's steps on to that Doctor, from this first step on (a second pair of
   hooks, the Doctor's own, would cost every step twice). Between the Doctor's sampled steps its forward
   hooks need no call as it runs: the step's training call is handed over at the step's end
-  (Doctor.every_call).
+  (Doctor.every_call), with its loss and targets, in one call (Doctor.quiet_step_end).
 - torch.nn.modules.module.register_module_forward_pre_hook / _forward_hook see every module call: the
   outermost ones are the candidate models, and loss modules (nn.modules.loss._Loss) give the loss and
   its targets. While they are registered every module call in torch takes its slower hooked path, so once
@@ -26,7 +26,8 @@ How the pieces of a hand-written loop are found (and removed again when the sess
   brings the global hooks back.
 - torch.nn.functional's losses (cross_entropy, mse_loss, ...) are wrapped for the session's duration, so
   `F.cross_entropy(out, y)` is seen as a loss module call is; so is torch.Tensor.backward, so a loss
-  written by hand is seen as the tensor backward() is called on.
+  written by hand is seen as the tensor backward() is called on (once lean, only while some loss was:
+  else the loss functions see every loss).
 - after each optimizer step the patient's Doctor records the step's last training loss and its targets, as
   `doctor.record(loss, target=y)` would; losses computed without gradients (or with the model in eval
   mode) between two training steps form one validation pass, recorded as its mean.
