@@ -265,7 +265,8 @@ class TargetSums:
         self._repeats = 0  # times the latest batch was passed, not yet in _sums and count
 
     def repeat(self, target: torch.Tensor) -> bool:
-        """Is this the latest batch again, unchanged (a full-batch loop's every step)? Then it is counted."""
+        """Is this the latest batch again, unchanged (a full-batch loop's every step)? Then it is counted (in
+        count at the next fold)."""
         batch = self._batch
         if batch is None or target is not batch[0] or target._version != batch[1]:
             return False
@@ -597,15 +598,8 @@ class Doctor:
         try:
             if self._broken_hooks:
                 self._detach_broken_hooks()
-            # without a hooked loss module, the targets arrive here (after the loss ran)
             if isinstance(target, torch.Tensor):
-                self.last_target = target
-                targets = self.obs.targets  # the same batch again (full batch) is counted by repeat(), checks skipped
-                fresh = self.data is None and not targets.repeat(target)
-                if fresh and target.is_floating_point() and target.ndim and target.numel():
-                    targets.add(target)
-                if not self.loss_hooked and self._last_output is not None:
-                    self._see_loss_input(self._last_output, target)
+                self._take_target(target)
             if loss is not None:
                 tensor = loss if isinstance(loss, torch.Tensor) else None
                 if tensor is not None and tensor.numel() != 1:
@@ -635,6 +629,17 @@ class Doctor:
         except Exception as exc:
             self.internal_error("record()", exc)
 
+    def _take_target(self, target: torch.Tensor) -> None:
+        """A training step's targets, given with its loss (without a hooked loss module, the targets arrive
+        here, after the loss ran)."""
+        self.last_target = target
+        targets = self.obs.targets  # the same batch again (full batch) is counted by repeat(), checks skipped
+        fresh = self.data is None and not targets.repeat(target)
+        if fresh and target.is_floating_point() and target.ndim and target.numel():
+            targets.add(target)
+        if not self.loss_hooked and self._last_output is not None:
+            self._see_loss_input(self._last_output, target)
+
     def _add_loss(self, value: torch.Tensor | float, *, flush: bool) -> None:
         pending = self._pending_losses
         pending.append(value)
@@ -651,13 +656,15 @@ class Doctor:
         pending, steps = self._pending_losses, self._pending_steps
         self._pending_losses, self._pending_steps = [], []
         values: list[float]
-        device = None
-        if not self._losses_on_host:  # else record() read them as they came: floats already
-            device = next((v.device for v in pending if isinstance(v, torch.Tensor) and v.device.type != "cpu"), None)
-        if device is not None:  # one transfer (one synchronisation) for all of them
+        if self._losses_on_host:  # record() read them as they came: floats already
+            values = cast(list[float], pending)
+        elif (
+            device := next((v.device for v in pending if isinstance(v, torch.Tensor) and v.device.type != "cpu"), None)
+        ) is not None:
+            # one transfer (one synchronisation) for all of them
             values = torch.stack([torch.as_tensor(v, device=device).reshape(()).float() for v in pending]).tolist()
         else:  # host values: reading them one by one costs nothing
-            values = cast(list[float], pending) if self._losses_on_host else [float(v) for v in pending]
+            values = [float(v) for v in pending]
         self.flushed_from = len(self.obs.losses)
         self.obs.losses.extend(values)
         # a finite sum: all finite (one C loop), as nearly always
@@ -1127,14 +1134,8 @@ class Doctor:
             self._take_call(call)
         self.step = step
         if target is not None:
-            self.last_target = target
-            targets = self.obs.targets
-            fresh = self.data is None and not targets.repeat(target)
-            if fresh and target.is_floating_point() and target.ndim and target.numel():
-                targets.add(target)
-            if not self.loss_hooked and self._last_output is not None:
-                self._see_loss_input(self._last_output, target)
-        value = float(loss.item())
+            self._take_target(target)
+        value = float(loss.item())  # record()'s host path, on a step known not sampled
         pending = self._pending_losses
         pending.append(value)
         self._pending_steps.append(step)

@@ -488,10 +488,10 @@ class AutowatchSession:
             torch.Tensor.backward = self._backward_wrapper  # type: ignore[method-assign]
 
     def _go_lean(self) -> None:
-        """The same hooks on the modules seen as outermost calls and on the loss modules seen, instead of on
-        every module: the layers inside a model then take torch's fast call path. torch's own loss modules
-        called as outermost modules need no hook: the functional loss they call is wrapped, and it sees the
-        same loss and targets."""
+        """Hooks on the modules seen as outermost calls (one forward hook each) and on the loss modules seen (the
+        pair), instead of on every module: the layers inside a model then take torch's fast call path. torch's
+        own loss modules called as outermost modules need no hook: the functional loss they call is wrapped,
+        and it sees the same loss and targets."""
         losses = [
             module for key, module in self._loss_modules.items()
             if type(module) not in FUNCTIONAL_BACKED or key in self._nested_losses
